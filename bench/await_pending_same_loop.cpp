@@ -1,0 +1,304 @@
+// await_pending_same_loop — a coroutine awaits a pending future that another
+// coroutine on the same io_context sets.
+//
+// Shape: a ping-pong of two coroutines, so that every iteration is exactly one
+// hand-off = one "set + resume the coroutine waiting for it" through the
+// scheduler, while the other coroutine suspends:
+//
+//   A: wait(mine) ... wake(B) wait(mine) ...
+//   B: wake(A) wait(mine) ... wake(A) wait(mine) ...
+//
+// The baseline is the same awaitable doing `co_await asio::post(ex, use_awaitable)`:
+// one suspension and one resumption through the scheduler per iteration, the
+// floor for any hand-off. Peers doing the same hand-off:
+//  - asio_futures: a fresh af::future<int> per hand-off (creation is part of the
+//    cost: that is how a future is used), `co_await f.async_wait()`, `set_result`.
+//  - channel: experimental::channel<void(error_code, int)>, unbuffered, one per
+//    coroutine; the waker's try_send hands the value to the waiting async_receive.
+//  - promise: experimental::promise<void(int)> made with use_promise from an
+//    operation whose handler is kept in a slot; a fresh one per hand-off. It
+//    completes its waiter inline, inside the call that completes it, so the waker
+//    posts that call (one scheduler trip, as for the others; calling it in place
+//    would nest coroutine resumptions). int, because Boost 1.81 hands a moved-from
+//    value to a waiter attached before completion.
+//  - steady_timer: a timer at time_point::max() used as an event; cancel() wakes
+//    the waiter (operation_aborted), the value travels in a plain int.
+//
+// The io_context runs once per benchmark run: both coroutines are spawned to do
+// state.max_iterations hand-offs between them (KeepRunningBatch), so spawning is
+// amortised. DESIGN.md §7 target: asio_futures <= 1.3x the baseline, faster than
+// channel and promise.
+
+#include <asio_futures/future.hpp>
+
+#include <benchmark/benchmark.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/experimental/promise.hpp>
+#include <boost/asio/experimental/use_promise.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <cstdint>
+#include <exception>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+namespace {
+
+namespace af = asio_futures;
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+/// Drives one benchmark run: `spawn(per_player)` starts the coroutines, which
+/// together perform 2 * per_player hand-offs and count them in `done`.
+struct pingpong_run
+{
+  benchmark::State& state;
+  asio::io_context ioc;
+  std::int64_t handoffs_done = 0;
+  std::exception_ptr error;
+
+  explicit pingpong_run(benchmark::State& s) : state(s) {}
+
+  // Each of the two players waits this many times.
+  std::int64_t per_player() const { return (state.max_iterations + 1) / 2; }
+
+  // Completion of every spawned coroutine: a failure stops the run (the other
+  // coroutine would wait forever) and is reported by run().
+  auto on_exit()
+  {
+    return [this](std::exception_ptr e) {
+      if (e && !error)
+      {
+        error = e;
+        ioc.stop();
+      }
+    };
+  }
+
+  template <class Spawn>
+  void run(Spawn spawn)
+  {
+    const std::int64_t n = per_player();
+    while (state.KeepRunningBatch(2 * n))
+    {
+      spawn(n);
+      ioc.run();
+    }
+    if (error)
+    {
+      try { std::rethrow_exception(error); }
+      catch (const std::exception& e) { state.SkipWithError(e.what()); }
+    }
+    else if (handoffs_done != 2 * n)
+      state.SkipWithError("wrong number of hand-offs");
+  }
+};
+
+void check(bool ok, const char* what)
+{
+  if (!ok)
+    throw std::runtime_error(what);
+}
+
+// --- baseline: co_await asio::post ------------------------------------------
+
+asio::awaitable<void> post_loop(std::int64_t n, std::int64_t& done)
+{
+  auto ex = co_await asio::this_coro::executor;
+  for (std::int64_t i = 0; i < n; ++i)
+  {
+    co_await asio::post(ex, asio::use_awaitable);
+    ++done;
+  }
+}
+
+void baseline_post(benchmark::State& state)
+{
+  pingpong_run r(state);
+  r.run([&](std::int64_t n) {
+    asio::co_spawn(r.ioc, post_loop(2 * n, r.handoffs_done), r.on_exit());
+  });
+}
+
+// --- asio_futures ------------------------------------------------------------
+
+// slot[i] is the future player i waits for next; the other player sets it.
+asio::awaitable<void> future_player(af::future<int> (&slot)[2], int me,
+    std::int64_t n, bool starter, std::int64_t& done)
+{
+  auto ex = co_await asio::this_coro::executor;
+  if (starter)
+    slot[1 - me].set_result(0);
+  for (std::int64_t i = 0; i < n; ++i)
+  {
+    int v = co_await slot[me].async_wait();
+    ++done;
+    // Publish my next future before waking the other, who will set it.
+    slot[me] = af::future<int>(ex);
+    if (!(starter && i + 1 == n))
+      slot[1 - me].set_result(v + 1);
+  }
+}
+
+void asio_futures_pingpong(benchmark::State& state)
+{
+  pingpong_run r(state);
+  af::future<int> slot[2] = {af::future<int>(r.ioc.get_executor()),
+                             af::future<int>(r.ioc.get_executor())};
+  r.run([&](std::int64_t n) {
+    // The waiter first: it is waiting by the time the starter wakes it.
+    asio::co_spawn(r.ioc, future_player(slot, 0, n, false, r.handoffs_done), r.on_exit());
+    asio::co_spawn(r.ioc, future_player(slot, 1, n, true, r.handoffs_done), r.on_exit());
+  });
+}
+
+// --- experimental::channel ---------------------------------------------------
+
+using int_channel = asio::experimental::channel<void(error_code, int)>;
+
+asio::awaitable<void> channel_player(int_channel (&ch)[2], int me,
+    std::int64_t n, bool starter, std::int64_t& done)
+{
+  if (starter)
+    check(ch[1 - me].try_send(error_code{}, 0), "channel: nobody waiting");
+  for (std::int64_t i = 0; i < n; ++i)
+  {
+    int v = co_await ch[me].async_receive(asio::use_awaitable);
+    ++done;
+    if (!(starter && i + 1 == n))
+      check(ch[1 - me].try_send(error_code{}, v + 1), "channel: nobody waiting");
+  }
+}
+
+void channel_pingpong(benchmark::State& state)
+{
+  pingpong_run r(state);
+  int_channel ch[2] = {int_channel(r.ioc, 0), int_channel(r.ioc, 0)};
+  r.run([&](std::int64_t n) {
+    asio::co_spawn(r.ioc, channel_player(ch, 0, n, false, r.handoffs_done), r.on_exit());
+    asio::co_spawn(r.ioc, channel_player(ch, 1, n, true, r.handoffs_done), r.on_exit());
+  });
+}
+
+// --- experimental::promise ---------------------------------------------------
+
+using int_promise = asio::experimental::promise<void(int), asio::any_io_executor>;
+// WORKAROUND(Boost 1.81): use_promise has no public name for the handler it
+// hands to the initiation; it is this detail type.
+using int_promise_handler = asio::experimental::detail::promise_handler<void(int),
+    asio::any_io_executor, std::allocator<void>>;
+
+struct promise_slot
+{
+  std::optional<int_promise> promise;         // what the owner awaits
+  std::optional<int_promise_handler> handler; // what the other completes
+};
+
+/// An operation that never completes by itself: its handler goes to a slot.
+struct initiate_settable
+{
+  using executor_type = asio::any_io_executor;
+  executor_type ex;
+  executor_type get_executor() const noexcept { return ex; }
+
+  template <class Handler>
+  void operator()(Handler&& h, std::optional<int_promise_handler>* slot) const
+  {
+    slot->emplace(std::forward<Handler>(h));
+  }
+};
+
+void arm(promise_slot& s, const asio::any_io_executor& ex)
+{
+  s.promise.emplace(asio::async_initiate<const asio::experimental::use_promise_t<>&,
+      void(int)>(initiate_settable{ex}, asio::experimental::use_promise, &s.handler));
+}
+
+void complete(promise_slot& s, const asio::any_io_executor& ex, int v)
+{
+  asio::post(ex, [h = std::move(*s.handler), v]() mutable { h(v); });
+}
+
+asio::awaitable<void> promise_player(promise_slot (&slot)[2], int me,
+    std::int64_t n, bool starter, std::int64_t& done)
+{
+  auto ex = co_await asio::this_coro::executor;
+  if (starter)
+    complete(slot[1 - me], ex, 0);
+  for (std::int64_t i = 0; i < n; ++i)
+  {
+    int v = co_await (*slot[me].promise)(asio::use_awaitable);
+    ++done;
+    arm(slot[me], ex);
+    if (!(starter && i + 1 == n))
+      complete(slot[1 - me], ex, v + 1);
+  }
+}
+
+void promise_pingpong(benchmark::State& state)
+{
+  pingpong_run r(state);
+  promise_slot slot[2];
+  arm(slot[0], r.ioc.get_executor());
+  arm(slot[1], r.ioc.get_executor());
+  r.run([&](std::int64_t n) {
+    asio::co_spawn(r.ioc, promise_player(slot, 0, n, false, r.handoffs_done), r.on_exit());
+    asio::co_spawn(r.ioc, promise_player(slot, 1, n, true, r.handoffs_done), r.on_exit());
+  });
+}
+
+// --- steady_timer as an event ------------------------------------------------
+
+struct timer_event
+{
+  asio::steady_timer timer;
+  int value = 0;
+  explicit timer_event(asio::io_context& ioc)
+      : timer(ioc, asio::steady_timer::time_point::max()) {}
+};
+
+void wake(timer_event& e, int v)
+{
+  e.value = v;
+  check(e.timer.cancel() == 1, "timer: nobody waiting");
+}
+
+asio::awaitable<void> timer_player(timer_event (&ev)[2], int me,
+    std::int64_t n, bool starter, std::int64_t& done)
+{
+  if (starter)
+    wake(ev[1 - me], 0);
+  for (std::int64_t i = 0; i < n; ++i)
+  {
+    auto [ec] = co_await ev[me].timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    check(ec == asio::error::operation_aborted, "timer: expired");
+    ++done;
+    if (!(starter && i + 1 == n))
+      wake(ev[1 - me], ev[me].value + 1);
+  }
+}
+
+void timer_pingpong(benchmark::State& state)
+{
+  pingpong_run r(state);
+  timer_event ev[2] = {timer_event(r.ioc), timer_event(r.ioc)};
+  r.run([&](std::int64_t n) {
+    asio::co_spawn(r.ioc, timer_player(ev, 0, n, false, r.handoffs_done), r.on_exit());
+    asio::co_spawn(r.ioc, timer_player(ev, 1, n, true, r.handoffs_done), r.on_exit());
+  });
+}
+
+} // namespace
+
+BENCHMARK(baseline_post)->Name("await_pending_same_loop/asio_post")->UseRealTime();
+BENCHMARK(asio_futures_pingpong)->Name("await_pending_same_loop/asio_futures")->UseRealTime();
+BENCHMARK(channel_pingpong)->Name("await_pending_same_loop/channel")->UseRealTime();
+BENCHMARK(promise_pingpong)->Name("await_pending_same_loop/promise")->UseRealTime();
+BENCHMARK(timer_pingpong)->Name("await_pending_same_loop/steady_timer")->UseRealTime();

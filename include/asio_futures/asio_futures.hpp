@@ -1,0 +1,13 @@
+//
+// asio_futures/asio_futures.hpp
+//
+// Umbrella header: Python asyncio's Future/Task model on Boost.Asio.
+//
+#ifndef ASIO_FUTURES_ASIO_FUTURES_HPP
+#define ASIO_FUTURES_ASIO_FUTURES_HPP
+
+#include <asio_futures/error.hpp>
+#include <asio_futures/future.hpp>
+#include <asio_futures/use_future.hpp>
+
+#endif // ASIO_FUTURES_ASIO_FUTURES_HPP

@@ -1,0 +1,338 @@
+//
+// asio_futures/detail/ops.hpp
+//
+// The nodes a future's list holds: async waiters (wait_op), done-callbacks (callback_op) and
+// blocking waiters (blocking_node), and how each one completes.
+//
+#ifndef ASIO_FUTURES_DETAIL_OPS_HPP
+#define ASIO_FUTURES_DETAIL_OPS_HPP
+
+#include <asio_futures/detail/service.hpp>
+#include <asio_futures/detail/state.hpp>
+#include <asio_futures/error.hpp>
+
+#include <boost/asio/associated_allocator.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/execution/allocator.hpp>
+#include <boost/asio/execution/blocking.hpp>
+#include <boost/asio/execution/execute.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/prefer.hpp>
+#include <boost/asio/recycling_allocator.hpp>
+#include <boost/asio/require.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <type_traits>
+#include <utility>
+
+namespace asio_futures::detail {
+
+namespace asio = boost::asio;
+
+/// Asio's default for operation storage: std::allocator becomes the per-thread recycling
+/// allocator (what Asio's own operations do).
+template <class Alloc> struct default_op_allocator {
+  using type = Alloc;
+  static type get(const Alloc& a) noexcept { return a; }
+};
+template <class T> struct default_op_allocator<std::allocator<T>> {
+  using type = asio::recycling_allocator<void>;
+  static type get(const std::allocator<T>&) noexcept { return {}; }
+};
+
+template <class Handler>
+using handler_allocator_t = typename default_op_allocator<
+    asio::associated_allocator_t<Handler, std::allocator<void>>>::type;
+
+template <class Handler> handler_allocator_t<Handler> get_handler_allocator(const Handler& h) {
+  return default_op_allocator<asio::associated_allocator_t<Handler, std::allocator<void>>>::get(
+      asio::get_associated_allocator(h, std::allocator<void>()));
+}
+
+/// Submit `f` to `ex` for later execution: never inline (blocking.never), using `alloc` for the
+/// executor's own bookkeeping. This is `asio::post` without the handler-executor indirection.
+template <class Executor, class Alloc, class F>
+void post_to(const Executor& ex, const Alloc& alloc, F&& f) {
+  asio::execution::execute(
+      asio::prefer(asio::require(ex, asio::execution::blocking.never),
+                   asio::execution::allocator(alloc)),
+      std::forward<F>(f));
+}
+
+/// Allocates and constructs a `T` with a rebound `alloc`.
+template <class T, class Alloc, class... A> T* allocate_node(const Alloc& alloc, A&&... a) {
+  using traits = typename std::allocator_traits<Alloc>::template rebind_traits<T>;
+  typename traits::allocator_type a2(alloc);
+  T* p = traits::allocate(a2, 1);
+  try {
+    traits::construct(a2, p, std::forward<A>(a)...);
+  } catch (...) {
+    traits::deallocate(a2, p, 1);
+    throw;
+  }
+  return p;
+}
+
+template <class T, class Alloc> void deallocate_node(const Alloc& alloc, T* p) noexcept {
+  using traits = typename std::allocator_traits<Alloc>::template rebind_traits<T>;
+  typename traits::allocator_type a2(alloc);
+  traits::destroy(a2, p);
+  traits::deallocate(a2, p, 1);
+}
+
+/// The exception a waiter sees when a move-only result was already moved out.
+std::exception_ptr result_taken_error();
+
+/// The exception a detached (partial/total-cancelled) waiter sees.
+std::exception_ptr detached_error();
+
+/// Invoke `h` with the outcome of the done state `st`: `(exception_ptr, T)` or
+/// `(exception_ptr)` for void. Copyable values are copied to every waiter; a move-only value
+/// goes to the first one and later ones get "result already taken".
+template <class T, class Handler>
+void deliver(state<T>& st, Handler& h, std::exception_ptr override_error = nullptr) {
+  auto fail = [&](std::exception_ptr e) {
+    if constexpr (std::is_void_v<T>)
+      std::move(h)(std::move(e));
+    else
+      std::move(h)(std::move(e), T());
+  };
+  if (override_error)
+    return fail(std::move(override_error));
+  st.mark_retrieved();
+  if (st.get_outcome() != outcome::value)
+    return fail(st.error());
+  if constexpr (std::is_void_v<T>) {
+    std::move(h)(std::exception_ptr());
+  } else if constexpr (std::is_copy_constructible_v<T>) {
+    std::move(h)(std::exception_ptr(), T(st.value()));
+  } else {
+    if (st.take_value())
+      std::move(h)(std::exception_ptr(), std::move(st.value()));
+    else
+      fail(result_taken_error());
+  }
+}
+
+/// Owns a posted node until it runs; destroys it if the executor drops the function
+/// (e.g. the context shut down with the completion still queued).
+template <class Op> class posted {
+public:
+  explicit posted(Op* op) noexcept : op_(op) {}
+  posted(posted&& o) noexcept : op_(std::exchange(o.op_, nullptr)) {}
+  posted& operator=(posted&&) = delete;
+  ~posted() {
+    if (op_)
+      op_->destroy();
+  }
+  void operator()() { std::exchange(op_, nullptr)->invoke(); }
+
+private:
+  Op* op_;
+};
+
+/// An async waiter: the storage of one `async_wait` while the future is pending.
+template <class T, class Handler> class wait_op final : public wait_node {
+public:
+  using allocator_type = handler_allocator_t<Handler>;
+  using work_executor = std::decay_t<typename asio::prefer_result<
+      asio::associated_executor_t<Handler, asio::any_io_executor>,
+      asio::execution::outstanding_work_t::tracked_t>::type>;
+  using slot_type = asio::associated_cancellation_slot_t<Handler>;
+
+  /// Starts a wait on `st` for handler `h`. Never completes inline.
+  static void start(state_ptr<T> st, Handler h) {
+    auto ex = asio::get_associated_executor(h, st->executor());
+    waiter_service* svc = service_for(ex);
+    if (svc && svc->closed())
+      throw_invalid_state("async_wait: the execution context has shut down");
+    allocator_type alloc = get_handler_allocator(h);
+    if (st->done()) {
+      // Fast path: no node, no registration; the outcome is already there.
+      post_to(ex, alloc, [h = std::move(h), st = std::move(st)]() mutable { deliver(*st, h); });
+      return;
+    }
+    state<T>* s = st.get();
+    wait_op* op = allocate_node<wait_op>(alloc, std::move(st), std::move(h), ex);
+    if (svc) {
+      try {
+        svc->add(op);
+      } catch (...) {
+        op->destroy();
+        throw;
+      }
+    }
+    slot_type slot = asio::get_associated_cancellation_slot(op->handler_);
+    if (slot.is_connected()) {
+      op->slot_ = slot;
+      slot.template emplace<cancel_handler>(op);
+    }
+    if (!s->push(op))
+      do_fn(op, node_action::complete, s); // became done meanwhile
+  }
+
+  /// Runs on the handler's executor: clear the slot, free the node, then invoke.
+  void invoke() {
+    clear_slot();
+    Handler h(std::move(handler_));
+    state_ptr<T> st(std::move(state_));
+    std::exception_ptr err = detached_ ? detached_error() : nullptr;
+    allocator_type alloc(alloc_);
+    deallocate_node(alloc, this); // Asio's rule: free the operation before the upcall
+    deliver(*st, h, std::move(err));
+  }
+
+  /// Destroys without invoking (shutdown, or the posted function was dropped).
+  void destroy() noexcept {
+    clear_slot();
+    allocator_type alloc(alloc_);
+    deallocate_node(alloc, this);
+  }
+
+  wait_op(state_ptr<T>&& st, Handler&& h, const asio::associated_executor_t<
+                                              Handler, asio::any_io_executor>& ex)
+      : wait_node(&do_fn), handler_(std::move(h)), alloc_(get_handler_allocator(handler_)),
+        work_(asio::prefer(ex, asio::execution::outstanding_work.tracked)),
+        state_(std::move(st)) {
+    owner_ = state_.get();
+  }
+
+private:
+  struct cancel_handler {
+    wait_op* op;
+    void operator()(asio::cancellation_type type) {
+      // Runs where the signal is emitted: Asio's rule is that this is the handler's
+      // executor, never concurrently with invoke(), which clears the slot first.
+      state<T>* s = op->state_.get();
+      if ((type & asio::cancellation_type::terminal) != asio::cancellation_type::none) {
+        s->cancel(std::string()); // asyncio: cancelling the awaiter cancels the awaited
+      } else if ((type & (asio::cancellation_type::partial | asio::cancellation_type::total)) !=
+                 asio::cancellation_type::none) {
+        if (s->remove(op))
+          do_fn(op, node_action::detach, s);
+      }
+    }
+  };
+
+  static void do_fn(node* n, node_action a, state_base*) noexcept {
+    auto* op = static_cast<wait_op*>(n);
+    unregister(op);
+    if (a == node_action::destroy) {
+      op->destroy();
+      return;
+    }
+    op->detached_ = (a == node_action::detach);
+    work_executor ex(op->work_);
+    allocator_type alloc(op->alloc_);
+    post_to(ex, alloc, posted<wait_op>(op));
+  }
+
+  void clear_slot() noexcept {
+    if (slot_.is_connected())
+      slot_.clear();
+  }
+
+  Handler handler_;
+  allocator_type alloc_;
+  work_executor work_;
+  state_ptr<T> state_;
+  slot_type slot_{};
+  bool detached_ = false;
+};
+
+/// A done-callback. It does not keep the context's work count up while the future is pending
+/// (asyncio's callbacks do not keep a loop running either); once scheduled it does.
+template <class T, class F, class Future> class callback_op final : public node {
+public:
+  using allocator_type = handler_allocator_t<F>;
+
+  callback_op(F&& f, std::uint64_t serial)
+      : node(&do_fn, serial), f_(std::move(f)), alloc_(get_handler_allocator(f_)) {}
+
+  static callback_op* create(F f, std::uint64_t serial) {
+    allocator_type alloc = get_handler_allocator(f);
+    return allocate_node<callback_op>(alloc, std::move(f), serial);
+  }
+
+  void invoke() {
+    F f(std::move(f_));
+    state_ptr<T> st(std::move(state_));
+    allocator_type alloc(alloc_);
+    deallocate_node(alloc, this);
+    std::move(f)(Future(std::move(st)));
+  }
+
+  void destroy() noexcept {
+    allocator_type alloc(alloc_);
+    deallocate_node(alloc, this);
+  }
+
+  /// Schedule `f(future)` now (used when the future is already done at registration).
+  void schedule(state<T>* s) {
+    state_ = state_ptr<T>::share(s);
+    auto ex = asio::get_associated_executor(f_, s->executor());
+    allocator_type alloc(alloc_);
+    post_to(ex, alloc, posted<callback_op>(this));
+  }
+
+private:
+  static void do_fn(node* n, node_action a, state_base* s) noexcept {
+    auto* op = static_cast<callback_op*>(n);
+    if (a == node_action::destroy)
+      op->destroy();
+    else
+      op->schedule(static_cast<state<T>*>(s));
+  }
+
+  F f_;
+  allocator_type alloc_;
+  state_ptr<T> state_; // set once scheduled
+};
+
+/// A thread blocked in wait()/wait_for()/get(). Lives on that thread's stack; completed
+/// inline by the completer (waking a thread runs no user code).
+class blocking_node final : public node {
+public:
+  blocking_node() noexcept : node(&do_fn) {}
+
+  /// Block until completed, or until `deadline`; true if completed.
+  template <class Clock, class Duration>
+  bool wait_until(const std::chrono::time_point<Clock, Duration>& deadline) {
+    std::unique_lock lock(mutex_);
+    return cv_.wait_until(lock, deadline, [this] { return signalled_; });
+  }
+  void wait() {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [this] { return signalled_; });
+  }
+
+private:
+  static void do_fn(node* n, node_action, state_base*) noexcept {
+    auto* self = static_cast<blocking_node*>(n);
+    // Notify under the lock: the waiter cannot return (and destroy us) before we are done.
+    std::lock_guard lock(self->mutex_);
+    self->signalled_ = true;
+    self->cv_.notify_all();
+  }
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool signalled_ = false;
+};
+
+/// Whether the calling thread is running `ex` (an io_context, a strand, a thread pool),
+/// where a blocking wait on a future of `ex` could deadlock. False when it cannot tell.
+bool running_in_this_thread(const asio::any_io_executor& ex) noexcept;
+
+/// Next callback id serial (process-wide, never 0).
+std::uint64_t next_callback_serial() noexcept;
+
+} // namespace asio_futures::detail
+
+#endif // ASIO_FUTURES_DETAIL_OPS_HPP

@@ -1,0 +1,92 @@
+//
+// asio_futures/detail/service.hpp
+//
+// The execution_context service that owns pending async waiters for shutdown.
+//
+#ifndef ASIO_FUTURES_DETAIL_SERVICE_HPP
+#define ASIO_FUTURES_DETAIL_SERVICE_HPP
+
+#include <asio_futures/detail/state.hpp>
+
+#include <boost/asio/execution/context.hpp>
+#include <boost/asio/execution_context.hpp>
+#include <boost/asio/query.hpp>
+
+#include <atomic>
+
+namespace asio_futures::detail {
+
+class waiter_service;
+
+/// A node that is an async waiter: besides the future's list it is linked in the registry of
+/// the service of its handler executor's context, so that destroying that context destroys it
+/// (and the coroutine frame it holds) instead of leaking the frame <-> state cycle.
+struct wait_node : node {
+  using node::node;
+
+  // Registry links; guarded by the service's lock.
+  wait_node* reg_prev_ = nullptr;
+  wait_node* reg_next_ = nullptr;
+  waiter_service* svc_ = nullptr; // null when not registered
+  state_base* owner_ = nullptr;   // the state whose list holds (or held) this node
+};
+
+/// One per execution_context (Asio's `use_service`). Like Asio's own timer and reactor
+/// services it keeps every pending operation reachable, so that `shutdown()` can destroy
+/// them without invoking them.
+///
+/// Lock: a spin lock held for a few pointer writes (register/unregister) or for the shutdown
+/// walk. Lock order: service lock, then a state's list lock (never the reverse: nobody takes
+/// the service lock while holding a list lock).
+class waiter_service final : public boost::asio::execution_context::service {
+public:
+  using key_type = waiter_service;
+  static boost::asio::execution_context::id id;
+
+  explicit waiter_service(boost::asio::execution_context& ctx);
+  ~waiter_service() override;
+
+  /// The service of `ctx`; cached per thread (use_service takes a mutex).
+  static waiter_service& of(boost::asio::execution_context& ctx);
+
+  /// True once the context has shut down: no new waits are accepted.
+  bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+
+  /// Registers a waiter; throws invalid_state_error if the context has shut down.
+  void add(wait_node* n);
+
+  /// Unregisters a waiter (its owner calls this before completing or destroying it).
+  void remove(wait_node* n) noexcept;
+
+private:
+  void shutdown() override;
+  void unlink(wait_node* n) noexcept;
+  void lock() noexcept;
+  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+
+  std::atomic<bool> locked_{false};
+  std::atomic<bool> closed_{false};
+  wait_node* head_ = nullptr;
+};
+
+/// The service for the context of executor `ex`, or nullptr if `ex` cannot tell its context.
+template <class Executor> waiter_service* service_for(const Executor& ex) {
+  namespace asio = boost::asio;
+  if constexpr (asio::can_query<const Executor&, asio::execution::context_t>::value) {
+    return &waiter_service::of(asio::query(ex, asio::execution::context));
+  } else if constexpr (requires { ex.context(); }) {
+    return &waiter_service::of(ex.context());
+  } else {
+    return nullptr;
+  }
+}
+
+/// Unregister `n` from its service if it is registered.
+inline void unregister(wait_node* n) noexcept {
+  if (waiter_service* s = n->svc_)
+    s->remove(n);
+}
+
+} // namespace asio_futures::detail
+
+#endif // ASIO_FUTURES_DETAIL_SERVICE_HPP

@@ -1,0 +1,399 @@
+//
+// asio_futures/impl/future.hpp
+//
+// Member templates of future<T>.
+//
+#ifndef ASIO_FUTURES_IMPL_FUTURE_HPP
+#define ASIO_FUTURES_IMPL_FUTURE_HPP
+
+#include <boost/asio/bind_executor.hpp>
+
+#include <stdexcept>
+
+namespace asio_futures {
+namespace detail {
+
+/// Privileged access to a future's state, for the library's own composition code.
+template <class T> struct access {
+  static state<T>* get(const future<T>& f) noexcept { return f.state_.get(); }
+  static state_ptr<T> share(const future<T>& f) noexcept { return f.state_; }
+};
+
+/// Resolve `s` with `v`; false if it was already done. No task check (internal).
+template <class T, class... A> bool resolve_value(state<T>& s, A&&... a) {
+  if (!s.try_claim())
+    return false;
+  s.finish_value(std::forward<A>(a)...);
+  return true;
+}
+
+inline bool resolve_exception(state_base& s, std::exception_ptr e) {
+  if (!s.try_claim())
+    return false;
+  s.finish_exception(std::move(e), outcome::exception);
+  return true;
+}
+
+/// Copy the failure (exception or cancellation, with its message) of done `from` into `to`.
+inline bool transfer_failure(state_base& from, state_base& to) {
+  from.mark_retrieved();
+  if (!to.try_claim())
+    return false;
+  to.finish_exception(from.error(), from.get_outcome());
+  return true;
+}
+
+/// Copy (or, for move-only types, move) the whole outcome of done `from` into `to`.
+template <class T> void transfer_outcome(state<T>& from, state<T>& to) {
+  if (from.get_outcome() != outcome::value) {
+    transfer_failure(from, to);
+    return;
+  }
+  from.mark_retrieved();
+  if constexpr (std::is_void_v<T>) {
+    resolve_value(to);
+  } else if constexpr (std::is_copy_constructible_v<T>) {
+    resolve_value(to, from.value());
+  } else if (from.take_value()) {
+    resolve_value(to, std::move(from.value()));
+  } else {
+    resolve_exception(to, result_taken_error());
+  }
+}
+
+template <class Handler, class T>
+void initiate_wait::operator()(Handler&& h, state_ptr<T> s) const {
+  wait_op<T, std::decay_t<Handler>>::start(std::move(s), std::forward<Handler>(h));
+}
+
+void throw_not_settable();
+void throw_already_done();
+void throw_not_ready();
+void throw_result_taken();
+void throw_would_deadlock();
+
+template <class R> struct then_value {
+  using type = R;
+};
+template <class U> struct then_value<future<U>> {
+  using type = U;
+};
+
+template <class F, class T> struct then_result {
+  using type = std::invoke_result_t<F, T>;
+};
+template <class F> struct then_result<F, void> {
+  using type = std::invoke_result_t<F>;
+};
+
+} // namespace detail
+
+template <class T> future<T>::future(asio::any_io_executor ex) {
+  if (!ex)
+    throw std::invalid_argument("asio_futures::future: empty executor");
+  state_ = detail::state_ptr<T>(new detail::state<T>(std::move(ex)));
+}
+
+template <class T> detail::state<T>& future<T>::checked_state() const {
+  if (!state_)
+    detail::throw_invalid_state("asio_futures::future: empty handle");
+  return *state_;
+}
+
+template <class T> bool future<T>::done() const { return checked_state().done(); }
+
+template <class T> bool future<T>::cancelled() const {
+  auto& s = checked_state();
+  return s.done() && s.get_outcome() == detail::outcome::cancelled;
+}
+
+template <class T>
+void future<T>::set_result(detail::value_arg<T> v) const
+  requires(!std::is_void_v<T>)
+{
+  if (!try_set_result(std::move(v)))
+    detail::throw_already_done();
+}
+
+template <class T>
+void future<T>::set_result() const
+  requires std::is_void_v<T>
+{
+  if (!try_set_result())
+    detail::throw_already_done();
+}
+
+template <class T> void future<T>::set_exception(std::exception_ptr e) const {
+  if (!try_set_exception(std::move(e)))
+    detail::throw_already_done();
+}
+
+template <class T>
+bool future<T>::try_set_result(detail::value_arg<T> v) const
+  requires(!std::is_void_v<T>)
+{
+  auto& s = checked_state();
+  if (s.hooks() && !s.hooks()->user_settable)
+    detail::throw_not_settable();
+  return detail::resolve_value(s, std::move(v));
+}
+
+template <class T>
+bool future<T>::try_set_result() const
+  requires std::is_void_v<T>
+{
+  auto& s = checked_state();
+  if (s.hooks() && !s.hooks()->user_settable)
+    detail::throw_not_settable();
+  return detail::resolve_value(s);
+}
+
+template <class T> bool future<T>::try_set_exception(std::exception_ptr e) const {
+  auto& s = checked_state();
+  if (s.hooks() && !s.hooks()->user_settable)
+    detail::throw_not_settable();
+  if (!e)
+    throw std::invalid_argument("asio_futures::future::set_exception: null exception_ptr");
+  return detail::resolve_exception(s, std::move(e));
+}
+
+template <class T> bool future<T>::cancel(std::string msg) const {
+  return checked_state().cancel(std::move(msg));
+}
+
+template <class T>
+typename detail::result_ref<T>::type future<T>::result() const {
+  auto& s = checked_state();
+  if (!s.done())
+    detail::throw_not_ready();
+  s.mark_retrieved();
+  if (s.get_outcome() != detail::outcome::value)
+    std::rethrow_exception(s.error());
+  if constexpr (!std::is_void_v<T>) {
+    if constexpr (!std::is_copy_constructible_v<T>) {
+      if (s.value_taken())
+        detail::throw_result_taken();
+    }
+    return s.value();
+  }
+}
+
+template <class T> std::exception_ptr future<T>::exception() const {
+  auto& s = checked_state();
+  if (!s.done())
+    detail::throw_not_ready();
+  switch (s.get_outcome()) {
+  case detail::outcome::cancelled:
+    std::rethrow_exception(s.error());
+  case detail::outcome::exception:
+    s.mark_retrieved();
+    return s.error();
+  default:
+    return nullptr;
+  }
+}
+
+template <class T>
+template <class F>
+  requires std::is_invocable_v<std::decay_t<F>&&, future<T>>
+callback_id future<T>::add_done_callback(F&& f) const {
+  auto& s = checked_state();
+  using op_type = detail::callback_op<T, std::decay_t<F>, future<T>>;
+  const std::uint64_t serial = detail::next_callback_serial();
+  op_type* op = op_type::create(std::forward<F>(f), serial);
+  if (!s.push(op)) {
+    try {
+      op->schedule(&s);
+    } catch (...) {
+      op->destroy();
+      throw;
+    }
+  }
+  return callback_id(op, serial);
+}
+
+template <class T> std::size_t future<T>::remove_done_callback(callback_id id) const {
+  auto& s = checked_state();
+  if (id.serial_ == 0)
+    return 0;
+  detail::node* n = s.remove_if([&](detail::node* x) {
+    return x == id.node_ && x->serial_ == id.serial_;
+  });
+  if (!n)
+    return 0;
+  n->fn_(n, detail::node_action::destroy, &s);
+  return 1;
+}
+
+template <class T>
+template <asio::completion_token_for<typename future<T>::completion_signature> CompletionToken>
+auto future<T>::async_wait(CompletionToken&& token) const {
+  checked_state();
+  if constexpr (is_future<T>::value) {
+    return unwrap().async_wait(std::forward<CompletionToken>(token));
+  } else {
+    static_assert(std::is_void_v<T> || std::is_default_constructible_v<T>,
+                  "async_wait's completion signature void(std::exception_ptr, T) needs a "
+                  "default-constructible T (passed along with an exception)");
+    return asio::async_initiate<CompletionToken, completion_signature>(detail::initiate_wait{},
+                                                                        token, state_);
+  }
+}
+
+template <class T> void future<T>::wait() const {
+  auto& s = checked_state();
+  if (s.done())
+    return;
+  if (detail::running_in_this_thread(s.executor()))
+    detail::throw_would_deadlock();
+  detail::blocking_node n;
+  if (s.push(&n))
+    n.wait();
+}
+
+template <class T>
+template <class Rep, class Period>
+bool future<T>::wait_for(std::chrono::duration<Rep, Period> d) const {
+  auto& s = checked_state();
+  if (s.done())
+    return true;
+  if (detail::running_in_this_thread(s.executor()))
+    detail::throw_would_deadlock();
+  if (d <= d.zero())
+    return false;
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::steady_clock::duration>(d);
+  detail::blocking_node n;
+  if (!s.push(&n))
+    return true;
+  if (n.wait_until(deadline))
+    return true;
+  if (s.remove(&n))
+    return false;
+  n.wait(); // the completer owns the node now and is about to signal it
+  return true;
+}
+
+template <class T> T future<T>::get() const {
+  wait();
+  auto& s = *state_;
+  if constexpr (std::is_void_v<T> || std::is_copy_constructible_v<T>) {
+    return T(result());
+  } else {
+    s.mark_retrieved();
+    if (s.get_outcome() != detail::outcome::value)
+      std::rethrow_exception(s.error());
+    if (!s.take_value())
+      detail::throw_result_taken();
+    return std::move(s.value());
+  }
+}
+
+template <class T> asio::any_io_executor future<T>::get_executor() const {
+  return checked_state().executor();
+}
+
+template <class T>
+template <class F>
+auto future<T>::then(F f) const {
+  auto& s = checked_state();
+  using R0 = typename detail::then_result<F&, T>::type;
+  constexpr bool flatten = is_future<R0>::value;
+  using RR = typename detail::then_value<R0>::type;
+  future<RR> out(s.executor());
+  auto ex = asio::get_associated_executor(f, s.executor());
+  auto step = [f = std::move(f), out](future<T> src) mutable {
+    auto& from = *detail::access<T>::get(src);
+    auto& to = *detail::access<RR>::get(out);
+    if (to.done())
+      return; // the result was cancelled: skip f
+    if (from.get_outcome() != detail::outcome::value) {
+      detail::transfer_failure(from, to);
+      return;
+    }
+    from.mark_retrieved();
+    try {
+      auto call = [&]() -> R0 {
+        if constexpr (std::is_void_v<T>) {
+          return f();
+        } else if constexpr (std::is_copy_constructible_v<T>) {
+          return f(from.value());
+        } else {
+          if (!from.take_value())
+            detail::throw_result_taken();
+          return f(std::move(from.value()));
+        }
+      };
+      if constexpr (flatten) {
+        R0 inner = call();
+        if (!inner.valid())
+          detail::throw_invalid_state("then: the continuation returned an empty future");
+        inner.add_done_callback([out](R0 in) {
+          detail::transfer_outcome(*detail::access<RR>::get(in), *detail::access<RR>::get(out));
+        });
+      } else if constexpr (std::is_void_v<R0>) {
+        call();
+        detail::resolve_value(to);
+      } else {
+        detail::resolve_value(to, call());
+      }
+    } catch (...) {
+      detail::resolve_exception(to, std::current_exception());
+    }
+  };
+  add_done_callback(asio::bind_executor(ex, std::move(step)));
+  return out;
+}
+
+template <class T>
+auto future<T>::unwrap() const
+  requires is_future<T>::value
+{
+  using U = typename T::value_type;
+  auto& s = checked_state();
+  future<U> out(s.executor());
+  add_done_callback([out](future<T> outer) {
+    auto& from = *detail::access<T>::get(outer);
+    auto& to = *detail::access<U>::get(out);
+    if (from.get_outcome() != detail::outcome::value) {
+      detail::transfer_failure(from, to);
+      return;
+    }
+    from.mark_retrieved();
+    future<U> inner = from.value();
+    if (!inner.valid()) {
+      detail::resolve_exception(
+          to, std::make_exception_ptr(invalid_state_error("unwrap: the inner future is empty")));
+      return;
+    }
+    inner.add_done_callback([out](future<U> in) {
+      detail::transfer_outcome(*detail::access<U>::get(in), *detail::access<U>::get(out));
+    });
+  });
+  return out;
+}
+
+template <class Executor, class V>
+  requires(!std::is_convertible_v<Executor&, asio::execution_context&>)
+future<std::decay_t<V>> make_ready_future(const Executor& ex, V&& v) {
+  future<std::decay_t<V>> f{asio::any_io_executor(ex)};
+  f.set_result(std::forward<V>(v));
+  return f;
+}
+
+template <class T>
+future<T> make_exceptional_future(const asio::any_io_executor& ex, std::exception_ptr e) {
+  future<T> f(ex);
+  f.set_exception(std::move(e));
+  return f;
+}
+
+template <class T> future<T> make_cancelled_future(const asio::any_io_executor& ex, std::string msg) {
+  future<T> f(ex);
+  f.cancel(std::move(msg));
+  return f;
+}
+
+} // namespace asio_futures
+
+#endif // ASIO_FUTURES_IMPL_FUTURE_HPP

@@ -1,0 +1,243 @@
+//
+// src/future.cpp
+//
+// Non-template parts of the core: the waiter service, lost-exception reporting, blocking-wait
+// deadlock detection and the error helpers.
+//
+#include <asio_futures/future.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/io_context_strand.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <cstdio>
+#include <mutex>
+
+namespace asio_futures {
+namespace {
+
+void default_exception_handler(std::exception_ptr, std::string_view what) {
+  std::fprintf(stderr, "asio_futures: %.*s\n", static_cast<int>(what.size()), what.data());
+}
+
+struct handler_registry {
+  std::mutex mutex;
+  exception_handler handler = &default_exception_handler;
+};
+
+handler_registry& handlers() {
+  static handler_registry r; // never destroyed before statics that use it: constructed first
+  return r;
+}
+
+} // namespace
+
+exception_handler set_exception_handler(exception_handler h) {
+  auto& r = handlers();
+  std::lock_guard lock(r.mutex);
+  std::swap(r.handler, h);
+  return h;
+}
+
+future<void> make_ready_future(const asio::any_io_executor& ex) {
+  future<void> f(ex);
+  f.set_result();
+  return f;
+}
+
+namespace detail {
+
+bool state_base::cancel_state(std::string&& msg) noexcept {
+  if (!try_claim())
+    return false;
+  std::exception_ptr e;
+  try {
+    e = std::make_exception_ptr(cancelled_error(std::move(msg)));
+  } catch (...) {
+    e = std::current_exception(); // bad_alloc while building the message
+  }
+  finish_exception(std::move(e), outcome::cancelled);
+  return true;
+}
+
+void state_base::report_if_lost() noexcept {
+  if (outcome_ != outcome::exception || retrieved())
+    return;
+  try {
+    exception_handler h;
+    {
+      auto& r = handlers();
+      std::lock_guard lock(r.mutex);
+      h = r.handler;
+    }
+    if (!h)
+      return;
+    std::string what;
+    const std::string* name = hooks_ && hooks_->name ? hooks_->name(this) : nullptr;
+    what = name ? "task " + *name : std::string("future");
+    what += " exception was never retrieved: " + describe(error_);
+    h(error_, what);
+  } catch (...) {
+    // A reporting failure must not turn a destructor into std::terminate.
+  }
+}
+
+std::exception_ptr result_taken_error() {
+  return std::make_exception_ptr(
+      invalid_state_error("asio_futures::future: result already taken (move-only value)"));
+}
+
+std::exception_ptr detached_error() { return std::make_exception_ptr(cancelled_error()); }
+
+void throw_not_settable() {
+  throw invalid_state_error("asio_futures::future: a task resolves itself; set_result and "
+                            "set_exception are not allowed");
+}
+void throw_already_done() {
+  throw invalid_state_error("asio_futures::future: the future is already done");
+}
+void throw_not_ready() {
+  throw invalid_state_error("asio_futures::future: the result is not ready (future pending)");
+}
+void throw_result_taken() {
+  throw invalid_state_error("asio_futures::future: result already taken (move-only value)");
+}
+void throw_would_deadlock() {
+  throw invalid_state_error("asio_futures::future: blocking wait on a thread that runs the "
+                            "future's own executor would deadlock; co_await it instead");
+}
+
+std::uint64_t next_callback_serial() noexcept {
+  static std::atomic<std::uint64_t> serial{0};
+  // relaxed: only uniqueness matters.
+  return serial.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+namespace {
+
+template <class... Executors> bool running_in(const asio::any_io_executor& ex) noexcept {
+  bool running = false;
+  ((!running && ex.target<Executors>() &&
+    (running = ex.target<Executors>()->running_in_this_thread())),
+   ...);
+  return running;
+}
+
+using ioc_ex = asio::io_context::executor_type;
+using ioc_ex_tracked = asio::io_context::basic_executor_type<std::allocator<void>, 4>;
+using pool_ex = asio::thread_pool::executor_type;
+using pool_ex_tracked = asio::thread_pool::basic_executor_type<std::allocator<void>, 4>;
+
+} // namespace
+
+bool running_in_this_thread(const asio::any_io_executor& ex) noexcept {
+  return running_in<ioc_ex, ioc_ex_tracked, pool_ex, pool_ex_tracked, asio::strand<ioc_ex>,
+                    asio::strand<pool_ex>, asio::strand<asio::any_io_executor>>(ex);
+}
+
+// --- waiter_service ---------------------------------------------------------------------------
+
+asio::execution_context::id waiter_service::id;
+
+namespace {
+// Bumped whenever a waiter_service dies, so that per-thread caches keyed by context address
+// never return a service of a destroyed context that happened to live at the same address.
+std::atomic<std::uint64_t> service_epoch{0};
+
+struct service_cache {
+  asio::execution_context* ctx = nullptr;
+  waiter_service* svc = nullptr;
+  std::uint64_t epoch = 0;
+};
+thread_local service_cache tls_cache;
+} // namespace
+
+waiter_service::waiter_service(asio::execution_context& ctx)
+    : asio::execution_context::service(ctx) {}
+
+waiter_service::~waiter_service() {
+  // release: pairs with the acquire in of(); a thread that sees the new epoch refreshes.
+  service_epoch.fetch_add(1, std::memory_order_release);
+}
+
+waiter_service& waiter_service::of(asio::execution_context& ctx) {
+  const std::uint64_t epoch = service_epoch.load(std::memory_order_acquire);
+  service_cache& c = tls_cache;
+  if (c.ctx == &ctx && c.epoch == epoch)
+    return *c.svc;
+  waiter_service& s = asio::use_service<waiter_service>(ctx);
+  c = {&ctx, &s, epoch};
+  return s;
+}
+
+void waiter_service::lock() noexcept {
+  unsigned spins = 0;
+  // acquire: the registry links written under the previous holder are visible.
+  while (locked_.exchange(true, std::memory_order_acquire))
+    spin_pause(spins);
+}
+
+void waiter_service::add(wait_node* n) {
+  lock();
+  if (closed_.load(std::memory_order_relaxed)) {
+    unlock();
+    throw_invalid_state("async_wait: the execution context has shut down");
+  }
+  n->svc_ = this;
+  n->reg_prev_ = nullptr;
+  n->reg_next_ = head_;
+  if (head_)
+    head_->reg_prev_ = n;
+  head_ = n;
+  unlock();
+}
+
+void waiter_service::unlink(wait_node* n) noexcept {
+  if (n->reg_prev_)
+    n->reg_prev_->reg_next_ = n->reg_next_;
+  else
+    head_ = n->reg_next_;
+  if (n->reg_next_)
+    n->reg_next_->reg_prev_ = n->reg_prev_;
+  n->svc_ = nullptr;
+  n->reg_prev_ = n->reg_next_ = nullptr;
+}
+
+void waiter_service::remove(wait_node* n) noexcept {
+  lock();
+  if (n->svc_ == this)
+    unlink(n);
+  unlock();
+}
+
+void waiter_service::shutdown() {
+  // Take every waiter still linked in its future: from then on it is ours, and we destroy it
+  // without invoking it (its coroutine frame dies; nothing runs after the context died).
+  // A waiter we cannot unlink is owned by a completer that is about to unregister it and
+  // post it to this context, where Asio's scheduler destroys it in turn.
+  wait_node* owned = nullptr; // chained through reg_next_ once unlinked from the registry
+  lock();
+  closed_.store(true, std::memory_order_release);
+  for (wait_node* n = head_; n;) {
+    wait_node* next = n->reg_next_;
+    if (n->owner_->remove(n)) {
+      unlink(n);
+      n->reg_next_ = owned;
+      owned = n;
+    }
+    n = next;
+  }
+  unlock();
+  // Outside the lock: destroying a frame may drop futures, destroy states and start or
+  // finish other waits on this service.
+  while (owned) {
+    wait_node* n = owned;
+    owned = static_cast<wait_node*>(n->reg_next_);
+    n->reg_next_ = nullptr;
+    n->fn_(n, node_action::destroy, n->owner_);
+  }
+}
+
+} // namespace detail
+} // namespace asio_futures
