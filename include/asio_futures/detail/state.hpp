@@ -348,7 +348,7 @@ public:
   }
 
 private:
-  value_storage<T> value_;
+  [[no_unique_address]] value_storage<T> value_;
 };
 
 /// Intrusive owning pointer to a state<T>.
