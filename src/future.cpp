@@ -18,7 +18,8 @@ namespace asio_futures {
 namespace {
 
 void default_exception_handler(std::exception_ptr, std::string_view what) {
-  std::fprintf(stderr, "asio_futures: %.*s\n", static_cast<int>(what.size()), what.data());
+  std::fprintf(stderr, "asio_futures: exception was never retrieved: %.*s\n",
+               static_cast<int>(what.size()), what.data());
 }
 
 struct handler_registry {
@@ -61,9 +62,7 @@ bool state_base::cancel_state(std::string&& msg) noexcept {
   return true;
 }
 
-void state_base::report_if_lost() noexcept {
-  if (outcome_ != outcome::exception || retrieved())
-    return;
+void state_base::report_lost() noexcept {
   try {
     exception_handler h;
     {
@@ -73,11 +72,7 @@ void state_base::report_if_lost() noexcept {
     }
     if (!h)
       return;
-    std::string what;
-    const std::string* name = hooks_ && hooks_->name ? hooks_->name(this) : nullptr;
-    what = name ? "task " + *name : std::string("future");
-    what += " exception was never retrieved: " + describe(error_);
-    h(error_, what);
+    h(error_, describe(error_));
   } catch (...) {
     // A reporting failure must not turn a destructor into std::terminate.
   }
@@ -129,11 +124,21 @@ using ioc_ex_tracked = asio::io_context::basic_executor_type<std::allocator<void
 using pool_ex = asio::thread_pool::executor_type;
 using pool_ex_tracked = asio::thread_pool::basic_executor_type<std::allocator<void>, 4>;
 
+/// For a strand, the thread that runs its underlying context is what matters: a blocking
+/// wait there would starve the strand on a single-threaded context.
+template <class Strand> bool running_in_strand(const asio::any_io_executor& ex) noexcept {
+  const Strand* s = ex.target<Strand>();
+  return s && (s->running_in_this_thread() ||
+               running_in_this_thread(asio::any_io_executor(s->get_inner_executor())));
+}
+
 } // namespace
 
 bool running_in_this_thread(const asio::any_io_executor& ex) noexcept {
-  return running_in<ioc_ex, ioc_ex_tracked, pool_ex, pool_ex_tracked, asio::strand<ioc_ex>,
-                    asio::strand<pool_ex>, asio::strand<asio::any_io_executor>>(ex);
+  return running_in<ioc_ex, ioc_ex_tracked, pool_ex, pool_ex_tracked>(ex) ||
+         running_in_strand<asio::strand<ioc_ex>>(ex) ||
+         running_in_strand<asio::strand<pool_ex>>(ex) ||
+         running_in_strand<asio::strand<asio::any_io_executor>>(ex);
 }
 
 // --- waiter_service ---------------------------------------------------------------------------

@@ -20,9 +20,9 @@ static_assert(std::is_base_of_v<boost::system::system_error, af::cancelled_error
 static_assert(std::is_base_of_v<std::logic_error, af::invalid_state_error>);
 static_assert(std::is_base_of_v<boost::system::system_error, af::timeout_error>);
 static_assert(std::is_base_of_v<std::exception, af::exception_group>);
-static_assert(std::is_nothrow_invocable_r_v<const std::string&,
-                                            decltype(&af::cancelled_error::message),
-                                            const af::cancelled_error&>);
+static_assert(
+    std::is_nothrow_invocable_r_v<const std::string&, decltype(&af::cancelled_error::message),
+                                  const af::cancelled_error&>);
 static_assert(std::is_same_v<decltype(std::declval<const af::exception_group&>().exceptions()),
                              const std::vector<std::exception_ptr>&>);
 static_assert(std::is_copy_constructible_v<af::cancelled_error>);
@@ -74,10 +74,9 @@ BOOST_AUTO_TEST_CASE(timeout_error_is_timed_out_system_error) {
 }
 
 BOOST_AUTO_TEST_CASE(exception_group_keeps_exceptions_in_order) {
-  std::vector<std::exception_ptr> errors{
-      std::make_exception_ptr(std::runtime_error("first")),
-      std::make_exception_ptr(std::out_of_range("second")),
-      std::make_exception_ptr(af::timeout_error())};
+  std::vector<std::exception_ptr> errors{std::make_exception_ptr(std::runtime_error("first")),
+                                         std::make_exception_ptr(std::out_of_range("second")),
+                                         std::make_exception_ptr(af::timeout_error())};
   const af::exception_group group(errors);
   BOOST_TEST_REQUIRE(group.exceptions().size() == 3u);
   for (std::size_t i = 0; i < errors.size(); ++i)
@@ -96,7 +95,7 @@ BOOST_AUTO_TEST_CASE(exception_group_what_mentions_the_first_exception) {
 BOOST_AUTO_TEST_CASE(exception_group_find_and_contains_match_derived_types) {
   const af::exception_group group({std::make_exception_ptr(std::out_of_range("range")),
                                    std::make_exception_ptr(af::timeout_error())});
-  BOOST_TEST(group.contains<std::logic_error>());  // out_of_range is a logic_error
+  BOOST_TEST(group.contains<std::logic_error>()); // out_of_range is a logic_error
   BOOST_TEST(group.contains<boost::system::system_error>());
   BOOST_TEST(!group.contains<af::cancelled_error>());
   const auto* found = group.find<std::out_of_range>();

@@ -21,6 +21,7 @@
 #include <boost/asio/spawn.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/test/unit_test.hpp>
@@ -59,9 +60,9 @@ namespace {
 // Local helpers.
 
 /// True if `e` holds an exception of type E (or derived from it).
-template <class E>
-bool holds(const std::exception_ptr& e) {
-  if (!e) return false;
+template <class E> bool holds(const std::exception_ptr& e) {
+  if (!e)
+    return false;
   try {
     std::rethrow_exception(e);
   } catch (const E&) {
@@ -73,7 +74,8 @@ bool holds(const std::exception_ptr& e) {
 
 /// The what() of the exception in `e` ("" if none or not a std::exception).
 std::string what_of(const std::exception_ptr& e) {
-  if (!e) return {};
+  if (!e)
+    return {};
   try {
     std::rethrow_exception(e);
   } catch (const std::exception& ex) {
@@ -85,7 +87,8 @@ std::string what_of(const std::exception_ptr& e) {
 
 /// The cancel message of the cancelled_error in `e`, or nullopt if it is not one.
 std::optional<std::string> cancel_message(const std::exception_ptr& e) {
-  if (!e) return std::nullopt;
+  if (!e)
+    return std::nullopt;
   try {
     std::rethrow_exception(e);
   } catch (const af::cancelled_error& c) {
@@ -96,8 +99,7 @@ std::optional<std::string> cancel_message(const std::exception_ptr& e) {
 }
 
 /// Runs `f` and returns what it threw (nullptr if nothing).
-template <class F>
-std::exception_ptr thrown_by(F&& f) {
+template <class F> std::exception_ptr thrown_by(F&& f) {
   try {
     std::forward<F>(f)();
   } catch (...) {
@@ -107,8 +109,7 @@ std::exception_ptr thrown_by(F&& f) {
 }
 
 /// Records the completions of a callback-token waiter (`void(std::exception_ptr, T)`).
-template <class T>
-struct outcome {
+template <class T> struct outcome {
   int calls = 0;
   bool ran_inline = false;
   std::exception_ptr error;
@@ -119,13 +120,13 @@ struct outcome {
       ++calls;
       ran_inline = ran_inline || aft::inside_call::active();
       error = std::move(e);
-      if (!error) value.emplace(std::move(v));
+      if (!error)
+        value.emplace(std::move(v));
     };
   }
 };
 
-template <>
-struct outcome<void> {
+template <> struct outcome<void> {
   int calls = 0;
   bool ran_inline = false;
   std::exception_ptr error;
@@ -172,7 +173,7 @@ struct closable_context : asio::io_context {
 /// Calls `on_expiry` from its own thread after `timeout`, unless destroyed first. Used to
 /// release a blocking wait that wrongly blocked, so the case fails instead of hanging.
 class watchdog {
- public:
+public:
   explicit watchdog(std::function<void()> on_expiry,
                     std::chrono::steady_clock::duration timeout = aft::default_timeout)
       : thread_([this, f = std::move(on_expiry), timeout] {
@@ -193,7 +194,7 @@ class watchdog {
   }
   bool fired() const noexcept { return fired_; }
 
- private:
+private:
   std::mutex mutex_;
   std::condition_variable cv_;
   bool disarmed_ = false;
@@ -207,6 +208,7 @@ class watchdog {
 using int_callback = std::function<void(std::exception_ptr, int)>;
 
 static_assert(sizeof(af::future<int>) == sizeof(void*), "the handle is one pointer");
+static_assert(af::is_future<af::future<int>>::value && !af::is_future<int>::value);
 static_assert(sizeof(af::future<void>) == sizeof(void*));
 static_assert(std::is_nothrow_default_constructible_v<af::future<int>>);
 static_assert(std::is_copy_constructible_v<af::future<std::unique_ptr<int>>>);
@@ -215,8 +217,8 @@ static_assert(std::is_constructible_v<af::future<int>, asio::any_io_executor>);
 static_assert(std::is_constructible_v<af::future<int>, asio::io_context&>);
 static_assert(!std::is_convertible_v<asio::any_io_executor, af::future<int>>, "explicit");
 static_assert(!std::is_convertible_v<asio::io_context&, af::future<int>>, "explicit");
-static_assert(std::is_same_v<decltype(std::declval<const af::future<int>&>().result()),
-                             const int&>);
+static_assert(
+    std::is_same_v<decltype(std::declval<const af::future<int>&>().result()), const int&>);
 static_assert(std::is_same_v<decltype(std::declval<const af::future<void>&>().result()), void>);
 static_assert(std::is_same_v<decltype(std::declval<const af::future<int>&>().get()), int>);
 static_assert(std::is_same_v<decltype(std::declval<const af::future<int>&>().exception()),
@@ -233,8 +235,8 @@ static_assert(std::is_same_v<decltype(std::declval<const af::future<int>&>().rem
 // Completion signatures, as deduced by Asio.
 static_assert(std::is_same_v<asio::completion_signature_of_t<af::future<int>>,
                              void(std::exception_ptr, int)>);
-static_assert(std::is_same_v<asio::completion_signature_of_t<af::future<void>>,
-                             void(std::exception_ptr)>);
+static_assert(
+    std::is_same_v<asio::completion_signature_of_t<af::future<void>>, void(std::exception_ptr)>);
 static_assert(std::is_same_v<asio::completion_signature_of_t<af::future<af::future<int>>>,
                              void(std::exception_ptr, int)>);
 static_assert(asio::completion_token_for<int_callback, void(std::exception_ptr, int)>);
@@ -251,31 +253,33 @@ static_assert(std::is_same_v<decltype(std::declval<const af::future<af::future<i
 static_assert(std::is_same_v<decltype(std::declval<const af::future<af::future<int>>&>().unwrap()),
                              af::future<int>>);
 // then: F(T)->R, F(T)->future<R> flattened, F() for void, R may be void.
-static_assert(std::is_same_v<decltype(std::declval<const af::future<int>&>().then(
-                                 [](int v) { return std::to_string(v); })),
+static_assert(std::is_same_v<decltype(std::declval<const af::future<int>&>().then([](int v) {
+                               return std::to_string(v);
+                             })),
                              af::future<std::string>>);
 static_assert(std::is_same_v<decltype(std::declval<const af::future<int>&>().then([](int) {})),
                              af::future<void>>);
-static_assert(std::is_same_v<decltype(std::declval<const af::future<int>&>().then(
-                                 [](int) { return af::future<double>(); })),
+static_assert(std::is_same_v<decltype(std::declval<const af::future<int>&>().then([](int) {
+                               return af::future<double>();
+                             })),
                              af::future<double>>);
-static_assert(std::is_same_v<decltype(std::declval<const af::future<void>&>().then(
-                                 [] { return 1; })),
-                             af::future<int>>);
+static_assert(
+    std::is_same_v<decltype(std::declval<const af::future<void>&>().then([] { return 1; })),
+                   af::future<int>>);
 // Helpers.
-static_assert(std::is_same_v<decltype(af::make_ready_future(std::declval<asio::any_io_executor>(),
-                                                            1)),
-                             af::future<int>>);
+static_assert(
+    std::is_same_v<decltype(af::make_ready_future(std::declval<asio::any_io_executor>(), 1)),
+                   af::future<int>>);
 static_assert(std::is_same_v<decltype(af::make_ready_future(std::declval<asio::any_io_executor>())),
                              af::future<void>>);
 static_assert(std::is_same_v<decltype(af::make_exceptional_future<int>(
                                  std::declval<asio::any_io_executor>(), std::exception_ptr())),
                              af::future<int>>);
-static_assert(std::is_same_v<decltype(af::make_cancelled_future<int>(
-                                 std::declval<asio::any_io_executor>(), "x")),
-                             af::future<int>>);
+static_assert(std::is_same_v<
+              decltype(af::make_cancelled_future<int>(std::declval<asio::any_io_executor>(), "x")),
+              af::future<int>>);
 
-}  // namespace
+} // namespace
 
 BOOST_AUTO_TEST_SUITE(future_)
 
@@ -308,7 +312,7 @@ BOOST_AUTO_TEST_CASE(constructed_from_a_context_uses_its_executor) {
 BOOST_AUTO_TEST_CASE(constructed_from_a_strand_uses_the_strand) {
   asio::io_context ioc;
   auto strand = asio::make_strand(ioc);
-  const af::future<int> f(strand);  // an lvalue executor, not a context
+  const af::future<int> f(strand); // an lvalue executor, not a context
   BOOST_TEST((f.get_executor() == asio::any_io_executor(strand)));
 }
 
@@ -337,11 +341,11 @@ BOOST_AUTO_TEST_CASE(moved_from_handle_is_empty) {
   asio::io_context ioc;
   af::future<int> f(ioc);
   af::future<int> g = std::move(f);
-  BOOST_TEST(!f.valid());  // NOLINT(bugprone-use-after-move): the documented state
+  BOOST_TEST(!f.valid()); // NOLINT(bugprone-use-after-move): the documented state
   BOOST_TEST(g.valid());
   af::future<int> h;
   h = std::move(g);
-  BOOST_TEST(!g.valid());  // NOLINT(bugprone-use-after-move)
+  BOOST_TEST(!g.valid()); // NOLINT(bugprone-use-after-move)
   BOOST_TEST(h.valid());
   BOOST_CHECK_THROW(f.done(), af::invalid_state_error);
 }
@@ -353,7 +357,7 @@ BOOST_AUTO_TEST_CASE(set_result_makes_the_future_done_with_the_value) {
   BOOST_TEST(f.done());
   BOOST_TEST(!f.cancelled());
   BOOST_TEST(f.result() == 42);
-  BOOST_TEST(f.result() == 42);  // copyable results can be read again
+  BOOST_TEST(f.result() == 42); // copyable results can be read again
   BOOST_TEST(!f.exception());
   BOOST_TEST(f.get() == 42);
   BOOST_TEST(f.get() == 42);
@@ -409,10 +413,12 @@ BOOST_AUTO_TEST_CASE(cancel_makes_the_future_cancelled_with_its_message) {
   BOOST_TEST(f.cancel("stop"));
   BOOST_TEST(f.done());
   BOOST_TEST(f.cancelled());
-  BOOST_TEST((cancel_message(thrown_by([&] { f.result(); })) == std::optional<std::string>("stop")));
+  BOOST_TEST(
+      (cancel_message(thrown_by([&] { f.result(); })) == std::optional<std::string>("stop")));
   BOOST_TEST((cancel_message(thrown_by([&] { (void)f.exception(); })) ==
               std::optional<std::string>("stop")));
-  BOOST_TEST((cancel_message(thrown_by([&] { (void)f.get(); })) == std::optional<std::string>("stop")));
+  BOOST_TEST(
+      (cancel_message(thrown_by([&] { (void)f.get(); })) == std::optional<std::string>("stop")));
 }
 
 BOOST_AUTO_TEST_CASE(cancel_without_message_gives_an_empty_message) {
@@ -433,8 +439,8 @@ BOOST_AUTO_TEST_CASE(cancel_on_a_done_future_returns_false_and_changes_nothing) 
   const af::future<int> g(ioc);
   BOOST_TEST(g.cancel("first"));
   BOOST_TEST(!g.cancel("second"));
-  BOOST_TEST((cancel_message(g.exception() ? g.exception() : thrown_by([&] { g.result(); })) ==
-              std::optional<std::string>("first")));
+  BOOST_TEST(
+      (cancel_message(thrown_by([&] { g.result(); })) == std::optional<std::string>("first")));
 }
 
 BOOST_AUTO_TEST_CASE(try_set_result_wins_exactly_once) {
@@ -469,7 +475,7 @@ BOOST_AUTO_TEST_CASE(try_set_on_a_cancelled_future_returns_false) {
   BOOST_TEST(f.cancelled());
 }
 
-BOOST_AUTO_TEST_SUITE_END()  // state
+BOOST_AUTO_TEST_SUITE_END() // state
 
 // =======================================================================================
 BOOST_AUTO_TEST_SUITE(invalid_state)
@@ -575,7 +581,7 @@ BOOST_AUTO_TEST_CASE(value_operations_on_an_empty_handle_do_not_throw) {
   BOOST_TEST(!moved.valid());
 }
 
-BOOST_AUTO_TEST_SUITE_END()  // invalid_state
+BOOST_AUTO_TEST_SUITE_END() // invalid_state
 
 // =======================================================================================
 BOOST_AUTO_TEST_SUITE(callbacks)
@@ -584,7 +590,8 @@ BOOST_AUTO_TEST_CASE(callbacks_run_in_registration_order) {
   asio::io_context ioc;
   const af::future<int> f(ioc);
   std::vector<int> order;
-  for (int i = 0; i < 5; ++i) f.add_done_callback([&order, i](af::future<int>) { order.push_back(i); });
+  for (int i = 0; i < 5; ++i)
+    f.add_done_callback([&order, i](af::future<int>) { order.push_back(i); });
   f.set_result(1);
   aft::poll(ioc);
   BOOST_TEST(order == (std::vector<int>{0, 1, 2, 3, 4}), boost::test_tools::per_element());
@@ -609,7 +616,8 @@ BOOST_AUTO_TEST_CASE(callbacks_never_run_inline_in_set_result) {
   asio::io_context ioc;
   aft::executor_stats stats;
   // The future's executor is tracked: callbacks without their own executor go through it.
-  const af::future<int> f{asio::any_io_executor(aft::make_tracking_executor(ioc.get_executor(), stats))};
+  const af::future<int> f{
+      asio::any_io_executor(aft::make_tracking_executor(ioc.get_executor(), stats))};
   int calls = 0;
   bool ran_inline = false;
   f.add_done_callback([&](af::future<int>) {
@@ -679,7 +687,8 @@ BOOST_AUTO_TEST_CASE(callbacks_run_on_cancel_and_on_failure) {
   bool saw_cancelled = false;
   bool saw_failure = false;
   cancelled.add_done_callback([&](af::future<int> g) { saw_cancelled = g.cancelled(); });
-  failed.add_done_callback([&](af::future<int> g) { saw_failure = holds<std::runtime_error>(g.exception()); });
+  failed.add_done_callback(
+      [&](af::future<int> g) { saw_failure = holds<std::runtime_error>(g.exception()); });
   cancelled.cancel();
   failed.set_exception(std::runtime_error("x"));
   aft::poll(ioc);
@@ -707,7 +716,7 @@ BOOST_AUTO_TEST_CASE(remove_done_callback_returns_zero_once_done) {
   int calls = 0;
   const af::callback_id id = f.add_done_callback([&](af::future<int>) { ++calls; });
   f.set_result(1);
-  BOOST_TEST(f.remove_done_callback(id) == 0u);  // already scheduled
+  BOOST_TEST(f.remove_done_callback(id) == 0u); // already scheduled
   aft::poll(ioc);
   BOOST_TEST(calls == 1);
   BOOST_TEST(f.remove_done_callback(id) == 0u);
@@ -733,9 +742,8 @@ BOOST_AUTO_TEST_CASE(callback_with_its_own_executor_runs_there) {
   aft::executor_stats stats;
   bool on_strand = false;
   int tracked_calls = 0;
-  f.add_done_callback(asio::bind_executor(strand, [&](af::future<int>) {
-    on_strand = strand.running_in_this_thread();
-  }));
+  f.add_done_callback(asio::bind_executor(
+      strand, [&](af::future<int>) { on_strand = strand.running_in_this_thread(); }));
   f.add_done_callback(asio::bind_executor(aft::make_tracking_executor(ioc.get_executor(), stats),
                                           [&](af::future<int>) { ++tracked_calls; }));
   f.set_result(1);
@@ -772,7 +780,32 @@ BOOST_AUTO_TEST_CASE(callbacks_and_their_captures_are_destroyed_after_running) {
   BOOST_TEST(counters.live.load() == 0);
 }
 
-BOOST_AUTO_TEST_SUITE_END()  // callbacks
+BOOST_AUTO_TEST_CASE(callbacks_without_an_executor_run_on_the_futures_strand) {
+  asio::io_context ioc;
+  auto strand = asio::make_strand(ioc);
+  const af::future<int> f(strand);
+  bool on_strand = false;
+  f.add_done_callback([&](af::future<int>) { on_strand = strand.running_in_this_thread(); });
+  f.set_result(1);
+  aft::poll(ioc);
+  BOOST_TEST(on_strand);
+}
+
+BOOST_AUTO_TEST_CASE(exception_from_a_callback_propagates_out_of_run) {
+  // As with any Asio handler; the other callbacks are still run afterwards.
+  asio::io_context ioc;
+  const af::future<int> f(ioc);
+  int second_calls = 0;
+  f.add_done_callback([](af::future<int>) { throw std::logic_error("from callback"); });
+  f.add_done_callback([&](af::future<int>) { ++second_calls; });
+  f.set_result(1);
+  ioc.restart();
+  BOOST_CHECK_THROW(ioc.run(), std::logic_error);
+  aft::poll(ioc);
+  BOOST_TEST(second_calls == 1);
+}
+
+BOOST_AUTO_TEST_SUITE_END() // callbacks
 
 // =======================================================================================
 BOOST_AUTO_TEST_SUITE(awaiting)
@@ -796,7 +829,7 @@ CO_TEST_CASE(await_on_a_done_future_returns_its_value) {
   const af::future<std::string> f(ex);
   f.set_result("ready");
   BOOST_TEST(co_await f.async_wait() == "ready");
-  BOOST_TEST(co_await f.async_wait() == "ready");  // copyable: every waiter gets a copy
+  BOOST_TEST(co_await f.async_wait() == "ready"); // copyable: every waiter gets a copy
 }
 
 CO_TEST_CASE(await_of_a_void_future) {
@@ -860,13 +893,14 @@ CO_TEST_CASE(multiple_awaiters_each_receive_a_copy) {
           },
           asio::detached);
     }
-    co_await aft::yield_n(3);  // every awaiter is suspended now
+    co_await aft::yield_n(3); // every awaiter is suspended now
     f.set_result(aft::counted(counters, 11));
-    for (int i = 0; i < 100 && finished < 3; ++i) co_await aft::yield_once();
+    for (int i = 0; i < 100 && finished < 3; ++i)
+      co_await aft::yield_once();
     BOOST_TEST(finished == 3);
     BOOST_TEST(seen == (std::vector<int>{11, 11, 11}), boost::test_tools::per_element());
-    BOOST_TEST(counters.copies.load() >= 3);  // copied to every waiter
-    BOOST_TEST(f.result().value() == 11);     // and still there
+    BOOST_TEST(counters.copies.load() >= 3); // copied to every waiter
+    BOOST_TEST(f.result().value() == 11);    // and still there
   }
   BOOST_TEST(counters.live.load() == 0);
 }
@@ -890,7 +924,8 @@ CO_TEST_CASE(awaiter_is_not_resumed_inside_set_result) {
     f.set_result(1);
   }
   BOOST_TEST(!resumed);
-  for (int i = 0; i < 100 && !resumed; ++i) co_await aft::yield_once();
+  for (int i = 0; i < 100 && !resumed; ++i)
+    co_await aft::yield_once();
   BOOST_TEST(resumed);
   BOOST_TEST(!resumed_inline);
 }
@@ -913,10 +948,10 @@ BOOST_AUTO_TEST_CASE(awaiting_coroutine_keeps_the_context_running) {
       ioc, [f, &result]() -> asio::awaitable<void> { result = co_await f.async_wait(); },
       asio::detached);
   BOOST_TEST(aft::has_outstanding_work(ioc));
-  BOOST_TEST(aft::has_outstanding_work(ioc));  // still, after more polling
+  BOOST_TEST(aft::has_outstanding_work(ioc)); // still, after more polling
   f.set_result(4);
   BOOST_TEST(aft::run_until(ioc, [&] { return result == 4; }));
-  BOOST_TEST(!aft::has_outstanding_work(ioc));  // and released afterwards
+  BOOST_TEST(!aft::has_outstanding_work(ioc)); // and released afterwards
 }
 
 BOOST_AUTO_TEST_CASE(context_runs_to_completion_when_another_thread_sets_the_result) {
@@ -926,15 +961,15 @@ BOOST_AUTO_TEST_CASE(context_runs_to_completion_when_another_thread_sets_the_res
   asio::co_spawn(
       ioc, [f, &result]() -> asio::awaitable<void> { result = co_await f.async_wait(); },
       asio::detached);
-  aft::poll(ioc);  // the coroutine is suspended on the future now
+  aft::poll(ioc); // the coroutine is suspended on the future now
   aft::bounded_thread setter([f] { f.set_result(8); });
   ioc.restart();
-  ioc.run_for(aft::default_timeout);  // returns once the waiter is done (no work left)
+  ioc.run_for(aft::default_timeout); // returns once the waiter is done (no work left)
   BOOST_TEST(setter.join_for());
   BOOST_TEST(result == 8);
 }
 
-BOOST_AUTO_TEST_SUITE_END()  // awaiting
+BOOST_AUTO_TEST_SUITE_END() // awaiting
 
 // =======================================================================================
 BOOST_AUTO_TEST_SUITE(completion_tokens)
@@ -998,9 +1033,8 @@ BOOST_AUTO_TEST_CASE(deferred_token_and_deferred_chains) {
   asio::io_context ioc;
   const af::future<int> f(ioc);
   auto op = f.async_wait(asio::deferred);
-  auto chained = f.async_wait(asio::deferred([](std::exception_ptr e, int v) {
-    return asio::deferred.values(std::move(e), v * 2);
-  }));
+  auto chained = f.async_wait(asio::deferred(
+      [](std::exception_ptr e, int v) { return asio::deferred.values(std::move(e), v * 2); }));
   auto as_op = f(asio::deferred);
   f.set_result(21);
   outcome<int> plain, doubled, direct;
@@ -1030,9 +1064,11 @@ BOOST_AUTO_TEST_CASE(asio_use_future_token) {
   f.set_result(9);
   g.set_exception(std::runtime_error("no"));
   aft::poll(ioc);
-  BOOST_TEST_REQUIRE((sf.wait_for(0s) == std::future_status::ready));
+  // asio::use_future's handler executor is the system executor: the promise is fulfilled
+  // on a system_context thread, so wait for it (bounded).
+  BOOST_TEST_REQUIRE((sf.wait_for(aft::default_timeout) == std::future_status::ready));
   BOOST_TEST(sf.get() == 9);
-  BOOST_TEST_REQUIRE((sg.wait_for(0s) == std::future_status::ready));
+  BOOST_TEST_REQUIRE((sg.wait_for(aft::default_timeout) == std::future_status::ready));
   BOOST_CHECK_THROW(sg.get(), std::runtime_error);
 }
 
@@ -1063,13 +1099,15 @@ BOOST_AUTO_TEST_CASE(yield_context_through_as_tuple) {
       ioc,
       [&](asio::yield_context yield) {
         auto [e, v] = f.async_wait(asio::as_tuple(yield));
-        if (!e) value = v;
+        if (!e)
+          value = v;
         auto [e2] = failed.async_wait(asio::as_tuple(yield));
         void_error = e2;
       },
       [&](std::exception_ptr e) {
         finished = true;
-        if (e) std::rethrow_exception(e);
+        if (e)
+          std::rethrow_exception(e);
       });
   aft::poll(ioc);
   f.set_result(4);
@@ -1103,7 +1141,7 @@ CO_TEST_CASE(parallel_group_waits_for_all_futures) {
   BOOST_TEST(!eb);
   BOOST_TEST(va == 1);
   BOOST_TEST(vb == "two");
-  BOOST_TEST(order[0] == 1u);  // b completed first
+  BOOST_TEST(order[0] == 1u); // b completed first
   BOOST_TEST(order[1] == 0u);
 }
 
@@ -1152,11 +1190,12 @@ CO_TEST_CASE(ranged_parallel_group_of_futures) {
     ops.push_back(futures.back().async_wait(asio::deferred));
   }
   asio::post(ex, [futures] {
-    for (int i = 3; i >= 0; --i) futures[static_cast<std::size_t>(i)].set_result(i * 10);
+    for (int i = 3; i >= 0; --i)
+      futures[static_cast<std::size_t>(i)].set_result(i * 10);
   });
-  auto [order, errors, values] = co_await asio::experimental::make_parallel_group(std::move(ops))
-                                     .async_wait(asio::experimental::wait_for_all(),
-                                                 asio::use_awaitable);
+  auto [order, errors, values] =
+      co_await asio::experimental::make_parallel_group(std::move(ops))
+          .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
   BOOST_TEST_REQUIRE(values.size() == 4u);
   for (std::size_t i = 0; i < 4; ++i) {
     BOOST_TEST(!errors[i]);
@@ -1165,7 +1204,7 @@ CO_TEST_CASE(ranged_parallel_group_of_futures) {
   (void)order;
 }
 
-BOOST_AUTO_TEST_SUITE_END()  // completion_tokens
+BOOST_AUTO_TEST_SUITE_END() // completion_tokens
 
 // =======================================================================================
 BOOST_AUTO_TEST_SUITE(associated_characteristics)
@@ -1177,9 +1216,8 @@ BOOST_AUTO_TEST_CASE(completion_runs_on_the_waiters_associated_executor) {
   aft::executor_stats stats;
   bool on_strand = false;
   outcome<int> tracked;
-  f.async_wait(asio::bind_executor(strand, [&](std::exception_ptr, int) {
-    on_strand = strand.running_in_this_thread();
-  }));
+  f.async_wait(asio::bind_executor(
+      strand, [&](std::exception_ptr, int) { on_strand = strand.running_in_this_thread(); }));
   f.async_wait(asio::bind_executor(aft::make_tracking_executor(ioc.get_executor(), stats),
                                    tracked.handler()));
   {
@@ -1201,7 +1239,7 @@ BOOST_AUTO_TEST_CASE(completion_goes_to_the_waiters_context_not_the_futures) {
   const af::future<int> f(future_ctx);
   outcome<int> o;
   f.async_wait(asio::bind_executor(waiter_ctx, o.handler()));
-  BOOST_TEST(aft::has_outstanding_work(waiter_ctx));  // work is tracked on the waiter's side
+  BOOST_TEST(aft::has_outstanding_work(waiter_ctx)); // work is tracked on the waiter's side
   f.set_result(7);
   BOOST_TEST(aft::run_until(waiter_ctx, [&] { return o.calls == 1; }));
   BOOST_TEST((o.value == std::optional<int>(7)));
@@ -1227,12 +1265,12 @@ BOOST_AUTO_TEST_CASE(waiter_storage_comes_from_the_associated_allocator) {
   aft::allocator_stats stats;
   bool balanced_at_invocation = false;
   int calls = 0;
-  f.async_wait(asio::bind_allocator(aft::tracking_allocator<void>(stats),
-                                    [&](std::exception_ptr, int) {
-                                      ++calls;
-                                      // Asio's rule: storage is released before the upcall.
-                                      balanced_at_invocation = stats.balanced();
-                                    }));
+  f.async_wait(
+      asio::bind_allocator(aft::tracking_allocator<void>(stats), [&](std::exception_ptr, int) {
+        ++calls;
+        // Asio's rule: storage is released before the upcall.
+        balanced_at_invocation = stats.balanced();
+      }));
   BOOST_TEST(stats.allocations.load() > 0u);
   f.set_result(1);
   aft::poll(ioc);
@@ -1275,10 +1313,25 @@ BOOST_AUTO_TEST_CASE(allocation_failure_propagates_and_leaves_the_future_usable)
   aft::poll(ioc);
   BOOST_TEST(failed_calls == 0);
   BOOST_TEST((o.value == std::optional<int>(2)));
-  BOOST_TEST(!aft::has_outstanding_work(ioc));  // the failed waiter left no work behind
+  BOOST_TEST(!aft::has_outstanding_work(ioc)); // the failed waiter left no work behind
 }
 
-BOOST_AUTO_TEST_SUITE_END()  // associated_characteristics
+BOOST_AUTO_TEST_CASE(waiter_without_an_executor_completes_on_the_futures_executor) {
+  asio::io_context ioc;
+  aft::executor_stats stats;
+  const af::future<int> f{
+      asio::any_io_executor(aft::make_tracking_executor(ioc.get_executor(), stats))};
+  outcome<int> o;
+  f.async_wait(o.handler());
+  BOOST_TEST(aft::has_outstanding_work(ioc));
+  f.set_result(1);
+  aft::poll(ioc);
+  BOOST_TEST(o.calls == 1);
+  BOOST_TEST(stats.runs.load() >= 1u);
+  BOOST_TEST(stats.inline_runs.load() == 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END() // associated_characteristics
 
 // =======================================================================================
 BOOST_AUTO_TEST_SUITE(cancellation)
@@ -1299,7 +1352,7 @@ void check_signal_cancels_the_future(asio::cancellation_type type) {
   }
   BOOST_TEST(f.done());
   BOOST_TEST(f.cancelled());
-  BOOST_TEST(bound.calls == 0);  // never inline in the emit either
+  BOOST_TEST(bound.calls == 0); // never inline in the emit either
   aft::poll(ioc);
   BOOST_TEST(bound.calls == 1);
   BOOST_TEST(other.calls == 1);
@@ -1307,6 +1360,7 @@ void check_signal_cancels_the_future(asio::cancellation_type type) {
   BOOST_TEST(holds<af::cancelled_error>(bound.error));
   BOOST_TEST(holds<af::cancelled_error>(other.error));
   BOOST_TEST(!f.try_set_result(1));
+  BOOST_TEST(!signal.slot().has_handler()); // uninstalled once the waiter completed
 }
 
 void check_signal_detaches_only_the_waiter(asio::cancellation_type type) {
@@ -1328,10 +1382,11 @@ void check_signal_detaches_only_the_waiter(asio::cancellation_type type) {
   BOOST_TEST(bound.calls == 1);
   BOOST_TEST(!bound.ran_inline);
   BOOST_TEST(holds<af::cancelled_error>(bound.error));
+  BOOST_TEST(!signal.slot().has_handler());
   BOOST_TEST(other.calls == 0);
   BOOST_TEST(callback_calls == 0);
   BOOST_TEST(!f.done());
-  BOOST_TEST(aft::has_outstanding_work(ioc));  // the other waiter still waits
+  BOOST_TEST(aft::has_outstanding_work(ioc)); // the other waiter still waits
 
   f.set_result(5);
   aft::poll(ioc);
@@ -1340,7 +1395,7 @@ void check_signal_detaches_only_the_waiter(asio::cancellation_type type) {
   BOOST_TEST((other.value == std::optional<int>(5)));
   BOOST_TEST(callback_calls == 1);
 }
-}  // namespace
+} // namespace
 
 BOOST_AUTO_TEST_CASE(terminal_cancellation_cancels_the_future) {
   check_signal_cancels_the_future(asio::cancellation_type::terminal);
@@ -1367,7 +1422,7 @@ BOOST_AUTO_TEST_CASE(cancellation_after_completion_is_harmless) {
   f.set_result(5);
   aft::poll(ioc);
   BOOST_TEST(o.calls == 1);
-  BOOST_TEST(!signal.slot().has_handler());  // the waiter cleared its slot on completion
+  BOOST_TEST(!signal.slot().has_handler()); // the waiter cleared its slot on completion
   signal.emit(asio::cancellation_type::terminal);
   signal.emit(asio::cancellation_type::partial);
   aft::poll(ioc);
@@ -1383,7 +1438,7 @@ BOOST_AUTO_TEST_CASE(cancellation_between_set_and_delivery_delivers_the_value) {
   outcome<int> o;
   f.async_wait(asio::bind_cancellation_slot(signal.slot(), o.handler()));
   f.set_result(5);
-  signal.emit(asio::cancellation_type::terminal);  // too late: the future is done
+  signal.emit(asio::cancellation_type::terminal); // too late: the future is done
   signal.emit(asio::cancellation_type::partial);
   aft::poll(ioc);
   BOOST_TEST(o.calls == 1);
@@ -1407,14 +1462,42 @@ BOOST_AUTO_TEST_CASE(slot_is_free_for_reuse_after_a_detach) {
   aft::poll(ioc);
   BOOST_TEST(second.calls == 1);
   BOOST_TEST(g.cancelled());
-  BOOST_TEST(!f.done());  // the first waiter's handler was uninstalled: f is untouched
+  BOOST_TEST(!f.done()); // the first waiter's handler was uninstalled: f is untouched
   BOOST_TEST(first.calls == 1);
+}
+
+BOOST_AUTO_TEST_CASE(signal_destroyed_after_the_waiter_completed_is_never_touched) {
+  // The future outlives the signals of its finished waiters: later completion and
+  // cancellation must not reach them (ASan checks).
+  asio::io_context ioc;
+  const af::future<int> f(ioc);
+  outcome<int> detached, completed;
+  {
+    asio::cancellation_signal signal;
+    f.async_wait(asio::bind_cancellation_slot(signal.slot(), detached.handler()));
+    signal.emit(asio::cancellation_type::partial);
+    aft::poll(ioc);
+  }
+  BOOST_TEST(detached.calls == 1);
+  const af::future<int> g(ioc);
+  {
+    asio::cancellation_signal signal;
+    g.async_wait(asio::bind_cancellation_slot(signal.slot(), completed.handler()));
+    g.set_result(1);
+    aft::poll(ioc);
+  }
+  BOOST_TEST(completed.calls == 1);
+  f.set_result(2);
+  BOOST_TEST(!g.cancel());
+  aft::poll(ioc);
+  BOOST_TEST(detached.calls == 1);
+  BOOST_TEST(completed.calls == 1);
 }
 
 BOOST_AUTO_TEST_CASE(unconnected_slot_and_no_slot_behave_alike) {
   asio::io_context ioc;
   const af::future<int> f(ioc);
-  asio::cancellation_slot empty_slot;  // not connected to any signal
+  asio::cancellation_slot empty_slot; // not connected to any signal
   outcome<int> o;
   f.async_wait(asio::bind_cancellation_slot(empty_slot, o.handler()));
   f.set_result(1);
@@ -1481,7 +1564,7 @@ BOOST_AUTO_TEST_CASE(coroutine_with_partial_cancellation_enabled_detaches_its_wa
   BOOST_TEST(!f.done());
 }
 
-BOOST_AUTO_TEST_SUITE_END()  // cancellation
+BOOST_AUTO_TEST_SUITE_END() // cancellation
 
 // =======================================================================================
 BOOST_AUTO_TEST_SUITE(move_only)
@@ -1493,7 +1576,7 @@ BOOST_AUTO_TEST_CASE(result_gives_a_const_reference_while_the_value_is_there) {
   const std::unique_ptr<int>& r = f.result();
   BOOST_TEST_REQUIRE(r != nullptr);
   BOOST_TEST(*r == 7);
-  BOOST_TEST(&f.result() == &r);  // the same object, not a copy
+  BOOST_TEST(&f.result() == &r); // the same object, not a copy
 }
 
 BOOST_AUTO_TEST_CASE(get_moves_the_value_out_and_later_reads_throw) {
@@ -1553,7 +1636,8 @@ BOOST_AUTO_TEST_CASE(move_only_values_are_never_copied_and_never_leak) {
     const af::future<aft::move_only> f(ioc);
     std::optional<int> seen;
     f.async_wait([&](std::exception_ptr e, aft::move_only v) {
-      if (!e) seen = v.value();
+      if (!e)
+        seen = v.value();
     });
     f.set_result(aft::move_only(counters, 21));
     aft::poll(ioc);
@@ -1574,7 +1658,7 @@ BOOST_AUTO_TEST_CASE(unretrieved_move_only_value_is_destroyed_with_the_future) {
   BOOST_TEST(counters.live.load() == 0);
 }
 
-BOOST_AUTO_TEST_SUITE_END()  // move_only
+BOOST_AUTO_TEST_SUITE_END() // move_only
 
 // =======================================================================================
 BOOST_AUTO_TEST_SUITE(nested)
@@ -1587,21 +1671,21 @@ CO_TEST_CASE(awaiting_a_nested_future_yields_the_inner_value) {
       ex,
       [outer, inner]() -> asio::awaitable<void> {
         co_await aft::yield_once();
-        outer.set_result(inner);  // the inner one is still pending
+        outer.set_result(inner); // the inner one is still pending
         co_await aft::yield_once();
         inner.set_result(5);
       },
       asio::detached);
   const int v = co_await outer.async_wait();
   BOOST_TEST(v == 5);
-  BOOST_TEST((outer.result() == inner));  // result() is the inner future itself
+  BOOST_TEST((outer.result() == inner)); // result() is the inner future itself
 }
 
 CO_TEST_CASE(awaiting_a_nested_future_rethrows_the_inner_failure) {
   auto ex = co_await asio::this_coro::executor;
   const af::future<af::future<int>> outer(ex);
-  outer.set_result(af::make_exceptional_future<int>(
-      ex, std::make_exception_ptr(std::out_of_range("inner"))));
+  outer.set_result(
+      af::make_exceptional_future<int>(ex, std::make_exception_ptr(std::out_of_range("inner"))));
   std::exception_ptr error;
   try {
     (void)co_await outer.async_wait();
@@ -1619,7 +1703,7 @@ BOOST_AUTO_TEST_CASE(nested_callback_waiter_gets_the_inner_value) {
   outer.async_wait(o.handler());
   outer.set_result(inner);
   aft::poll(ioc);
-  BOOST_TEST(o.calls == 0);  // still waiting for the inner future
+  BOOST_TEST(o.calls == 0); // still waiting for the inner future
   inner.set_result(4);
   aft::poll(ioc);
   BOOST_TEST((o.value == std::optional<int>(4)));
@@ -1664,7 +1748,22 @@ BOOST_AUTO_TEST_CASE(unwrap_propagates_outer_and_inner_failures_and_cancellation
               std::optional<std::string>("inner cancel")));
 }
 
-BOOST_AUTO_TEST_SUITE_END()  // nested
+CO_TEST_CASE(nested_void_futures_await_and_unwrap_to_void) {
+  auto ex = co_await asio::this_coro::executor;
+  const af::future<af::future<void>> outer(ex);
+  const af::future<void> inner(ex);
+  const af::future<void> unwrapped = outer.unwrap();
+  asio::post(ex, [outer, inner] {
+    outer.set_result(inner);
+    inner.set_result();
+  });
+  co_await outer.async_wait();
+  co_await unwrapped.async_wait();
+  BOOST_TEST(unwrapped.done());
+  BOOST_TEST(!unwrapped.cancelled());
+}
+
+BOOST_AUTO_TEST_SUITE_END() // nested
 
 // =======================================================================================
 BOOST_AUTO_TEST_SUITE(then)
@@ -1672,7 +1771,8 @@ BOOST_AUTO_TEST_SUITE(then)
 BOOST_AUTO_TEST_CASE(then_maps_the_value) {
   asio::io_context ioc;
   aft::executor_stats stats;
-  const af::future<int> f{asio::any_io_executor(aft::make_tracking_executor(ioc.get_executor(), stats))};
+  const af::future<int> f{
+      asio::any_io_executor(aft::make_tracking_executor(ioc.get_executor(), stats))};
   bool ran_inline = false;
   int calls = 0;
   const af::future<int> g = f.then([&](int v) {
@@ -1689,7 +1789,7 @@ BOOST_AUTO_TEST_CASE(then_maps_the_value) {
   BOOST_TEST(g.result() == 42);
   BOOST_TEST(calls == 1);
   BOOST_TEST(!ran_inline);
-  BOOST_TEST(stats.runs.load() >= 1u);  // f ran on the future's executor
+  BOOST_TEST(stats.runs.load() >= 1u); // f ran on the future's executor
 }
 
 BOOST_AUTO_TEST_CASE(then_may_change_the_type_and_chain) {
@@ -1731,7 +1831,7 @@ BOOST_AUTO_TEST_CASE(then_flattens_a_returned_future) {
   const af::future<std::string> g = f.then([inner](int) { return inner; });
   f.set_result(1);
   aft::poll(ioc);
-  BOOST_TEST(!g.done());  // waits for the returned future
+  BOOST_TEST(!g.done()); // waits for the returned future
   inner.set_result("flat");
   BOOST_TEST(aft::run_until(ioc, [&] { return g.done(); }));
   BOOST_TEST(g.result() == "flat");
@@ -1770,7 +1870,8 @@ BOOST_AUTO_TEST_CASE(then_on_a_cancelled_source_is_cancelled_without_calling_the
   f.cancel("stop");
   BOOST_TEST(aft::run_until(ioc, [&] { return g.done(); }));
   BOOST_TEST(calls == 0);
-  BOOST_TEST((cancel_message(thrown_by([&] { g.result(); })) == std::optional<std::string>("stop")));
+  BOOST_TEST(
+      (cancel_message(thrown_by([&] { g.result(); })) == std::optional<std::string>("stop")));
 }
 
 BOOST_AUTO_TEST_CASE(then_on_a_done_future_still_runs_later) {
@@ -1811,7 +1912,22 @@ BOOST_AUTO_TEST_CASE(cancelling_the_then_result_does_not_cancel_the_source) {
   BOOST_TEST(calls == 0);
 }
 
-BOOST_AUTO_TEST_SUITE_END()  // then
+BOOST_AUTO_TEST_CASE(then_runs_the_function_on_its_associated_executor) {
+  asio::io_context ioc;
+  auto strand = asio::make_strand(ioc);
+  const af::future<int> f(ioc);
+  bool on_strand = false;
+  const af::future<int> g = f.then(asio::bind_executor(strand, [&](int v) {
+    on_strand = strand.running_in_this_thread();
+    return v;
+  }));
+  f.set_result(1);
+  BOOST_TEST(aft::run_until(ioc, [&] { return g.done(); }));
+  BOOST_TEST(g.result() == 1);
+  BOOST_TEST(on_strand);
+}
+
+BOOST_AUTO_TEST_SUITE_END() // then
 
 // =======================================================================================
 BOOST_AUTO_TEST_SUITE(helpers)
@@ -1859,7 +1975,7 @@ CO_TEST_CASE(ready_futures_are_awaitable) {
   BOOST_TEST(cancelled);
 }
 
-BOOST_AUTO_TEST_SUITE_END()  // helpers
+BOOST_AUTO_TEST_SUITE_END() // helpers
 
 // =======================================================================================
 BOOST_AUTO_TEST_SUITE(blocking)
@@ -1928,7 +2044,8 @@ BOOST_AUTO_TEST_CASE(many_foreign_threads_block_on_one_future) {
   for (int i = 0; i < threads; ++i)
     waiters.push_back(std::make_unique<aft::bounded_thread>([&] { sum += f.get(); }));
   f.set_result(10);
-  for (auto& w : waiters) BOOST_TEST(w->join_for());
+  for (auto& w : waiters)
+    BOOST_TEST(w->join_for());
   BOOST_TEST(sum.load() == threads * 10);
 }
 
@@ -1952,23 +2069,56 @@ bool throws_when_called_on_the_context_thread(asio::io_context& ioc, const af::f
   BOOST_TEST(!release.fired());
   return threw;
 }
-}  // namespace
+} // namespace
 
 BOOST_AUTO_TEST_CASE(wait_on_the_thread_running_the_futures_context_throws) {
   asio::io_context ioc;
   const af::future<int> f(ioc);
-  BOOST_TEST(throws_when_called_on_the_context_thread(ioc, f, [](const af::future<int>& g) { g.wait(); }));
-  BOOST_TEST(throws_when_called_on_the_context_thread(ioc, f, [](const af::future<int>& g) {
-    (void)g.wait_for(aft::default_timeout);
-  }));
-  BOOST_TEST(throws_when_called_on_the_context_thread(ioc, f, [](const af::future<int>& g) { (void)g.get(); }));
+  BOOST_TEST(
+      throws_when_called_on_the_context_thread(ioc, f, [](const af::future<int>& g) { g.wait(); }));
+  BOOST_TEST(throws_when_called_on_the_context_thread(
+      ioc, f, [](const af::future<int>& g) { (void)g.wait_for(aft::default_timeout); }));
+  BOOST_TEST(throws_when_called_on_the_context_thread(
+      ioc, f, [](const af::future<int>& g) { (void)g.get(); }));
   BOOST_TEST(!f.done());
 }
 
-BOOST_AUTO_TEST_CASE(wait_on_the_thread_running_the_strands_context_throws) {
+BOOST_AUTO_TEST_CASE(wait_inside_the_futures_strand_throws) {
   asio::io_context ioc;
-  const af::future<int> f(asio::make_strand(ioc));
-  BOOST_TEST(throws_when_called_on_the_context_thread(ioc, f, [](const af::future<int>& g) { g.wait(); }));
+  auto strand = asio::make_strand(ioc);
+  const af::future<int> f(strand);
+  watchdog release([f] { f.try_set_result(-1); });
+  bool threw = false;
+  asio::post(strand, [&] {
+    try {
+      f.wait();
+    } catch (const af::invalid_state_error&) {
+      threw = true;
+    }
+  });
+  aft::poll(ioc);
+  BOOST_TEST(!release.fired());
+  BOOST_TEST(threw);
+}
+
+BOOST_AUTO_TEST_CASE(wait_on_a_thread_of_the_futures_thread_pool_throws) {
+  asio::thread_pool pool(1);
+  const af::future<int> f(pool);
+  watchdog release([f] { f.try_set_result(-1); });
+  std::promise<bool> threw;
+  asio::post(pool, [&] {
+    try {
+      f.wait();
+      threw.set_value(false);
+    } catch (const af::invalid_state_error&) {
+      threw.set_value(true);
+    }
+  });
+  auto result = threw.get_future();
+  BOOST_TEST_REQUIRE((result.wait_for(2 * aft::default_timeout) == std::future_status::ready));
+  BOOST_TEST(result.get());
+  BOOST_TEST(!release.fired());
+  pool.join();
 }
 
 CO_TEST_CASE(wait_inside_a_coroutine_on_the_futures_context_throws) {
@@ -1982,7 +2132,7 @@ CO_TEST_CASE(wait_inside_a_coroutine_on_the_futures_context_throws) {
 BOOST_AUTO_TEST_CASE(blocking_wait_from_another_contexts_thread_is_allowed) {
   asio::io_context running;
   asio::io_context other;
-  const af::future<int> f(other);  // not the context this thread runs
+  const af::future<int> f(other); // not the context this thread runs
   std::optional<bool> result;
   asio::post(running, [&] {
     try {
@@ -1994,7 +2144,7 @@ BOOST_AUTO_TEST_CASE(blocking_wait_from_another_contexts_thread_is_allowed) {
   BOOST_TEST((result == std::optional<bool>(false)));
 }
 
-BOOST_AUTO_TEST_SUITE_END()  // blocking
+BOOST_AUTO_TEST_SUITE_END() // blocking
 
 // =======================================================================================
 BOOST_AUTO_TEST_SUITE(lost_exceptions)
@@ -2008,11 +2158,11 @@ BOOST_AUTO_TEST_CASE(unretrieved_exception_is_reported_once_when_the_last_handle
     f.set_exception(std::runtime_error("lost"));
     f = af::future<int>();
     aft::poll(ioc);
-    BOOST_TEST(handler.count() == 0u);  // a handle is still alive
+    BOOST_TEST(handler.count() == 0u); // a handle is still alive
   }
   aft::poll(ioc);
   BOOST_TEST_REQUIRE(handler.count() == 1u);
-  BOOST_TEST(handler.reports[0].what == "lost");
+  BOOST_TEST(handler.reports[0].what == "lost"); // what() of the exception itself
   BOOST_TEST(holds<std::runtime_error>(handler.reports[0].error));
 }
 
@@ -2053,7 +2203,7 @@ BOOST_AUTO_TEST_CASE(retrieved_exceptions_are_not_reported) {
       const af::future<int> g = fail().then([](int v) { return v; });
       aft::poll(ioc);
       BOOST_TEST(g.done());
-      BOOST_TEST(static_cast<bool>(g.exception()));  // retrieve the derived one too
+      BOOST_TEST(static_cast<bool>(g.exception())); // retrieve the derived one too
     }
     {
       bool caught = false;
@@ -2106,10 +2256,10 @@ BOOST_AUTO_TEST_CASE(set_exception_handler_returns_the_previous_handler) {
   BOOST_TEST_REQUIRE(static_cast<bool>(previous));
   previous(std::make_exception_ptr(std::runtime_error("x")), "x");
   BOOST_TEST(first_calls == 1);
-  af::set_exception_handler(std::move(original));  // restore
+  af::set_exception_handler(std::move(original)); // restore
 }
 
-BOOST_AUTO_TEST_SUITE_END()  // lost_exceptions
+BOOST_AUTO_TEST_SUITE_END() // lost_exceptions
 
 // =======================================================================================
 BOOST_AUTO_TEST_SUITE(shutdown)
@@ -2118,7 +2268,7 @@ BOOST_AUTO_TEST_CASE(destroying_the_context_destroys_awaiting_coroutines_without
   aft::instance_counters counters;
   bool resumed = false;
   bool completion_ran = false;
-  af::future<int> f;  // outlives the context
+  af::future<int> f; // outlives the context
   {
     asio::io_context ioc;
     f = af::future<int>(ioc);
@@ -2138,7 +2288,7 @@ BOOST_AUTO_TEST_CASE(destroying_the_context_destroys_awaiting_coroutines_without
   BOOST_TEST(counters.live.load() == 0);
   BOOST_TEST(!resumed);
   BOOST_TEST(!completion_ran);
-  f = af::future<int>();  // the last handle dies after the context: nothing to run
+  f = af::future<int>(); // the last handle dies after the context: nothing to run
 }
 
 BOOST_AUTO_TEST_CASE(destroying_the_context_destroys_callback_waiters_and_callbacks) {
@@ -2152,7 +2302,7 @@ BOOST_AUTO_TEST_CASE(destroying_the_context_destroys_callback_waiters_and_callba
     pending.add_done_callback([&, c = aft::counted(counters, 2)](af::future<int>) { ++invoked; });
     done.add_done_callback([&, c = aft::counted(counters, 3)](af::future<int>) { ++invoked; });
     done.async_wait([&, c = aft::counted(counters, 4)](std::exception_ptr, int) { ++invoked; });
-    done.set_result(1);  // scheduled, but the context never runs them
+    done.set_result(1); // scheduled, but the context never runs them
     BOOST_TEST(counters.live.load() >= 4);
   }
   BOOST_TEST(counters.live.load() == 0);
@@ -2199,7 +2349,7 @@ BOOST_AUTO_TEST_CASE(future_outliving_its_context_can_be_resolved_and_dropped) {
     f = af::future<int>(ioc);
   }
   try {
-    (void)f.try_set_result(1);  // no waiters: nothing may be scheduled on the dead context
+    (void)f.try_set_result(1); // no waiters: nothing may be scheduled on the dead context
   } catch (const af::invalid_state_error&) {
   }
   f = af::future<int>();
@@ -2223,7 +2373,8 @@ BOOST_AUTO_TEST_CASE(fresh_contexts_at_the_same_address_work) {
           },
           asio::detached);
       f.async_wait([&](std::exception_ptr e, int v) {
-        if (!e) value = v;
+        if (!e)
+          value = v;
       });
       f.set_result(round);
       aft::poll(ioc);
@@ -2233,7 +2384,7 @@ BOOST_AUTO_TEST_CASE(fresh_contexts_at_the_same_address_work) {
   }
 }
 
-BOOST_AUTO_TEST_SUITE_END()  // shutdown
+BOOST_AUTO_TEST_SUITE_END() // shutdown
 
 // =======================================================================================
 BOOST_AUTO_TEST_SUITE(closed_context)
@@ -2243,9 +2394,23 @@ BOOST_AUTO_TEST_CASE(awaiting_on_a_shut_down_context_throws_at_once) {
   const af::future<int> f(ctx);
   ctx.shutdown();
   int calls = 0;
-  BOOST_CHECK_THROW(f.async_wait([&](std::exception_ptr, int) { ++calls; }), af::invalid_state_error);
+  BOOST_CHECK_THROW(f.async_wait([&](std::exception_ptr, int) { ++calls; }),
+                    af::invalid_state_error);
   BOOST_CHECK_THROW(f.async_wait(asio::bind_executor(ctx.get_executor(),
                                                      [&](std::exception_ptr, int) { ++calls; })),
+                    af::invalid_state_error);
+  BOOST_TEST(calls == 0);
+}
+
+BOOST_AUTO_TEST_CASE(awaiting_on_a_context_shut_down_after_earlier_waits_throws_at_once) {
+  // Same as above, but the context had waiters before it shut down.
+  closable_context ctx;
+  const af::future<int> f(ctx);
+  const af::future<int> earlier(ctx);
+  int calls = 0;
+  earlier.async_wait([&](std::exception_ptr, int) { ++calls; });
+  ctx.shutdown(); // destroys the earlier waiter without running it
+  BOOST_CHECK_THROW(f.async_wait([&](std::exception_ptr, int) { ++calls; }),
                     af::invalid_state_error);
   BOOST_TEST(calls == 0);
 }
@@ -2253,6 +2418,9 @@ BOOST_AUTO_TEST_CASE(awaiting_on_a_shut_down_context_throws_at_once) {
 BOOST_AUTO_TEST_CASE(waiter_bound_to_a_shut_down_context_throws_at_once) {
   asio::io_context alive;
   closable_context closed;
+  // The shutdown is known to the library once the context has seen a future or a wait
+  // (its service exists); see docs/threading.md for the one undetectable case.
+  const af::future<int> seen(closed);
   closed.shutdown();
   const af::future<int> f(alive);
   int calls = 0;
@@ -2268,7 +2436,7 @@ BOOST_AUTO_TEST_CASE(waiter_bound_to_a_shut_down_context_throws_at_once) {
   BOOST_TEST(calls == 0);
 }
 
-BOOST_AUTO_TEST_SUITE_END()  // closed_context
+BOOST_AUTO_TEST_SUITE_END() // closed_context
 
 // =======================================================================================
 BOOST_AUTO_TEST_SUITE(threads)
@@ -2278,8 +2446,8 @@ BOOST_AUTO_TEST_CASE(set_from_a_foreign_thread_completes_on_the_waiters_executor
   aft::executor_stats stats;
   const af::future<int> f(ioc);
   outcome<int> o;
-  f.async_wait(asio::bind_executor(aft::make_tracking_executor(ioc.get_executor(), stats),
-                                   o.handler()));
+  f.async_wait(
+      asio::bind_executor(aft::make_tracking_executor(ioc.get_executor(), stats), o.handler()));
   int callback_calls = 0;
   f.add_done_callback(asio::bind_executor(aft::make_tracking_executor(ioc.get_executor(), stats),
                                           [&](af::future<int>) { ++callback_calls; }));
@@ -2287,7 +2455,7 @@ BOOST_AUTO_TEST_CASE(set_from_a_foreign_thread_completes_on_the_waiters_executor
   BOOST_TEST(setter.join_for());
   BOOST_TEST(aft::run_until(ioc, [&] { return o.calls == 1 && callback_calls == 1; }));
   BOOST_TEST((o.value == std::optional<int>(3)));
-  BOOST_TEST(stats.thread_count() == 1u);  // only this thread, which runs ioc
+  BOOST_TEST(stats.thread_count() == 1u); // only this thread, which runs ioc
   std::lock_guard<std::mutex> lock(stats.mutex);
   BOOST_TEST((stats.threads.count(std::this_thread::get_id()) == 1u));
 }
@@ -2316,12 +2484,13 @@ BOOST_AUTO_TEST_CASE(racing_setters_cancellers_callbacks_and_waiters) {
 
   std::vector<af::future<int>> futures;
   futures.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) futures.emplace_back(ioc);
+  for (std::size_t i = 0; i < n; ++i)
+    futures.emplace_back(ioc);
 
-  std::vector<std::atomic<int>> wins(n);         // successful resolutions
-  std::vector<std::atomic<int>> winner(n);       // role of the last successful resolver
-  std::vector<std::atomic<int>> observed(n);     // outcome code seen by completions
-  std::vector<std::atomic<int>> completions(n);  // callbacks + waiters run
+  std::vector<std::atomic<int>> wins(n);        // successful resolutions
+  std::vector<std::atomic<int>> winner(n);      // role of the last successful resolver
+  std::vector<std::atomic<int>> observed(n);    // outcome code seen by completions
+  std::vector<std::atomic<int>> completions(n); // callbacks + waiters run
   for (std::size_t i = 0; i < n; ++i) {
     winner[i].store(-1, std::memory_order_relaxed);
     observed[i].store(-1, std::memory_order_relaxed);
@@ -2337,12 +2506,16 @@ BOOST_AUTO_TEST_CASE(racing_setters_cancellers_callbacks_and_waiters) {
   // Outcome code: the role whose resolution produced it, or -2 for garbage.
   const auto code_of = [&](std::size_t i, const std::exception_ptr& e, int v) {
     if (e) {
-      if (holds<af::cancelled_error>(e)) return 1;
-      if (holds<std::runtime_error>(e)) return 2;
+      if (holds<af::cancelled_error>(e))
+        return 1;
+      if (holds<std::runtime_error>(e))
+        return 2;
       return -2;
     }
-    if (v == value_for(i, 0)) return 0;
-    if (v == value_for(i, 3)) return 3;
+    if (v == value_for(i, 0))
+      return 0;
+    if (v == value_for(i, 3))
+      return 3;
     return -2;
   };
   const auto completed = [&](std::size_t i, int code) {
@@ -2352,7 +2525,8 @@ BOOST_AUTO_TEST_CASE(racing_setters_cancellers_callbacks_and_waiters) {
          expected != code))
       inconsistent.fetch_add(1, std::memory_order_relaxed);
     completions[i].fetch_add(1, std::memory_order_relaxed);
-    if (total.fetch_add(1, std::memory_order_acq_rel) + 1 == expected_total) all_done.set_value();
+    if (total.fetch_add(1, std::memory_order_acq_rel) + 1 == expected_total)
+      all_done.set_value();
   };
 
   std::latch start(racers + 1);
@@ -2377,10 +2551,18 @@ BOOST_AUTO_TEST_CASE(racing_setters_cancellers_callbacks_and_waiters) {
         }
         bool won = false;
         switch (role) {
-          case 0: won = f.try_set_result(value_for(i, 0)); break;
-          case 1: won = f.cancel(); break;
-          case 2: won = f.try_set_exception(std::make_exception_ptr(std::runtime_error("r"))); break;
-          case 3: won = f.try_set_result(value_for(i, 3)); break;
+        case 0:
+          won = f.try_set_result(value_for(i, 0));
+          break;
+        case 1:
+          won = f.cancel();
+          break;
+        case 2:
+          won = f.try_set_exception(std::make_exception_ptr(std::runtime_error("r")));
+          break;
+        case 3:
+          won = f.try_set_result(value_for(i, 3));
+          break;
         }
         if (won) {
           wins[i].fetch_add(1, std::memory_order_relaxed);
@@ -2390,31 +2572,152 @@ BOOST_AUTO_TEST_CASE(racing_setters_cancellers_callbacks_and_waiters) {
     });
   }
   std::vector<std::thread> runners;
-  for (int r = 0; r < 2; ++r) runners.emplace_back([&] { ioc.run(); });
+  for (int r = 0; r < 2; ++r)
+    runners.emplace_back([&] { ioc.run(); });
   start.arrive_and_wait();
-  for (auto& t : threads) t.join();
+  for (auto& t : threads)
+    t.join();
 
   // Bounded wait for every callback and waiter (a hang guard, not a timing assertion).
   const bool finished =
       all_done.get_future().wait_for(std::chrono::seconds(120)) == std::future_status::ready;
   work.reset();
-  if (!finished) ioc.stop();
-  for (auto& t : runners) t.join();
+  if (!finished)
+    ioc.stop();
+  for (auto& t : runners)
+    t.join();
 
   BOOST_TEST(finished);
   BOOST_TEST(total.load() == expected_total);
   BOOST_TEST(inconsistent.load() == 0);
   std::size_t bad_wins = 0, bad_completions = 0, wrong_outcome = 0, not_done = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    if (wins[i].load() != 1) ++bad_wins;
-    if (completions[i].load() != racers) ++bad_completions;
-    if (observed[i].load() != winner[i].load()) ++wrong_outcome;
-    if (!futures[i].done()) ++not_done;
+    if (wins[i].load() != 1)
+      ++bad_wins;
+    if (completions[i].load() != racers)
+      ++bad_completions;
+    if (observed[i].load() != winner[i].load())
+      ++wrong_outcome;
+    if (!futures[i].done())
+      ++not_done;
   }
   BOOST_TEST(bad_wins == 0u);
   BOOST_TEST(bad_completions == 0u);
   BOOST_TEST(wrong_outcome == 0u);
   BOOST_TEST(not_done == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(racing_remove_done_callback_and_set_result) {
+  // remove_done_callback racing the completion: a callback runs if and only if its removal
+  // returned 0, never both and never neither.
+#if defined(__SANITIZE_THREAD__)
+  constexpr std::size_t n = 50'000;
+#else
+  constexpr std::size_t n = 100'000;
+#endif
+  asio::io_context ioc;
+  auto work = asio::make_work_guard(ioc);
+  std::vector<af::future<int>> futures;
+  std::vector<af::callback_id> ids;
+  std::vector<std::atomic<int>> ran(n);
+  std::vector<std::size_t> removed(n, 0);
+  futures.reserve(n);
+  ids.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    futures.emplace_back(ioc);
+    ids.push_back(futures.back().add_done_callback(
+        [&ran, i](af::future<int>) { ran[i].fetch_add(1, std::memory_order_relaxed); }));
+  }
+  // The remover stays next to the setter: it removes callback i once the setter has
+  // announced future i (odd i) or future i - 1 (even i), so both outcomes occur often.
+  std::atomic<std::size_t> setter_at{0};
+  std::latch start(3);
+  std::thread remover([&] {
+    start.arrive_and_wait();
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t wait_for = i % 2 == 1 ? i : (i == 0 ? 0 : i - 1);
+      while (setter_at.load(std::memory_order_acquire) < wait_for)
+        std::this_thread::yield();
+      removed[i] = futures[i].remove_done_callback(ids[i]);
+    }
+  });
+  std::thread setter([&] {
+    start.arrive_and_wait();
+    for (std::size_t i = 0; i < n; ++i) {
+      setter_at.store(i, std::memory_order_release);
+      futures[i].set_result(static_cast<int>(i));
+    }
+    setter_at.store(n, std::memory_order_release);
+  });
+  std::thread runner([&] { ioc.run(); });
+  start.arrive_and_wait();
+  remover.join();
+  setter.join();
+  // Every scheduled callback is queued by now; let the runner drain them and stop.
+  work.reset();
+  runner.join();
+  std::size_t violations = 0, removals = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (ran[i].load() + static_cast<int>(removed[i]) != 1)
+      ++violations;
+    removals += removed[i];
+  }
+  BOOST_TEST(violations == 0u);
+  BOOST_TEST_MESSAGE("removed before completion: " << removals << " of " << n);
+}
+
+BOOST_AUTO_TEST_CASE(last_handles_dropped_on_racing_threads) {
+  // The last reference to each state dies on whichever thread lets go last: the setter,
+  // the waiter-registering thread, or an io_context thread after the completion ran.
+  // TSan checks that the state's destruction is ordered after every use.
+#if defined(__SANITIZE_THREAD__)
+  constexpr std::size_t n = 50'000;
+#else
+  constexpr std::size_t n = 100'000;
+#endif
+  aft::instance_counters counters;
+  std::atomic<std::size_t> completions{0};
+  {
+    asio::io_context ioc;
+    auto work = asio::make_work_guard(ioc);
+    std::vector<af::future<aft::counted>> for_setter, for_waiter;
+    for_setter.reserve(n);
+    for_waiter.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      af::future<aft::counted> f(ioc);
+      for_setter.push_back(f);
+      for_waiter.push_back(std::move(f));
+    }
+    std::latch start(3);
+    std::thread setter([&] {
+      start.arrive_and_wait();
+      for (std::size_t i = 0; i < n; ++i) {
+        for_setter[i].set_result(aft::counted(counters, static_cast<int>(i)));
+        for_setter[i] = af::future<aft::counted>();
+      }
+    });
+    std::thread waiter([&] {
+      start.arrive_and_wait();
+      for (std::size_t i = 0; i < n; ++i) {
+        for_waiter[i].async_wait(
+            [&completions, keep = for_waiter[i]](std::exception_ptr, aft::counted) {
+              completions.fetch_add(1, std::memory_order_relaxed);
+            });
+        for_waiter[i] = af::future<aft::counted>();
+      }
+    });
+    std::vector<std::thread> runners;
+    for (int r = 0; r < 2; ++r)
+      runners.emplace_back([&] { ioc.run(); });
+    start.arrive_and_wait();
+    setter.join();
+    waiter.join();
+    work.reset();
+    for (auto& t : runners)
+      t.join();
+  }
+  BOOST_TEST(completions.load() == n);
+  BOOST_TEST(counters.live.load() == 0);
 }
 
 BOOST_AUTO_TEST_CASE(racing_cross_thread_awaits_on_a_two_thread_context) {
@@ -2427,7 +2730,8 @@ BOOST_AUTO_TEST_CASE(racing_cross_thread_awaits_on_a_two_thread_context) {
   asio::io_context ioc;
   std::vector<af::future<int>> futures;
   futures.reserve(count);
-  for (int i = 0; i < count; ++i) futures.emplace_back(ioc);
+  for (int i = 0; i < count; ++i)
+    futures.emplace_back(ioc);
   std::atomic<long long> sum{0};
   std::atomic<int> finished{0};
   for (int i = 0; i < count; ++i) {
@@ -2440,19 +2744,23 @@ BOOST_AUTO_TEST_CASE(racing_cross_thread_awaits_on_a_two_thread_context) {
         asio::detached);
   }
   std::vector<std::thread> runners;
-  for (int r = 0; r < 2; ++r) runners.emplace_back([&] { ioc.run_for(std::chrono::seconds(120)); });
+  for (int r = 0; r < 2; ++r)
+    runners.emplace_back([&] { ioc.run_for(std::chrono::seconds(120)); });
   std::vector<std::thread> setters;
   for (int s = 0; s < 2; ++s) {
     setters.emplace_back([&, s] {
-      for (int i = s; i < count; i += 2) futures[static_cast<std::size_t>(i)].set_result(i);
+      for (int i = s; i < count; i += 2)
+        futures[static_cast<std::size_t>(i)].set_result(i);
     });
   }
-  for (auto& t : setters) t.join();
-  for (auto& t : runners) t.join();
+  for (auto& t : setters)
+    t.join();
+  for (auto& t : runners)
+    t.join();
   BOOST_TEST(finished.load() == count);
   BOOST_TEST(sum.load() == static_cast<long long>(count) * (count - 1) / 2);
 }
 
-BOOST_AUTO_TEST_SUITE_END()  // threads
+BOOST_AUTO_TEST_SUITE_END() // threads
 
-BOOST_AUTO_TEST_SUITE_END()  // future_
+BOOST_AUTO_TEST_SUITE_END() // future_

@@ -37,7 +37,8 @@ inline constexpr std::chrono::seconds default_timeout{10};
 
 /// Describes an exception_ptr for a failure message.
 inline std::string describe(const std::exception_ptr& e) {
-  if (!e) return "no exception";
+  if (!e)
+    return "no exception";
   try {
     std::rethrow_exception(e);
   } catch (const std::exception& ex) {
@@ -55,8 +56,10 @@ bool run_until(asio::io_context& ioc, Pred&& pred,
                std::chrono::steady_clock::duration timeout = default_timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline) return pred();
-    if (ioc.stopped()) ioc.restart();
+    if (std::chrono::steady_clock::now() >= deadline)
+      return pred();
+    if (ioc.stopped())
+      ioc.restart();
     if (ioc.run_one_until(deadline) == 0 && ioc.stopped()) {
       // No work at all: nothing local can make progress, but another thread may still
       // post. Yield instead of spinning hot; this is not a synchronisation sleep.
@@ -98,7 +101,8 @@ inline asio::awaitable<void> yield_once() {
 
 /// Yields the current coroutine `n` times (lets other handlers run in between).
 inline asio::awaitable<void> yield_n(int n) {
-  for (int i = 0; i < n; ++i) co_await yield_once();
+  for (int i = 0; i < n; ++i)
+    co_await yield_once();
 }
 
 /// Runs `body` as a coroutine on a fresh io_context for at most `timeout`.
@@ -112,23 +116,24 @@ inline void run_co_test(asio::awaitable<void> (*body)(),
       finished = true;
       error = std::move(e);
     });
-    run_until(ioc, [&] { return finished; }, timeout);
+    run_until(
+        ioc, [&] { return finished; }, timeout);
     // Leaving the scope destroys the context and with it an unfinished coroutine frame.
   }
   if (!finished) {
     BOOST_ERROR("coroutine test body did not finish in time (hang)");
     return;
   }
-  if (error) BOOST_ERROR("coroutine test body threw: " << describe(error));
+  if (error)
+    BOOST_ERROR("coroutine test body threw: " << describe(error));
 }
 
 /// A thread whose completion is awaited for bounded time: `join_for` joins it and
 /// rethrows what it threw; on a hang it detaches it (so the case fails instead of
 /// blocking) and returns false.
 class bounded_thread {
- public:
-  template <class F>
-  explicit bounded_thread(F f) {
+public:
+  template <class F> explicit bounded_thread(F f) {
     std::packaged_task<void()> task(std::move(f));
     done_ = task.get_future();
     thread_ = std::thread(std::move(task));
@@ -155,21 +160,21 @@ class bounded_thread {
     return true;
   }
 
- private:
+private:
   std::future<void> done_;
   std::thread thread_;
 };
 
-}  // namespace asio_futures_test
+} // namespace asio_futures_test
 
 /// Defines a Boost.Test case whose body is an `asio::awaitable<void>` run on a fresh
 /// io_context (see the file comment). Use `co_await asio::this_coro::executor` for the
 /// executor.
-#define CO_TEST_CASE(name)                                        \
-  static ::boost::asio::awaitable<void> name##_co_body();         \
-  BOOST_AUTO_TEST_CASE(name) {                                    \
-    ::asio_futures_test::run_co_test(&name##_co_body);            \
-  }                                                               \
+#define CO_TEST_CASE(name)                                                                         \
+  static ::boost::asio::awaitable<void> name##_co_body();                                          \
+  BOOST_AUTO_TEST_CASE(name) {                                                                     \
+    ::asio_futures_test::run_co_test(&name##_co_body);                                             \
+  }                                                                                                \
   static ::boost::asio::awaitable<void> name##_co_body()
 
-#endif  // ASIO_FUTURES_TEST_SUPPORT_CO_TEST_HPP
+#endif // ASIO_FUTURES_TEST_SUPPORT_CO_TEST_HPP

@@ -10,8 +10,8 @@
 #define ASIO_FUTURES_TEST_SUPPORT_TRACKING_HPP
 
 #include <boost/asio/execution.hpp>
-#include <boost/asio/query.hpp>
 #include <boost/asio/prefer.hpp>
+#include <boost/asio/query.hpp>
 #include <boost/asio/require.hpp>
 
 #include <atomic>
@@ -35,14 +35,14 @@ namespace asio = boost::asio;
 /// Wrap a setter call (`set_result`, `cancel`, `add_done_callback`, …) in one; a
 /// completion or callback that observes `active()` ran inline in that call.
 class inside_call {
- public:
+public:
   inside_call() noexcept { ++depth(); }
   ~inside_call() { --depth(); }
   inside_call(const inside_call&) = delete;
   inside_call& operator=(const inside_call&) = delete;
   static bool active() noexcept { return depth() > 0; }
 
- private:
+private:
   static int& depth() noexcept {
     thread_local int d = 0;
     return d;
@@ -54,11 +54,11 @@ class inside_call {
 
 /// Shared counters of a family of tracking executors (copies, require/prefer results).
 struct executor_stats {
-  std::atomic<std::size_t> executes{0};         ///< functions submitted via execute()
-  std::atomic<std::size_t> runs{0};             ///< submitted functions that ran
-  std::atomic<std::size_t> inline_runs{0};      ///< ... of which inside an inside_call
+  std::atomic<std::size_t> executes{0};    ///< functions submitted via execute()
+  std::atomic<std::size_t> runs{0};        ///< submitted functions that ran
+  std::atomic<std::size_t> inline_runs{0}; ///< ... of which inside an inside_call
   std::mutex mutex;
-  std::set<std::thread::id> threads;            ///< threads the functions ran on
+  std::set<std::thread::id> threads; ///< threads the functions ran on
 
   std::size_t thread_count() {
     std::lock_guard<std::mutex> lock(mutex);
@@ -69,9 +69,8 @@ struct executor_stats {
 /// Wraps a standard (P0443-style) executor. Every property query/require/prefer is
 /// forwarded to the inner executor, so it converts to `asio::any_io_executor` and works
 /// as a handler's associated executor (asio::bind_executor) or as a future's executor.
-template <class Executor>
-class tracking_executor {
- public:
+template <class Executor> class tracking_executor {
+public:
   using inner_executor_type = Executor;
 
   tracking_executor(Executor inner, executor_stats& stats) noexcept
@@ -81,40 +80,39 @@ class tracking_executor {
   executor_stats& stats() const noexcept { return *stats_; }
 
   template <class Property>
-    requires asio::can_query<const Executor&, const Property&>::value
-  decltype(auto) query(const Property& p) const {
+  requires asio::can_query<const Executor&, const Property&>::value decltype(auto)
+  query(const Property& p) const {
     return asio::query(inner_, p);
   }
 
   template <class Property>
-    requires asio::can_require<const Executor&, const Property&>::value
-  auto require(const Property& p) const {
+  requires asio::can_require<const Executor&, const Property&>::value auto
+  require(const Property& p) const {
     using inner_t = std::decay_t<decltype(asio::require(inner_, p))>;
     return tracking_executor<inner_t>(asio::require(inner_, p), *stats_);
   }
 
   template <class Property>
-    requires asio::can_prefer<const Executor&, const Property&>::value
-  auto prefer(const Property& p) const {
+  requires asio::can_prefer<const Executor&, const Property&>::value auto
+  prefer(const Property& p) const {
     using inner_t = std::decay_t<decltype(asio::prefer(inner_, p))>;
     return tracking_executor<inner_t>(asio::prefer(inner_, p), *stats_);
   }
 
-  template <class F>
-  void execute(F&& f) const {
+  template <class F> void execute(F&& f) const {
     stats_->executes.fetch_add(1, std::memory_order_relaxed);
     // A blocking.possibly inner executor may run the function right here; the wrapper
     // records that as an inline run if we are inside a marked setter call.
-    asio::execution::execute(
-        inner_, [stats = stats_, fn = std::forward<F>(f)]() mutable {
-          stats->runs.fetch_add(1, std::memory_order_relaxed);
-          if (inside_call::active()) stats->inline_runs.fetch_add(1, std::memory_order_relaxed);
-          {
-            std::lock_guard<std::mutex> lock(stats->mutex);
-            stats->threads.insert(std::this_thread::get_id());
-          }
-          std::move(fn)();
-        });
+    asio::execution::execute(inner_, [stats = stats_, fn = std::forward<F>(f)]() mutable {
+      stats->runs.fetch_add(1, std::memory_order_relaxed);
+      if (inside_call::active())
+        stats->inline_runs.fetch_add(1, std::memory_order_relaxed);
+      {
+        std::lock_guard<std::mutex> lock(stats->mutex);
+        stats->threads.insert(std::this_thread::get_id());
+      }
+      std::move(fn)();
+    });
   }
 
   friend bool operator==(const tracking_executor& a, const tracking_executor& b) noexcept {
@@ -124,7 +122,7 @@ class tracking_executor {
     return !(a == b);
   }
 
- private:
+private:
   Executor inner_;
   executor_stats* stats_;
 };
@@ -150,9 +148,8 @@ struct allocator_stats {
 };
 
 /// Counts every allocation into an allocator_stats; memory from std::allocator.
-template <class T>
-class tracking_allocator {
- public:
+template <class T> class tracking_allocator {
+public:
   using value_type = T;
 
   explicit tracking_allocator(allocator_stats& stats) noexcept : stats_(&stats) {}
@@ -180,21 +177,18 @@ class tracking_allocator {
     return &a.stats() == &b.stats();
   }
 
- private:
+private:
   allocator_stats* stats_;
 };
 
 /// Refuses every allocation with std::bad_alloc (counting the attempts).
-template <class T>
-class throwing_allocator {
- public:
+template <class T> class throwing_allocator {
+public:
   using value_type = T;
 
-  explicit throwing_allocator(std::atomic<std::size_t>& attempts) noexcept
-      : attempts_(&attempts) {}
+  explicit throwing_allocator(std::atomic<std::size_t>& attempts) noexcept : attempts_(&attempts) {}
   template <class U>
-  throwing_allocator(const throwing_allocator<U>& other) noexcept
-      : attempts_(&other.attempts()) {}
+  throwing_allocator(const throwing_allocator<U>& other) noexcept : attempts_(&other.attempts()) {}
 
   [[noreturn]] T* allocate(std::size_t) {
     attempts_->fetch_add(1, std::memory_order_relaxed);
@@ -209,7 +203,7 @@ class throwing_allocator {
     return &a.attempts() == &b.attempts();
   }
 
- private:
+private:
   std::atomic<std::size_t>* attempts_;
 };
 
@@ -218,26 +212,28 @@ class throwing_allocator {
 
 /// Counters for counted / move_only instances.
 struct instance_counters {
-  std::atomic<int> live{0};          ///< constructed minus destroyed
+  std::atomic<int> live{0}; ///< constructed minus destroyed
   std::atomic<int> constructions{0};
-  std::atomic<int> copies{0};        ///< copy constructions + copy assignments
-  std::atomic<int> moves{0};         ///< move constructions + move assignments
+  std::atomic<int> copies{0}; ///< copy constructions + copy assignments
+  std::atomic<int> moves{0};  ///< move constructions + move assignments
 };
 
 /// A copyable value that counts its instances, copies and moves in `instance_counters`.
 /// A default-constructed `counted` has no counters and counts nothing (a library may
 /// need a placeholder value for error completions of `void(std::exception_ptr, T)`).
 class counted {
- public:
+public:
   counted() noexcept = default;
   counted(instance_counters& c, int value) noexcept : counters_(&c), value_(value) { born(); }
   counted(const counted& o) noexcept : counters_(o.counters_), value_(o.value_) {
     born();
-    if (counters_) ++counters_->copies;
+    if (counters_)
+      ++counters_->copies;
   }
   counted(counted&& o) noexcept : counters_(o.counters_), value_(o.value_) {
     born();
-    if (counters_) ++counters_->moves;
+    if (counters_)
+      ++counters_->moves;
   }
   counted& operator=(const counted& o) noexcept {
     if (this != &o) {
@@ -245,7 +241,8 @@ class counted {
       counters_ = o.counters_;
       value_ = o.value_;
       born();
-      if (counters_) ++counters_->copies;
+      if (counters_)
+        ++counters_->copies;
     }
     return *this;
   }
@@ -255,7 +252,8 @@ class counted {
       counters_ = o.counters_;
       value_ = o.value_;
       born();
-      if (counters_) ++counters_->moves;
+      if (counters_)
+        ++counters_->moves;
     }
     return *this;
   }
@@ -263,7 +261,7 @@ class counted {
 
   int value() const noexcept { return value_; }
 
- private:
+private:
   void born() noexcept {
     if (counters_) {
       ++counters_->live;
@@ -271,7 +269,8 @@ class counted {
     }
   }
   void die() noexcept {
-    if (counters_) --counters_->live;
+    if (counters_)
+      --counters_->live;
   }
 
   instance_counters* counters_ = nullptr;
@@ -280,14 +279,15 @@ class counted {
 
 /// A move-only value that counts its live instances and moves.
 class move_only {
- public:
+public:
   move_only() noexcept = default;
   move_only(instance_counters& c, int value) noexcept : counters_(&c), value_(value) { born(); }
   move_only(const move_only&) = delete;
   move_only& operator=(const move_only&) = delete;
   move_only(move_only&& o) noexcept : counters_(o.counters_), value_(o.value_) {
     born();
-    if (counters_) ++counters_->moves;
+    if (counters_)
+      ++counters_->moves;
   }
   move_only& operator=(move_only&& o) noexcept {
     if (this != &o) {
@@ -295,7 +295,8 @@ class move_only {
       counters_ = o.counters_;
       value_ = o.value_;
       born();
-      if (counters_) ++counters_->moves;
+      if (counters_)
+        ++counters_->moves;
     }
     return *this;
   }
@@ -303,7 +304,7 @@ class move_only {
 
   int value() const noexcept { return value_; }
 
- private:
+private:
   void born() noexcept {
     if (counters_) {
       ++counters_->live;
@@ -311,7 +312,8 @@ class move_only {
     }
   }
   void die() noexcept {
-    if (counters_) --counters_->live;
+    if (counters_)
+      --counters_->live;
   }
 
   instance_counters* counters_ = nullptr;
@@ -321,6 +323,6 @@ class move_only {
 static_assert(!std::is_copy_constructible_v<move_only>);
 static_assert(std::is_nothrow_move_constructible_v<move_only>);
 
-}  // namespace asio_futures_test
+} // namespace asio_futures_test
 
-#endif  // ASIO_FUTURES_TEST_SUPPORT_TRACKING_HPP
+#endif // ASIO_FUTURES_TEST_SUPPORT_TRACKING_HPP

@@ -141,9 +141,15 @@ private:
 template <class T, class Handler> class wait_op final : public wait_node {
 public:
   using allocator_type = handler_allocator_t<Handler>;
-  using work_executor = std::decay_t<typename asio::prefer_result<
-      asio::associated_executor_t<Handler, asio::any_io_executor>,
-      asio::execution::outstanding_work_t::tracked_t>::type>;
+  using handler_executor = asio::associated_executor_t<Handler, asio::any_io_executor>;
+  /// The handler's executor as we submit the completion to it: never blocking, counting
+  /// outstanding work, allocating with the handler's allocator. Prepared once at initiation
+  /// so that completing costs no property conversions (each tracked copy is an atomic
+  /// increment and decrement of the context's work count).
+  using work_executor = std::decay_t<decltype(asio::prefer(
+      asio::require(std::declval<const handler_executor&>(), asio::execution::blocking.never),
+      asio::execution::outstanding_work.tracked,
+      asio::execution::allocator(std::declval<const allocator_type&>())))>;
   using slot_type = asio::associated_cancellation_slot_t<Handler>;
 
   /// Starts a wait on `st` for handler `h`. Never completes inline.
@@ -195,10 +201,11 @@ public:
     deallocate_node(alloc, this);
   }
 
-  wait_op(state_ptr<T>&& st, Handler&& h, const asio::associated_executor_t<
-                                              Handler, asio::any_io_executor>& ex)
+  wait_op(state_ptr<T>&& st, Handler&& h, const handler_executor& ex)
       : wait_node(&do_fn), handler_(std::move(h)), alloc_(get_handler_allocator(handler_)),
-        work_(asio::prefer(ex, asio::execution::outstanding_work.tracked)),
+        work_(asio::prefer(asio::require(ex, asio::execution::blocking.never),
+                           asio::execution::outstanding_work.tracked,
+                           asio::execution::allocator(alloc_))),
         state_(std::move(st)) {
     owner_ = state_.get();
   }
@@ -228,9 +235,11 @@ private:
       return;
     }
     op->detached_ = (a == node_action::detach);
-    work_executor ex(op->work_);
-    allocator_type alloc(op->alloc_);
-    post_to(ex, alloc, posted<wait_op>(op));
+    // Move the work out (a move transfers the count without touching it): the posted
+    // function may run, and free op, before execute() returns. The scheduler counts the
+    // queued function as work, so the count never drops to zero in between.
+    work_executor ex(std::move(op->work_));
+    asio::execution::execute(ex, posted<wait_op>(op));
   }
 
   void clear_slot() noexcept {

@@ -110,6 +110,10 @@ public:
     // acq_rel: release orders our writes to the state before its destruction; acquire on the
     // last drop makes every other holder's writes visible to the destroyer. (An acquire fence
     // on the last drop only would be cheaper, but ThreadSanitizer does not model fences.)
+    // Sole owner: nobody can add a reference without holding one, so no RMW is needed
+    // (acquire: the other holders' releasing decrements happen-before the destruction).
+    if (refs_.load(std::memory_order_acquire) == 1)
+      return true;
     return refs_.fetch_sub(1, std::memory_order_acq_rel) == 1;
   }
 
@@ -248,13 +252,17 @@ public:
 
   /// At destruction (no other reference exists): destroy the nodes still linked (callbacks).
   void destroy_nodes() noexcept {
-    std::uintptr_t cur = list_.exchange(done_bit, std::memory_order_acquire);
+    // relaxed: we hold the only reference (see drop_ref); nobody else touches the word.
+    std::uintptr_t cur = list_.load(std::memory_order_relaxed);
     if (!(cur & done_bit))
       complete_nodes(reinterpret_cast<node*>(cur & ptr_mask), node_action::destroy);
   }
 
   /// Report an exception nobody retrieved (called by the destroyer).
-  void report_if_lost() noexcept;
+  void report_if_lost() noexcept {
+    if (outcome_ == outcome::exception && !retrieved())
+      report_lost();
+  }
 
 protected:
   ~state_base() = default;
@@ -265,6 +273,8 @@ protected:
   outcome outcome_ = outcome::none;
 
 private:
+  void report_lost() noexcept;
+
   void complete_nodes(node* lifo, node_action a) noexcept {
     // The list is LIFO; reverse it so nodes complete in registration order.
     node* fifo = nullptr;

@@ -91,6 +91,9 @@ template <class F> struct then_result<F, void> {
 template <class T> future<T>::future(asio::any_io_executor ex) {
   if (!ex)
     throw std::invalid_argument("asio_futures::future: empty executor");
+  // Make sure the context has its waiter service (a per-thread cache hit after the first
+  // time), so that its shutdown is known to later waits even if none was registered before.
+  detail::service_for(ex);
   state_ = detail::state_ptr<T>(new detail::state<T>(std::move(ex)));
 }
 
