@@ -144,76 +144,25 @@ bool running_in_this_thread(const asio::any_io_executor& ex) noexcept {
 // --- waiter_service ---------------------------------------------------------------------------
 
 asio::execution_context::id waiter_service::id;
-
-namespace {
-// Bumped whenever a waiter_service dies, so that per-thread caches keyed by context address
-// never return a service of a destroyed context that happened to live at the same address.
-std::atomic<std::uint64_t> service_epoch{0};
-
-struct service_cache {
-  asio::execution_context* ctx = nullptr;
-  waiter_service* svc = nullptr;
-  std::uint64_t epoch = 0;
-};
-thread_local service_cache tls_cache;
-} // namespace
+std::atomic<std::uint64_t> waiter_service::epoch_{0};
+thread_local waiter_service::cache waiter_service::cache_;
 
 waiter_service::waiter_service(asio::execution_context& ctx)
     : asio::execution_context::service(ctx) {}
 
 waiter_service::~waiter_service() {
   // release: pairs with the acquire in of(); a thread that sees the new epoch refreshes.
-  service_epoch.fetch_add(1, std::memory_order_release);
+  epoch_.fetch_add(1, std::memory_order_release);
 }
 
-waiter_service& waiter_service::of(asio::execution_context& ctx) {
-  const std::uint64_t epoch = service_epoch.load(std::memory_order_acquire);
-  service_cache& c = tls_cache;
-  if (c.ctx == &ctx && c.epoch == epoch)
-    return *c.svc;
+waiter_service& waiter_service::lookup(asio::execution_context& ctx, std::uint64_t epoch) {
   waiter_service& s = asio::use_service<waiter_service>(ctx);
-  c = {&ctx, &s, epoch};
+  cache_ = {&ctx, &s, epoch};
   return s;
 }
 
-void waiter_service::lock() noexcept {
-  unsigned spins = 0;
-  // acquire: the registry links written under the previous holder are visible.
-  while (locked_.exchange(true, std::memory_order_acquire))
-    spin_pause(spins);
-}
-
-void waiter_service::add(wait_node* n) {
-  lock();
-  if (closed_.load(std::memory_order_relaxed)) {
-    unlock();
-    throw_invalid_state("async_wait: the execution context has shut down");
-  }
-  n->svc_ = this;
-  n->reg_prev_ = nullptr;
-  n->reg_next_ = head_;
-  if (head_)
-    head_->reg_prev_ = n;
-  head_ = n;
-  unlock();
-}
-
-void waiter_service::unlink(wait_node* n) noexcept {
-  if (n->reg_prev_)
-    n->reg_prev_->reg_next_ = n->reg_next_;
-  else
-    head_ = n->reg_next_;
-  if (n->reg_next_)
-    n->reg_next_->reg_prev_ = n->reg_prev_;
-  n->svc_ = nullptr;
-  n->reg_prev_ = n->reg_next_ = nullptr;
-}
-
-void waiter_service::remove(wait_node* n) noexcept {
-  lock();
-  if (n->svc_ == this)
-    unlink(n);
-  unlock();
+void waiter_service::throw_closed() {
+  throw invalid_state_error("asio_futures: the execution context has shut down");
 }
 
 void waiter_service::shutdown() {

@@ -114,14 +114,18 @@ public:
   /// `void(std::exception_ptr)` for `T = void`; for `future<future<U>>` that of `U`.
   using completion_signature = typename detail::wait_signature<T>::type;
 
-  /// A pending future whose done-callbacks run on `ex`. Throws std::invalid_argument if `ex`
-  /// is empty.
-  explicit future(asio::any_io_executor ex);
+  /// A pending future whose done-callbacks run on `ex` (any executor convertible to
+  /// `asio::any_io_executor`). Throws std::invalid_argument if `ex` is an empty
+  /// `any_io_executor`.
+  template <class Executor>
+    requires std::is_convertible_v<const Executor&, asio::any_io_executor> &&
+             (!std::is_base_of_v<asio::execution_context, Executor>) && (!is_future<Executor>::value)
+  explicit future(const Executor& ex);
 
   /// A pending future on `ctx.get_executor()`.
   template <class ExecutionContext>
     requires std::is_convertible_v<ExecutionContext&, asio::execution_context&>
-  explicit future(ExecutionContext& ctx) : future(asio::any_io_executor(ctx.get_executor())) {}
+  explicit future(ExecutionContext& ctx) : future(ctx.get_executor()) {}
 
   /// An empty handle: `valid() == false`; every operation but assignment, comparison,
   /// hashing and destruction throws `invalid_state_error`.

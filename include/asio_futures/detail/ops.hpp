@@ -19,6 +19,8 @@
 #include <boost/asio/execution/blocking.hpp>
 #include <boost/asio/execution/execute.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/execution/relationship.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/require.hpp>
@@ -137,29 +139,132 @@ private:
   Op* op_;
 };
 
+/// The handler's executor as a waiter submits its completion to it: never blocking,
+/// counting outstanding work while the wait is pending, allocating with the handler's
+/// allocator. Prepared once at initiation, so that completing costs no property
+/// conversions (each tracked copy is an atomic increment and decrement of the context's
+/// work count).
+///
+/// relationship.continuation: resuming the waiter continues the setter's work (Asio's own
+/// hint for completions): on a thread that runs the same scheduler, the completion goes to
+/// the thread-private queue, without the scheduler's mutex.
+///
+/// outstanding_work.tracked is applied last: every property applied after it would copy a
+/// tracked executor (an extra atomic increment and decrement of the work count).
+template <class Executor, class Alloc> class completion_executor {
+public:
+  completion_executor(const Executor& ex, const Alloc& alloc)
+      : ex_(asio::prefer(asio::require(ex, asio::execution::blocking.never),
+                         asio::execution::relationship.continuation,
+                         asio::execution::allocator(alloc),
+                         asio::execution::outstanding_work.tracked)) {}
+
+  /// Submits `f` and releases the work. The executor is moved out first (a move transfers
+  /// the count without touching it): `f` may run, and free our owner, before execute()
+  /// returns. The scheduler counts the queued `f` as work, so the count never drops to zero
+  /// in between.
+  template <class F> void post_and_release(F&& f) {
+    type ex(std::move(ex_));
+    asio::execution::execute(ex, std::forward<F>(f));
+  }
+
+private:
+  using type = std::decay_t<decltype(asio::prefer(
+      asio::require(std::declval<const Executor&>(), asio::execution::blocking.never),
+      asio::execution::relationship.continuation,
+      asio::execution::allocator(std::declval<const Alloc&>()),
+      asio::execution::outstanding_work.tracked))>;
+  type ex_;
+};
+
+/// For `any_io_executor` (every awaitable's executor), an io_context target is unwrapped:
+/// the concrete executor needs no type-erased property calls and no second allocation for
+/// the type-erased function object.
+template <class Alloc> class completion_executor<asio::any_io_executor, Alloc> {
+  using io_type = std::decay_t<decltype(asio::prefer(
+      asio::require(std::declval<const asio::io_context::executor_type&>(),
+                    asio::execution::blocking.never),
+      asio::execution::relationship.continuation,
+      asio::execution::allocator(std::declval<const Alloc&>()),
+      asio::execution::outstanding_work.tracked))>;
+
+public:
+  completion_executor(const asio::any_io_executor& ex, const Alloc& alloc) {
+    if (const auto* io = ex.target<asio::io_context::executor_type>()) {
+      std::construct_at(&io_, asio::prefer(asio::require(*io, asio::execution::blocking.never),
+                                           asio::execution::relationship.continuation,
+                                           asio::execution::allocator(alloc),
+                                           asio::execution::outstanding_work.tracked));
+      is_io_ = true;
+    } else {
+      std::construct_at(&any_, asio::prefer(asio::require(ex, asio::execution::blocking.never),
+                                            asio::execution::relationship.continuation,
+                                            asio::execution::outstanding_work.tracked));
+    }
+  }
+  completion_executor(const completion_executor&) = delete;
+  completion_executor& operator=(const completion_executor&) = delete;
+  ~completion_executor() {
+    if (is_io_)
+      std::destroy_at(&io_);
+    else
+      std::destroy_at(&any_);
+  }
+
+  template <class F> void post_and_release(F&& f) {
+    if (is_io_) {
+      io_type ex(std::move(io_));
+      asio::execution::execute(ex, std::forward<F>(f));
+    } else {
+      asio::any_io_executor ex(std::move(any_));
+      asio::execution::execute(ex, std::forward<F>(f));
+    }
+  }
+
+private:
+  union {
+    io_type io_;
+    asio::any_io_executor any_;
+  };
+  bool is_io_ = false;
+};
+
+/// The execution context of `ex`, or nullptr if `ex` cannot tell it. Unwraps an
+/// `any_io_executor` holding an io_context executor without a type-erased call.
+template <class Executor> asio::execution_context* context_of(const Executor& ex) {
+  if constexpr (std::is_same_v<Executor, asio::any_io_executor>) {
+    if (const auto* io = ex.template target<asio::io_context::executor_type>())
+      return &io->context();
+    return &asio::query(ex, asio::execution::context);
+  } else if constexpr (asio::can_query<const Executor&, asio::execution::context_t>::value) {
+    return &asio::query(ex, asio::execution::context);
+  } else if constexpr (requires { ex.context(); }) {
+    return &ex.context();
+  } else {
+    return nullptr;
+  }
+}
+
+template <class Executor> waiter_service* service_for(const Executor& ex) {
+  asio::execution_context* ctx = context_of(ex);
+  return ctx ? &waiter_service::of(*ctx) : nullptr;
+}
+
 /// An async waiter: the storage of one `async_wait` while the future is pending.
 template <class T, class Handler> class wait_op final : public wait_node {
 public:
   using allocator_type = handler_allocator_t<Handler>;
   using handler_executor = asio::associated_executor_t<Handler, asio::any_io_executor>;
-  /// The handler's executor as we submit the completion to it: never blocking, counting
-  /// outstanding work, allocating with the handler's allocator. Prepared once at initiation
-  /// so that completing costs no property conversions (each tracked copy is an atomic
-  /// increment and decrement of the context's work count).
-  using work_executor = std::decay_t<decltype(asio::prefer(
-      asio::require(std::declval<const handler_executor&>(), asio::execution::blocking.never),
-      asio::execution::outstanding_work.tracked,
-      asio::execution::allocator(std::declval<const allocator_type&>())))>;
   using slot_type = asio::associated_cancellation_slot_t<Handler>;
 
   /// Starts a wait on `st` for handler `h`. Never completes inline.
   static void start(state_ptr<T> st, Handler h) {
     auto ex = asio::get_associated_executor(h, st->executor());
     waiter_service* svc = service_for(ex);
-    if (svc && svc->closed())
-      throw_invalid_state("async_wait: the execution context has shut down");
     allocator_type alloc = get_handler_allocator(h);
     if (st->done()) {
+      if (svc && svc->closed())
+        throw_invalid_state("async_wait: the execution context has shut down");
       // Fast path: no node, no registration; the outcome is already there.
       post_to(ex, alloc, [h = std::move(h), st = std::move(st)]() mutable { deliver(*st, h); });
       return;
@@ -203,9 +308,7 @@ public:
 
   wait_op(state_ptr<T>&& st, Handler&& h, const handler_executor& ex)
       : wait_node(&do_fn), handler_(std::move(h)), alloc_(get_handler_allocator(handler_)),
-        work_(asio::prefer(asio::require(ex, asio::execution::blocking.never),
-                           asio::execution::outstanding_work.tracked,
-                           asio::execution::allocator(alloc_))),
+        work_(ex, alloc_),
         state_(std::move(st)) {
     owner_ = state_.get();
   }
@@ -235,11 +338,7 @@ private:
       return;
     }
     op->detached_ = (a == node_action::detach);
-    // Move the work out (a move transfers the count without touching it): the posted
-    // function may run, and free op, before execute() returns. The scheduler counts the
-    // queued function as work, so the count never drops to zero in between.
-    work_executor ex(std::move(op->work_));
-    asio::execution::execute(ex, posted<wait_op>(op));
+    op->work_.post_and_release(posted<wait_op>(op));
   }
 
   void clear_slot() noexcept {
@@ -249,7 +348,7 @@ private:
 
   Handler handler_;
   allocator_type alloc_;
-  work_executor work_;
+  completion_executor<handler_executor, allocator_type> work_;
   state_ptr<T> state_;
   slot_type slot_{};
   bool detached_ = false;

@@ -13,6 +13,7 @@
 #include <boost/asio/query.hpp>
 
 #include <atomic>
+#include <cstdint>
 
 namespace asio_futures::detail {
 
@@ -47,21 +48,75 @@ public:
   ~waiter_service() override;
 
   /// The service of `ctx`; cached per thread (use_service takes a mutex).
-  static waiter_service& of(boost::asio::execution_context& ctx);
+  static waiter_service& of(boost::asio::execution_context& ctx) {
+    // acquire: pairs with the release increment in ~waiter_service.
+    const std::uint64_t epoch = epoch_.load(std::memory_order_acquire);
+    cache& c = cache_;
+    if (c.ctx == &ctx && c.epoch == epoch) [[likely]]
+      return *c.svc;
+    return lookup(ctx, epoch);
+  }
 
   /// True once the context has shut down: no new waits are accepted.
   bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
 
   /// Registers a waiter; throws invalid_state_error if the context has shut down.
-  void add(wait_node* n);
+  void add(wait_node* n) {
+    lock();
+    if (closed_.load(std::memory_order_relaxed)) [[unlikely]] {
+      unlock();
+      throw_closed();
+    }
+    n->svc_ = this;
+    n->reg_prev_ = nullptr;
+    n->reg_next_ = head_;
+    if (head_)
+      head_->reg_prev_ = n;
+    head_ = n;
+    unlock();
+  }
 
   /// Unregisters a waiter (its owner calls this before completing or destroying it).
-  void remove(wait_node* n) noexcept;
+  void remove(wait_node* n) noexcept {
+    lock();
+    if (n->svc_ == this)
+      unlink(n);
+    unlock();
+  }
 
 private:
+  struct cache {
+    boost::asio::execution_context* ctx = nullptr;
+    waiter_service* svc = nullptr;
+    std::uint64_t epoch = 0;
+  };
+  // Bumped whenever a waiter_service dies, so that a per-thread cache keyed by context
+  // address never returns the service of a destroyed context whose address was reused.
+  static std::atomic<std::uint64_t> epoch_;
+  static thread_local cache cache_;
+
+  static waiter_service& lookup(boost::asio::execution_context& ctx, std::uint64_t epoch);
+  [[noreturn]] static void throw_closed();
+
   void shutdown() override;
-  void unlink(wait_node* n) noexcept;
-  void lock() noexcept;
+
+  void unlink(wait_node* n) noexcept {
+    if (n->reg_prev_)
+      n->reg_prev_->reg_next_ = n->reg_next_;
+    else
+      head_ = n->reg_next_;
+    if (n->reg_next_)
+      n->reg_next_->reg_prev_ = n->reg_prev_;
+    n->svc_ = nullptr;
+    n->reg_prev_ = n->reg_next_ = nullptr;
+  }
+
+  void lock() noexcept {
+    unsigned spins = 0;
+    // acquire: the registry links written under the previous holder are visible.
+    while (locked_.exchange(true, std::memory_order_acquire)) [[unlikely]]
+      spin_pause(spins);
+  }
   void unlock() noexcept { locked_.store(false, std::memory_order_release); }
 
   std::atomic<bool> locked_{false};
@@ -69,17 +124,9 @@ private:
   wait_node* head_ = nullptr;
 };
 
-/// The service for the context of executor `ex`, or nullptr if `ex` cannot tell its context.
-template <class Executor> waiter_service* service_for(const Executor& ex) {
-  namespace asio = boost::asio;
-  if constexpr (asio::can_query<const Executor&, asio::execution::context_t>::value) {
-    return &waiter_service::of(asio::query(ex, asio::execution::context));
-  } else if constexpr (requires { ex.context(); }) {
-    return &waiter_service::of(ex.context());
-  } else {
-    return nullptr;
-  }
-}
+/// The service for the context of executor `ex`, or nullptr if `ex` cannot tell its context
+/// (defined in ops.hpp, beside context_of).
+template <class Executor> waiter_service* service_for(const Executor& ex);
 
 /// Unregister `n` from its service if it is registered.
 inline void unregister(wait_node* n) noexcept {

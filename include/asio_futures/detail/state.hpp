@@ -92,8 +92,10 @@ public:
   static constexpr std::uintptr_t lock_bit = 2;
   static constexpr std::uintptr_t ptr_mask = ~std::uintptr_t{3};
 
-  explicit state_base(boost::asio::any_io_executor ex, const state_hooks* hooks = nullptr)
-      : hooks_(hooks), ex_(std::move(ex)) {}
+  /// Constructs the type-erased executor in place from the concrete one.
+  template <class Executor>
+  explicit state_base(const Executor& ex, const state_hooks* hooks = nullptr)
+      : hooks_(hooks), ex_(ex) {}
 
   state_base(const state_base&) = delete;
   state_base& operator=(const state_base&) = delete;
@@ -176,7 +178,8 @@ public:
                                       std::memory_order_relaxed))
         break;
     }
-    complete_nodes(reinterpret_cast<node*>(cur & ptr_mask), node_action::complete);
+    if (cur != 0)
+      complete_nodes(reinterpret_cast<node*>(cur & ptr_mask), node_action::complete);
   }
 
   /// The default cancellation: claim, store cancelled_error(msg), complete waiters.

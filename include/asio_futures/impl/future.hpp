@@ -88,13 +88,19 @@ template <class F> struct then_result<F, void> {
 
 } // namespace detail
 
-template <class T> future<T>::future(asio::any_io_executor ex) {
-  if (!ex)
-    throw std::invalid_argument("asio_futures::future: empty executor");
+template <class T>
+template <class Executor>
+  requires std::is_convertible_v<const Executor&, asio::any_io_executor> &&
+           (!std::is_base_of_v<asio::execution_context, Executor>) && (!is_future<Executor>::value)
+future<T>::future(const Executor& ex) {
+  if constexpr (std::is_constructible_v<bool, const Executor&>) {
+    if (!ex)
+      throw std::invalid_argument("asio_futures::future: empty executor");
+  }
   // Make sure the context has its waiter service (a per-thread cache hit after the first
   // time), so that its shutdown is known to later waits even if none was registered before.
   detail::service_for(ex);
-  state_ = detail::state_ptr<T>(new detail::state<T>(std::move(ex)));
+  state_ = detail::state_ptr<T>(new detail::state<T>(ex));
 }
 
 template <class T> detail::state<T>& future<T>::checked_state() const {
