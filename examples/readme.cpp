@@ -15,7 +15,7 @@ using namespace std::chrono_literals;
 asio::awaitable<void> set_future_result(af::future<std::string> f, std::string value) {
   asio::steady_timer timer(co_await asio::this_coro::executor, 10ms);
   co_await timer.async_wait(asio::use_awaitable); // simulate some work
-  f.set_result(std::move(value));                  // resolve the future
+  f.set_result(std::move(value));                 // resolve the future
 }
 
 asio::awaitable<int> amain() {
@@ -24,7 +24,7 @@ asio::awaitable<int> amain() {
   asio::co_spawn(ex, set_future_result(f, "Hello from Future!"), asio::detached);
 
   af::future<std::size_t> words = f.then([](const std::string& s) { return s.find(' ') + 1; });
-  std::string result = co_await f.async_wait();     // suspends until set
+  std::string result = co_await f.async_wait(); // suspends until set
   std::size_t n = co_await words.async_wait();
   std::cout << result << " (" << n << ")\n";
   co_return result == "Hello from Future!" && n == 6 ? 0 : 1;

@@ -10,7 +10,9 @@
 namespace asio_futures {
 
 namespace {
-boost::system::error_code aborted() { return boost::asio::error::operation_aborted; }
+boost::system::error_code aborted() {
+  return boost::asio::error::operation_aborted;
+}
 } // namespace
 
 cancelled_error::cancelled_error() : boost::system::system_error(aborted(), "cancelled") {}
@@ -53,7 +55,9 @@ std::string describe(const std::exception_ptr& e) {
   }
 }
 
-void throw_invalid_state(const char* what) { throw invalid_state_error(what); }
+void throw_invalid_state(const char* what) {
+  throw invalid_state_error(what);
+}
 
 } // namespace detail
 } // namespace asio_futures

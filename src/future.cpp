@@ -83,7 +83,9 @@ std::exception_ptr result_taken_error() {
       invalid_state_error("asio_futures::future: result already taken (move-only value)"));
 }
 
-std::exception_ptr detached_error() { return std::make_exception_ptr(cancelled_error()); }
+std::exception_ptr detached_error() {
+  return std::make_exception_ptr(cancelled_error());
+}
 
 void throw_not_settable() {
   throw invalid_state_error("asio_futures::future: a task resolves itself; set_result and "

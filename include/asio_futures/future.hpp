@@ -35,18 +35,12 @@ template <class T> struct is_future<future<T>> : std::true_type {};
 
 namespace detail {
 
-template <class T> struct wait_signature {
-  using type = void(std::exception_ptr, T);
-};
-template <> struct wait_signature<void> {
-  using type = void(std::exception_ptr);
-};
+template <class T> struct wait_signature { using type = void(std::exception_ptr, T); };
+template <> struct wait_signature<void> { using type = void(std::exception_ptr); };
 // Awaiting a future<future<U>> yields U (asyncio's nested unwrapping).
 template <class U> struct wait_signature<future<U>> : wait_signature<U> {};
 
-template <class T> struct unwrapped {
-  using type = T;
-};
+template <class T> struct unwrapped { using type = T; };
 template <class U> struct unwrapped<future<U>> : unwrapped<U> {};
 
 template <class T> struct access;
@@ -54,12 +48,8 @@ template <class T> struct access;
 struct no_value {};
 /// The parameter type of set_result(T); a placeholder for void (whose overload is disabled).
 template <class T> using value_arg = std::conditional_t<std::is_void_v<T>, no_value, T>;
-template <class T> struct result_ref {
-  using type = const T&;
-};
-template <> struct result_ref<void> {
-  using type = void;
-};
+template <class T> struct result_ref { using type = const T&; };
+template <> struct result_ref<void> { using type = void; };
 
 /// The initiation of future<T>::async_wait.
 struct initiate_wait {
@@ -118,13 +108,13 @@ public:
   /// `asio::any_io_executor`). Throws std::invalid_argument if `ex` is an empty
   /// `any_io_executor`.
   template <class Executor>
-    requires std::is_convertible_v<const Executor&, asio::any_io_executor> &&
-             (!std::is_base_of_v<asio::execution_context, Executor>) && (!is_future<Executor>::value)
-  explicit future(const Executor& ex);
+  requires std::is_convertible_v<const Executor&, asio::any_io_executor> &&
+      (!std::is_base_of_v<asio::execution_context, Executor>)&&(
+          !is_future<Executor>::value) explicit future(const Executor& ex);
 
   /// A pending future on `ctx.get_executor()`.
   template <class ExecutionContext>
-    requires std::is_convertible_v<ExecutionContext&, asio::execution_context&>
+  requires std::is_convertible_v<ExecutionContext&, asio::execution_context&>
   explicit future(ExecutionContext& ctx) : future(ctx.get_executor()) {}
 
   /// An empty handle: `valid() == false`; every operation but assignment, comparison,
@@ -142,10 +132,8 @@ public:
 
   /// Resolves the future with `v` and schedules its waiters and callbacks.
   /// Throws `invalid_state_error` if it is done (or is a task, which resolves itself).
-  void set_result(detail::value_arg<T> v) const
-    requires(!std::is_void_v<T>);
-  void set_result() const
-    requires std::is_void_v<T>;
+  void set_result(detail::value_arg<T> v) const requires(!std::is_void_v<T>);
+  void set_result() const requires std::is_void_v<T>;
 
   /// Fails the future with `e`. Throws `invalid_state_error` if it is done (or is a task),
   /// `std::invalid_argument` if `e` is null.
@@ -153,18 +141,15 @@ public:
 
   /// Fails the future with the exception object `e`.
   template <class E>
-    requires(!std::is_same_v<std::decay_t<E>, std::exception_ptr> &&
-             std::is_base_of_v<std::exception, std::decay_t<E>>)
-  void set_exception(E&& e) const {
+  requires(!std::is_same_v<std::decay_t<E>, std::exception_ptr> &&
+           std::is_base_of_v<std::exception, std::decay_t<E>>) void set_exception(E&& e) const {
     set_exception(std::make_exception_ptr(std::forward<E>(e)));
   }
 
   /// Like `set_result`, but returns false instead of throwing if the future is already
   /// done. Use it where several threads race to resolve one future.
-  bool try_set_result(detail::value_arg<T> v) const
-    requires(!std::is_void_v<T>);
-  bool try_set_result() const
-    requires std::is_void_v<T>;
+  bool try_set_result(detail::value_arg<T> v) const requires(!std::is_void_v<T>);
+  bool try_set_result() const requires std::is_void_v<T>;
 
   /// Like `set_exception`, but returns false if the future is already done.
   bool try_set_exception(std::exception_ptr e) const;
@@ -187,8 +172,8 @@ public:
   /// done, `f` is scheduled at once. Callbacks run in registration order. An exception thrown
   /// by `f` propagates out of the executor's `run()`, as with any Asio handler.
   template <class F>
-    requires std::is_invocable_v<std::decay_t<F>&&, future<T>>
-  callback_id add_done_callback(F&& f) const;
+  requires std::is_invocable_v<std::decay_t<F> &&, future<T>>
+      callback_id add_done_callback(F&& f) const;
 
   /// Unregisters a callback; returns how many were removed (0 or 1; 0 once the future is
   /// done and its callbacks are scheduled).
@@ -217,8 +202,8 @@ public:
   /// WORKAROUND(Boost 1.81): an awaitable cannot co_await an rvalue operation whose signature
   /// starts with std::exception_ptr, nor a named lvalue operation; `co_await f.async_wait()`
   /// (default token `use_awaitable`) is the awaiting form there.
-  template <asio::completion_token_for<completion_signature> CompletionToken =
-                asio::use_awaitable_t<>>
+  template <
+      asio::completion_token_for<completion_signature> CompletionToken = asio::use_awaitable_t<>>
   auto async_wait(CompletionToken&& token = CompletionToken()) const;
 
   /// The future as an Asio async operation: `f(token)` is `f.async_wait(token)`.
@@ -250,8 +235,7 @@ public:
   template <class F> auto then(F f) const;
 
   /// For `future<future<U>>`: a `future<U>` that completes with the inner future's outcome.
-  auto unwrap() const
-    requires is_future<T>::value;
+  auto unwrap() const requires is_future<T>::value;
 
   friend bool operator==(const future& a, const future& b) noexcept {
     return a.state_.get() == b.state_.get();
@@ -272,21 +256,23 @@ protected:
 
 /// A future already holding `v`.
 template <class Executor, class V>
-  requires(!std::is_convertible_v<Executor&, asio::execution_context&>)
-future<std::decay_t<V>> make_ready_future(const Executor& ex, V&& v);
+requires(!std::is_convertible_v<Executor&, asio::execution_context&>)
+    future<std::decay_t<V>> make_ready_future(const Executor& ex, V&& v);
 template <class ExecutionContext, class V>
-  requires std::is_convertible_v<ExecutionContext&, asio::execution_context&>
-future<std::decay_t<V>> make_ready_future(ExecutionContext& ctx, V&& v) {
+requires std::is_convertible_v<ExecutionContext&, asio::execution_context&> future<std::decay_t<V>>
+make_ready_future(ExecutionContext& ctx, V&& v) {
   return make_ready_future(ctx.get_executor(), std::forward<V>(v));
 }
 /// A done `future<void>`.
 future<void> make_ready_future(const asio::any_io_executor& ex);
 
 /// A future already failed with `e`.
-template <class T> future<T> make_exceptional_future(const asio::any_io_executor& ex, std::exception_ptr e);
+template <class T>
+future<T> make_exceptional_future(const asio::any_io_executor& ex, std::exception_ptr e);
 
 /// A future already cancelled with message `msg`.
-template <class T> future<T> make_cancelled_future(const asio::any_io_executor& ex, std::string msg = {});
+template <class T>
+future<T> make_cancelled_future(const asio::any_io_executor& ex, std::string msg = {});
 
 } // namespace asio_futures
 

@@ -48,15 +48,9 @@ namespace detail {
 
 enum class error_kind { none, code, exception };
 
-template <class... A> struct pack_value {
-  using type = std::tuple<A...>;
-};
-template <> struct pack_value<> {
-  using type = void;
-};
-template <class A> struct pack_value<A> {
-  using type = A;
-};
+template <class... A> struct pack_value { using type = std::tuple<A...>; };
+template <> struct pack_value<> { using type = void; };
+template <class A> struct pack_value<A> { using type = A; };
 
 template <class... A> struct use_future_args {
   static constexpr error_kind error = error_kind::none;
@@ -109,8 +103,7 @@ template <class T, class Sig> class use_future_handler {
 public:
   using cancellation_slot_type = asio::cancellation_slot;
 
-  explicit use_future_handler(operation_state<T>* s) noexcept
-      : state_(state_ptr<T>::share(s)) {}
+  explicit use_future_handler(operation_state<T>* s) noexcept : state_(state_ptr<T>::share(s)) {}
 
   cancellation_slot_type get_cancellation_slot() const noexcept { return op_state().slot(); }
 
@@ -157,7 +150,8 @@ private:
 } // namespace detail
 } // namespace asio_futures
 
-template <class R, class... A> class boost::asio::async_result<asio_futures::use_future_t, R(A...)> {
+template <class R, class... A>
+class boost::asio::async_result<asio_futures::use_future_t, R(A...)> {
   using traits = asio_futures::detail::use_future_signature<R(A...)>;
   using value_type = typename traits::value_type;
 
@@ -167,12 +161,11 @@ public:
   template <class Initiation, class... InitArgs>
   static return_type initiate(Initiation&& init, asio_futures::use_future_t, InitArgs&&... args) {
     using state_type = asio_futures::detail::operation_state<value_type>;
-    auto* s = new state_type(
-        boost::asio::any_io_executor(boost::asio::get_associated_executor(init)));
+    auto* s =
+        new state_type(boost::asio::any_io_executor(boost::asio::get_associated_executor(init)));
     return_type f{asio_futures::detail::state_ptr<value_type>(s)};
-    std::forward<Initiation>(init)(
-        asio_futures::detail::use_future_handler<value_type, R(A...)>(s),
-        std::forward<InitArgs>(args)...);
+    std::forward<Initiation>(init)(asio_futures::detail::use_future_handler<value_type, R(A...)>(s),
+                                   std::forward<InitArgs>(args)...);
     return f;
   }
 };

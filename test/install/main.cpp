@@ -18,7 +18,7 @@ asio::awaitable<void> await_into(af::future<int> f, int& out) {
   out = co_await f.async_wait();
 }
 
-}  // namespace
+} // namespace
 
 int main() {
   asio::io_context ctx;

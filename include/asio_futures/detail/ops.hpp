@@ -61,10 +61,9 @@ template <class Handler> handler_allocator_t<Handler> get_handler_allocator(cons
 /// executor's own bookkeeping. This is `asio::post` without the handler-executor indirection.
 template <class Executor, class Alloc, class F>
 void post_to(const Executor& ex, const Alloc& alloc, F&& f) {
-  asio::execution::execute(
-      asio::prefer(asio::require(ex, asio::execution::blocking.never),
-                   asio::execution::allocator(alloc)),
-      std::forward<F>(f));
+  asio::execution::execute(asio::prefer(asio::require(ex, asio::execution::blocking.never),
+                                        asio::execution::allocator(alloc)),
+                           std::forward<F>(f));
 }
 
 /// Allocates and constructs a `T` with a rebound `alloc`.
@@ -308,8 +307,7 @@ public:
 
   wait_op(state_ptr<T>&& st, Handler&& h, const handler_executor& ex)
       : wait_node(&do_fn), handler_(std::move(h)), alloc_(get_handler_allocator(handler_)),
-        work_(ex, alloc_),
-        state_(std::move(st)) {
+        work_(ex, alloc_), state_(std::move(st)) {
     owner_ = state_.get();
   }
 

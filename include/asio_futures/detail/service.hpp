@@ -114,8 +114,8 @@ private:
   void lock() noexcept {
     unsigned spins = 0;
     // acquire: the registry links written under the previous holder are visible.
-    while (locked_.exchange(true, std::memory_order_acquire)) [[unlikely]]
-      spin_pause(spins);
+    while (locked_.exchange(true, std::memory_order_acquire))
+      [[unlikely]] spin_pause(spins);
   }
   void unlock() noexcept { locked_.store(false, std::memory_order_release); }
 

@@ -72,27 +72,18 @@ void throw_not_ready();
 void throw_result_taken();
 void throw_would_deadlock();
 
-template <class R> struct then_value {
-  using type = R;
-};
-template <class U> struct then_value<future<U>> {
-  using type = U;
-};
+template <class R> struct then_value { using type = R; };
+template <class U> struct then_value<future<U>> { using type = U; };
 
-template <class F, class T> struct then_result {
-  using type = std::invoke_result_t<F, T>;
-};
-template <class F> struct then_result<F, void> {
-  using type = std::invoke_result_t<F>;
-};
+template <class F, class T> struct then_result { using type = std::invoke_result_t<F, T>; };
+template <class F> struct then_result<F, void> { using type = std::invoke_result_t<F>; };
 
 } // namespace detail
 
-template <class T>
-template <class Executor>
-  requires std::is_convertible_v<const Executor&, asio::any_io_executor> &&
-           (!std::is_base_of_v<asio::execution_context, Executor>) && (!is_future<Executor>::value)
-future<T>::future(const Executor& ex) {
+template <class T> template <class Executor>
+requires std::is_convertible_v<const Executor&, asio::any_io_executor> &&
+    (!std::is_base_of_v<asio::execution_context, Executor>)&&(!is_future<Executor>::value)
+        future<T>::future(const Executor& ex) {
   if constexpr (std::is_constructible_v<bool, const Executor&>) {
     if (!ex)
       throw std::invalid_argument("asio_futures::future: empty executor");
@@ -109,7 +100,9 @@ template <class T> detail::state<T>& future<T>::checked_state() const {
   return *state_;
 }
 
-template <class T> bool future<T>::done() const { return checked_state().done(); }
+template <class T> bool future<T>::done() const {
+  return checked_state().done();
+}
 
 template <class T> bool future<T>::cancelled() const {
   auto& s = checked_state();
@@ -117,17 +110,12 @@ template <class T> bool future<T>::cancelled() const {
 }
 
 template <class T>
-void future<T>::set_result(detail::value_arg<T> v) const
-  requires(!std::is_void_v<T>)
-{
+void future<T>::set_result(detail::value_arg<T> v) const requires(!std::is_void_v<T>) {
   if (!try_set_result(std::move(v)))
     detail::throw_already_done();
 }
 
-template <class T>
-void future<T>::set_result() const
-  requires std::is_void_v<T>
-{
+template <class T> void future<T>::set_result() const requires std::is_void_v<T> {
   if (!try_set_result())
     detail::throw_already_done();
 }
@@ -138,19 +126,14 @@ template <class T> void future<T>::set_exception(std::exception_ptr e) const {
 }
 
 template <class T>
-bool future<T>::try_set_result(detail::value_arg<T> v) const
-  requires(!std::is_void_v<T>)
-{
+bool future<T>::try_set_result(detail::value_arg<T> v) const requires(!std::is_void_v<T>) {
   auto& s = checked_state();
   if (s.hooks() && !s.hooks()->user_settable)
     detail::throw_not_settable();
   return detail::resolve_value(s, std::move(v));
 }
 
-template <class T>
-bool future<T>::try_set_result() const
-  requires std::is_void_v<T>
-{
+template <class T> bool future<T>::try_set_result() const requires std::is_void_v<T> {
   auto& s = checked_state();
   if (s.hooks() && !s.hooks()->user_settable)
     detail::throw_not_settable();
@@ -170,8 +153,7 @@ template <class T> bool future<T>::cancel(std::string msg) const {
   return checked_state().cancel(std::move(msg));
 }
 
-template <class T>
-typename detail::result_ref<T>::type future<T>::result() const {
+template <class T> typename detail::result_ref<T>::type future<T>::result() const {
   auto& s = checked_state();
   if (!s.done())
     detail::throw_not_ready();
@@ -202,10 +184,9 @@ template <class T> std::exception_ptr future<T>::exception() const {
   }
 }
 
-template <class T>
-template <class F>
-  requires std::is_invocable_v<std::decay_t<F>&&, future<T>>
-callback_id future<T>::add_done_callback(F&& f) const {
+template <class T> template <class F>
+requires std::is_invocable_v<std::decay_t<F> &&, future<T>>
+    callback_id future<T>::add_done_callback(F&& f) const {
   auto& s = checked_state();
   using op_type = detail::callback_op<T, std::decay_t<F>, future<T>>;
   const std::uint64_t serial = detail::next_callback_serial();
@@ -225,9 +206,8 @@ template <class T> std::size_t future<T>::remove_done_callback(callback_id id) c
   auto& s = checked_state();
   if (id.serial_ == 0)
     return 0;
-  detail::node* n = s.remove_if([&](detail::node* x) {
-    return x == id.node_ && x->serial_ == id.serial_;
-  });
+  detail::node* n =
+      s.remove_if([&](detail::node* x) { return x == id.node_ && x->serial_ == id.serial_; });
   if (!n)
     return 0;
   n->fn_(n, detail::node_action::destroy, &s);
@@ -245,7 +225,7 @@ auto future<T>::async_wait(CompletionToken&& token) const {
                   "async_wait's completion signature void(std::exception_ptr, T) needs a "
                   "default-constructible T (passed along with an exception)");
     return asio::async_initiate<CompletionToken, completion_signature>(detail::initiate_wait{},
-                                                                        token, state_);
+                                                                       token, state_);
   }
 }
 
@@ -302,9 +282,7 @@ template <class T> asio::any_io_executor future<T>::get_executor() const {
   return checked_state().executor();
 }
 
-template <class T>
-template <class F>
-auto future<T>::then(F f) const {
+template <class T> template <class F> auto future<T>::then(F f) const {
   auto& s = checked_state();
   using R0 = typename detail::then_result<F&, T>::type;
   constexpr bool flatten = is_future<R0>::value;
@@ -354,10 +332,7 @@ auto future<T>::then(F f) const {
   return out;
 }
 
-template <class T>
-auto future<T>::unwrap() const
-  requires is_future<T>::value
-{
+template <class T> auto future<T>::unwrap() const requires is_future<T>::value {
   using U = typename T::value_type;
   auto& s = checked_state();
   future<U> out(s.executor());
@@ -383,8 +358,8 @@ auto future<T>::unwrap() const
 }
 
 template <class Executor, class V>
-  requires(!std::is_convertible_v<Executor&, asio::execution_context&>)
-future<std::decay_t<V>> make_ready_future(const Executor& ex, V&& v) {
+requires(!std::is_convertible_v<Executor&, asio::execution_context&>)
+    future<std::decay_t<V>> make_ready_future(const Executor& ex, V&& v) {
   future<std::decay_t<V>> f{asio::any_io_executor(ex)};
   f.set_result(std::forward<V>(v));
   return f;
@@ -397,7 +372,8 @@ future<T> make_exceptional_future(const asio::any_io_executor& ex, std::exceptio
   return f;
 }
 
-template <class T> future<T> make_cancelled_future(const asio::any_io_executor& ex, std::string msg) {
+template <class T>
+future<T> make_cancelled_future(const asio::any_io_executor& ex, std::string msg) {
   future<T> f(ex);
   f.cancel(std::move(msg));
   return f;
