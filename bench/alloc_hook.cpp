@@ -30,10 +30,8 @@ namespace {
 constinit thread_local bool counting = false;
 constinit thread_local alloc_counts counted{};
 
-inline void* note_alloc(void* p, std::size_t size) noexcept
-{
-  if (counting && p != nullptr)
-  {
+inline void* note_alloc(void* p, std::size_t size) noexcept {
+  if (counting && p != nullptr) {
     ++counted.allocs;
     counted.requested_bytes += size;
     counted.usable_bytes += malloc_usable_size(p);
@@ -41,23 +39,25 @@ inline void* note_alloc(void* p, std::size_t size) noexcept
   return p;
 }
 
-inline void note_free(void* p) noexcept
-{
+inline void note_free(void* p) noexcept {
   if (counting && p != nullptr)
     ++counted.frees;
 }
 
 } // namespace
 
-counting_scope::counting_scope()
-{
+counting_scope::counting_scope() {
   counted = alloc_counts{};
   counting = true;
 }
 
-counting_scope::~counting_scope() { counting = false; }
+counting_scope::~counting_scope() {
+  counting = false;
+}
 
-alloc_counts counting_scope::counts() const { return counted; }
+alloc_counts counting_scope::counts() const {
+  return counted;
+}
 
 } // namespace asio_futures_bench
 
@@ -68,40 +68,33 @@ using asio_futures_bench::note_free;
 
 extern "C" {
 
-void* malloc(std::size_t size) noexcept
-{
+void* malloc(std::size_t size) noexcept {
   return note_alloc(__libc_malloc(size), size);
 }
 
-void free(void* p) noexcept
-{
+void free(void* p) noexcept {
   note_free(p);
   __libc_free(p);
 }
 
-void* calloc(std::size_t n, std::size_t size) noexcept
-{
+void* calloc(std::size_t n, std::size_t size) noexcept {
   return note_alloc(__libc_calloc(n, size), n * size);
 }
 
-void* realloc(void* p, std::size_t size) noexcept
-{
+void* realloc(void* p, std::size_t size) noexcept {
   note_free(p);
   return note_alloc(__libc_realloc(p, size), size);
 }
 
-void* aligned_alloc(std::size_t alignment, std::size_t size) noexcept
-{
+void* aligned_alloc(std::size_t alignment, std::size_t size) noexcept {
   return note_alloc(__libc_memalign(alignment, size), size);
 }
 
-void* memalign(std::size_t alignment, std::size_t size) noexcept
-{
+void* memalign(std::size_t alignment, std::size_t size) noexcept {
   return note_alloc(__libc_memalign(alignment, size), size);
 }
 
-int posix_memalign(void** out, std::size_t alignment, std::size_t size) noexcept
-{
+int posix_memalign(void** out, std::size_t alignment, std::size_t size) noexcept {
   if (alignment % sizeof(void*) != 0 || (alignment & (alignment - 1)) != 0)
     return EINVAL;
   void* p = __libc_memalign(alignment, size);
@@ -111,13 +104,11 @@ int posix_memalign(void** out, std::size_t alignment, std::size_t size) noexcept
   return 0;
 }
 
-void* valloc(std::size_t size) noexcept
-{
+void* valloc(std::size_t size) noexcept {
   return note_alloc(__libc_valloc(size), size);
 }
 
-void* pvalloc(std::size_t size) noexcept
-{
+void* pvalloc(std::size_t size) noexcept {
   return note_alloc(__libc_pvalloc(size), size);
 }
 

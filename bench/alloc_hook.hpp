@@ -23,8 +23,7 @@ namespace asio_futures_bench {
 /// Whether the malloc-level hooks are compiled in (false under sanitizers).
 inline constexpr bool alloc_hook_active = ASIO_FUTURES_BENCH_ALLOC_HOOK != 0;
 
-struct alloc_counts
-{
+struct alloc_counts {
   std::size_t allocs = 0;          // successful allocation calls (realloc included)
   std::size_t frees = 0;           // free() of a non-null pointer
   std::size_t requested_bytes = 0; // sizes asked for
@@ -32,8 +31,7 @@ struct alloc_counts
 };
 
 /// Counts this thread's heap activity from construction to counts().
-class counting_scope
-{
+class counting_scope {
 public:
   counting_scope();
   ~counting_scope();

@@ -57,8 +57,7 @@ using boost::system::error_code;
 
 /// Drives one benchmark run: `spawn(per_player)` starts the coroutines, which
 /// together perform 2 * per_player hand-offs and count them in `done`.
-struct pingpong_run
-{
+struct pingpong_run {
   benchmark::State& state;
   asio::io_context ioc;
   std::int64_t handoffs_done = 0;
@@ -71,56 +70,48 @@ struct pingpong_run
 
   // Completion of every spawned coroutine: a failure stops the run (the other
   // coroutine would wait forever) and is reported by run().
-  auto on_exit()
-  {
+  auto on_exit() {
     return [this](std::exception_ptr e) {
-      if (e && !error)
-      {
+      if (e && !error) {
         error = e;
         ioc.stop();
       }
     };
   }
 
-  template <class Spawn>
-  void run(Spawn spawn)
-  {
+  template <class Spawn> void run(Spawn spawn) {
     const std::int64_t n = per_player();
-    while (state.KeepRunningBatch(2 * n))
-    {
+    while (state.KeepRunningBatch(2 * n)) {
       spawn(n);
       ioc.run();
     }
-    if (error)
-    {
-      try { std::rethrow_exception(error); }
-      catch (const std::exception& e) { state.SkipWithError(e.what()); }
-    }
-    else if (handoffs_done != 2 * n)
+    if (error) {
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        state.SkipWithError(e.what());
+      }
+    } else if (handoffs_done != 2 * n)
       state.SkipWithError("wrong number of hand-offs");
   }
 };
 
-void check(bool ok, const char* what)
-{
+void check(bool ok, const char* what) {
   if (!ok)
     throw std::runtime_error(what);
 }
 
 // --- baseline: co_await asio::post ------------------------------------------
 
-asio::awaitable<void> post_loop(std::int64_t n, std::int64_t& done)
-{
+asio::awaitable<void> post_loop(std::int64_t n, std::int64_t& done) {
   auto ex = co_await asio::this_coro::executor;
-  for (std::int64_t i = 0; i < n; ++i)
-  {
+  for (std::int64_t i = 0; i < n; ++i) {
     co_await asio::post(ex, asio::use_awaitable);
     ++done;
   }
 }
 
-void baseline_post(benchmark::State& state)
-{
+void baseline_post(benchmark::State& state) {
   pingpong_run r(state);
   r.run([&](std::int64_t n) {
     asio::co_spawn(r.ioc, post_loop(2 * n, r.handoffs_done), r.on_exit());
@@ -130,14 +121,12 @@ void baseline_post(benchmark::State& state)
 // --- asio_futures ------------------------------------------------------------
 
 // slot[i] is the future player i waits for next; the other player sets it.
-asio::awaitable<void> future_player(af::future<int> (&slot)[2], int me,
-    std::int64_t n, bool starter, std::int64_t& done)
-{
+asio::awaitable<void> future_player(af::future<int> (&slot)[2], int me, std::int64_t n,
+                                    bool starter, std::int64_t& done) {
   auto ex = co_await asio::this_coro::executor;
   if (starter)
     slot[1 - me].set_result(0);
-  for (std::int64_t i = 0; i < n; ++i)
-  {
+  for (std::int64_t i = 0; i < n; ++i) {
     int v = co_await slot[me].async_wait();
     ++done;
     // Publish my next future before waking the other, who will set it.
@@ -147,8 +136,7 @@ asio::awaitable<void> future_player(af::future<int> (&slot)[2], int me,
   }
 }
 
-void asio_futures_pingpong(benchmark::State& state)
-{
+void asio_futures_pingpong(benchmark::State& state) {
   pingpong_run r(state);
   af::future<int> slot[2] = {af::future<int>(r.ioc.get_executor()),
                              af::future<int>(r.ioc.get_executor())};
@@ -163,13 +151,11 @@ void asio_futures_pingpong(benchmark::State& state)
 
 using int_channel = asio::experimental::channel<void(error_code, int)>;
 
-asio::awaitable<void> channel_player(int_channel (&ch)[2], int me,
-    std::int64_t n, bool starter, std::int64_t& done)
-{
+asio::awaitable<void> channel_player(int_channel (&ch)[2], int me, std::int64_t n, bool starter,
+                                     std::int64_t& done) {
   if (starter)
     check(ch[1 - me].try_send(error_code{}, 0), "channel: nobody waiting");
-  for (std::int64_t i = 0; i < n; ++i)
-  {
+  for (std::int64_t i = 0; i < n; ++i) {
     int v = co_await ch[me].async_receive(asio::use_awaitable);
     ++done;
     if (!(starter && i + 1 == n))
@@ -177,8 +163,7 @@ asio::awaitable<void> channel_player(int_channel (&ch)[2], int me,
   }
 }
 
-void channel_pingpong(benchmark::State& state)
-{
+void channel_pingpong(benchmark::State& state) {
   pingpong_run r(state);
   int_channel ch[2] = {int_channel(r.ioc, 0), int_channel(r.ioc, 0)};
   r.run([&](std::int64_t n) {
@@ -192,48 +177,42 @@ void channel_pingpong(benchmark::State& state)
 using int_promise = asio::experimental::promise<void(int), asio::any_io_executor>;
 // WORKAROUND(Boost 1.81): use_promise has no public name for the handler it
 // hands to the initiation; it is this detail type.
-using int_promise_handler = asio::experimental::detail::promise_handler<void(int),
-    asio::any_io_executor, std::allocator<void>>;
+using int_promise_handler =
+    asio::experimental::detail::promise_handler<void(int), asio::any_io_executor,
+                                                std::allocator<void>>;
 
-struct promise_slot
-{
+struct promise_slot {
   std::optional<int_promise> promise;         // what the owner awaits
   std::optional<int_promise_handler> handler; // what the other completes
 };
 
 /// An operation that never completes by itself: its handler goes to a slot.
-struct initiate_settable
-{
+struct initiate_settable {
   using executor_type = asio::any_io_executor;
   executor_type ex;
   executor_type get_executor() const noexcept { return ex; }
 
   template <class Handler>
-  void operator()(Handler&& h, std::optional<int_promise_handler>* slot) const
-  {
+  void operator()(Handler&& h, std::optional<int_promise_handler>* slot) const {
     slot->emplace(std::forward<Handler>(h));
   }
 };
 
-void arm(promise_slot& s, const asio::any_io_executor& ex)
-{
-  s.promise.emplace(asio::async_initiate<const asio::experimental::use_promise_t<>&,
-      void(int)>(initiate_settable{ex}, asio::experimental::use_promise, &s.handler));
+void arm(promise_slot& s, const asio::any_io_executor& ex) {
+  s.promise.emplace(asio::async_initiate<const asio::experimental::use_promise_t<>&, void(int)>(
+      initiate_settable{ex}, asio::experimental::use_promise, &s.handler));
 }
 
-void complete(promise_slot& s, const asio::any_io_executor& ex, int v)
-{
+void complete(promise_slot& s, const asio::any_io_executor& ex, int v) {
   asio::post(ex, [h = std::move(*s.handler), v]() mutable { h(v); });
 }
 
-asio::awaitable<void> promise_player(promise_slot (&slot)[2], int me,
-    std::int64_t n, bool starter, std::int64_t& done)
-{
+asio::awaitable<void> promise_player(promise_slot (&slot)[2], int me, std::int64_t n, bool starter,
+                                     std::int64_t& done) {
   auto ex = co_await asio::this_coro::executor;
   if (starter)
     complete(slot[1 - me], ex, 0);
-  for (std::int64_t i = 0; i < n; ++i)
-  {
+  for (std::int64_t i = 0; i < n; ++i) {
     int v = co_await (*slot[me].promise)(asio::use_awaitable);
     ++done;
     arm(slot[me], ex);
@@ -242,8 +221,7 @@ asio::awaitable<void> promise_player(promise_slot (&slot)[2], int me,
   }
 }
 
-void promise_pingpong(benchmark::State& state)
-{
+void promise_pingpong(benchmark::State& state) {
   pingpong_run r(state);
   promise_slot slot[2];
   arm(slot[0], r.ioc.get_executor());
@@ -256,27 +234,22 @@ void promise_pingpong(benchmark::State& state)
 
 // --- steady_timer as an event ------------------------------------------------
 
-struct timer_event
-{
+struct timer_event {
   asio::steady_timer timer;
   int value = 0;
-  explicit timer_event(asio::io_context& ioc)
-      : timer(ioc, asio::steady_timer::time_point::max()) {}
+  explicit timer_event(asio::io_context& ioc) : timer(ioc, asio::steady_timer::time_point::max()) {}
 };
 
-void wake(timer_event& e, int v)
-{
+void wake(timer_event& e, int v) {
   e.value = v;
   check(e.timer.cancel() == 1, "timer: nobody waiting");
 }
 
-asio::awaitable<void> timer_player(timer_event (&ev)[2], int me,
-    std::int64_t n, bool starter, std::int64_t& done)
-{
+asio::awaitable<void> timer_player(timer_event (&ev)[2], int me, std::int64_t n, bool starter,
+                                   std::int64_t& done) {
   if (starter)
     wake(ev[1 - me], 0);
-  for (std::int64_t i = 0; i < n; ++i)
-  {
+  for (std::int64_t i = 0; i < n; ++i) {
     auto [ec] = co_await ev[me].timer.async_wait(asio::as_tuple(asio::use_awaitable));
     check(ec == asio::error::operation_aborted, "timer: expired");
     ++done;
@@ -285,8 +258,7 @@ asio::awaitable<void> timer_player(timer_event (&ev)[2], int me,
   }
 }
 
-void timer_pingpong(benchmark::State& state)
-{
+void timer_pingpong(benchmark::State& state) {
   pingpong_run r(state);
   timer_event ev[2] = {timer_event(r.ioc), timer_event(r.ioc)};
   r.run([&](std::int64_t n) {

@@ -44,34 +44,31 @@ using pool_executor = asio::thread_pool::executor_type;
 
 /// Runs `make_loop(n)` (a coroutine doing n round trips) on an io_context driven
 /// by the benchmark thread, once per benchmark run.
-template <class MakeLoop>
-void run_on_io_thread(benchmark::State& state, MakeLoop make_loop)
-{
+template <class MakeLoop> void run_on_io_thread(benchmark::State& state, MakeLoop make_loop) {
   asio::io_context ioc;
   std::exception_ptr error;
   const std::int64_t n = state.max_iterations;
-  while (state.KeepRunningBatch(n))
-  {
+  while (state.KeepRunningBatch(n)) {
     asio::co_spawn(ioc, make_loop(n), [&](std::exception_ptr e) { error = e; });
     ioc.run();
   }
-  if (error)
-  {
-    try { std::rethrow_exception(error); }
-    catch (const std::exception& e) { state.SkipWithError(e.what()); }
+  if (error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      state.SkipWithError(e.what());
+    }
   }
 }
 
-asio::awaitable<void> asio_futures_loop(pool_executor pool, std::int64_t n)
-{
+asio::awaitable<void> asio_futures_loop(pool_executor pool, std::int64_t n) {
   auto ex = co_await asio::this_coro::executor;
-  for (std::int64_t i = 0; i < n; ++i)
-  {
+  for (std::int64_t i = 0; i < n; ++i) {
     af::future<int> f(ex);
     // The same as `co_await f.async_wait()`, except that the job that sets the
     // future is posted after the waiter is attached.
     int v = co_await asio::async_initiate<const asio::use_awaitable_t<>&,
-        void(std::exception_ptr, int)>(
+                                          void(std::exception_ptr, int)>(
         [&](auto handler) {
           f.async_wait(std::move(handler));
           asio::post(pool, [f, i]() mutable { f.set_result(static_cast<int>(i)); });
@@ -81,36 +78,29 @@ asio::awaitable<void> asio_futures_loop(pool_executor pool, std::int64_t n)
   }
 }
 
-void asio_futures_cross_thread(benchmark::State& state)
-{
+void asio_futures_cross_thread(benchmark::State& state) {
   asio::thread_pool pool(1);
-  run_on_io_thread(state, [&](std::int64_t n) {
-    return asio_futures_loop(pool.get_executor(), n);
-  });
+  run_on_io_thread(state,
+                   [&](std::int64_t n) { return asio_futures_loop(pool.get_executor(), n); });
   pool.join();
 }
 
-asio::awaitable<void> post_roundtrip_loop(pool_executor pool, std::int64_t n)
-{
+asio::awaitable<void> post_roundtrip_loop(pool_executor pool, std::int64_t n) {
   for (std::int64_t i = 0; i < n; ++i)
     co_await asio::post(pool, asio::use_awaitable);
 }
 
-void asio_post_roundtrip(benchmark::State& state)
-{
+void asio_post_roundtrip(benchmark::State& state) {
   asio::thread_pool pool(1);
-  run_on_io_thread(state, [&](std::int64_t n) {
-    return post_roundtrip_loop(pool.get_executor(), n);
-  });
+  run_on_io_thread(state,
+                   [&](std::int64_t n) { return post_roundtrip_loop(pool.get_executor(), n); });
   pool.join();
 }
 
-void std_future_get(benchmark::State& state)
-{
+void std_future_get(benchmark::State& state) {
   asio::thread_pool pool(1);
   int i = 0;
-  for (auto _ : state)
-  {
+  for (auto _ : state) {
     std::promise<int> p;
     std::future<int> f = p.get_future();
     // The job owns the promise: it must outlive set_value's wake-up.
@@ -120,12 +110,10 @@ void std_future_get(benchmark::State& state)
   pool.join();
 }
 
-void boost_future_get(benchmark::State& state)
-{
+void boost_future_get(benchmark::State& state) {
   asio::thread_pool pool(1);
   int i = 0;
-  for (auto _ : state)
-  {
+  for (auto _ : state) {
     boost::promise<int> p;
     boost::future<int> f = p.get_future();
     asio::post(pool, [p = std::move(p), v = i++]() mutable { p.set_value(v); });
@@ -134,13 +122,11 @@ void boost_future_get(benchmark::State& state)
   pool.join();
 }
 
-void asio_futures_blocking_get(benchmark::State& state)
-{
+void asio_futures_blocking_get(benchmark::State& state) {
   asio::io_context ioc; // never run: get() blocks the benchmark thread
   asio::thread_pool pool(1);
   int i = 0;
-  for (auto _ : state)
-  {
+  for (auto _ : state) {
     af::future<int> f(ioc.get_executor());
     asio::post(pool, [f, v = i++]() mutable { f.set_result(v); });
     benchmark::DoNotOptimize(f.get());
@@ -154,4 +140,6 @@ BENCHMARK(asio_futures_cross_thread)->Name("cross_thread_set/asio_futures")->Use
 BENCHMARK(asio_post_roundtrip)->Name("cross_thread_set/asio_post_roundtrip")->UseRealTime();
 BENCHMARK(std_future_get)->Name("cross_thread_set/std_future_get")->UseRealTime();
 BENCHMARK(boost_future_get)->Name("cross_thread_set/boost_future_get")->UseRealTime();
-BENCHMARK(asio_futures_blocking_get)->Name("cross_thread_set/asio_futures_blocking_get")->UseRealTime();
+BENCHMARK(asio_futures_blocking_get)
+    ->Name("cross_thread_set/asio_futures_blocking_get")
+    ->UseRealTime();

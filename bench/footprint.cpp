@@ -3,7 +3,8 @@
 // Each iteration creates kFutures pending futures (and keeps them alive, so
 // nothing is recycled between them) inside a counting_scope (alloc_hook.hpp),
 // then destroys them outside it. One future is made first, uncounted, so that
-// one-time costs (the context's service, lazy statics) are not charged per future. Reported as counters, per future:
+// one-time costs (the context's service, lazy statics) are not charged per future. Reported as
+// counters, per future:
 //   allocs_per_future  — allocation calls (malloc, aligned_alloc, ... and so
 //                        operator new),
 //   bytes_per_future   — malloc_usable_size() of those blocks: what the heap
@@ -46,16 +47,14 @@ using asio_futures_bench::counting_scope;
 constexpr int kFutures = 1000;
 constexpr int kIterations = 20;
 
-void report(benchmark::State& state, const alloc_counts& total)
-{
+void report(benchmark::State& state, const alloc_counts& total) {
   const double n = static_cast<double>(state.iterations()) * kFutures;
   state.counters["allocs_per_future"] = static_cast<double>(total.allocs) / n;
   state.counters["bytes_per_future"] = static_cast<double>(total.usable_bytes) / n;
   state.counters["requested_per_future"] = static_cast<double>(total.requested_bytes) / n;
 }
 
-void add(alloc_counts& total, const alloc_counts& c)
-{
+void add(alloc_counts& total, const alloc_counts& c) {
   total.allocs += c.allocs;
   total.frees += c.frees;
   total.requested_bytes += c.requested_bytes;
@@ -63,16 +62,13 @@ void add(alloc_counts& total, const alloc_counts& c)
 }
 
 /// Counts what `make()` allocates, kFutures times per iteration.
-bool hook_available(benchmark::State& state)
-{
+bool hook_available(benchmark::State& state) {
   if (!asio_futures_bench::alloc_hook_active)
     state.SkipWithError("malloc hooks are off under sanitizers");
   return asio_futures_bench::alloc_hook_active;
 }
 
-template <class Make>
-void measure(benchmark::State& state, Make make)
-{
+template <class Make> void measure(benchmark::State& state, Make make) {
   if (!hook_available(state))
     return;
   std::vector<decltype(make())> keep;
@@ -80,8 +76,7 @@ void measure(benchmark::State& state, Make make)
   // One-time costs (a context's service, lazily created statics) are not per future.
   (void)make();
   alloc_counts total;
-  for (auto _ : state)
-  {
+  for (auto _ : state) {
     {
       counting_scope scope;
       for (int i = 0; i < kFutures; ++i)
@@ -93,14 +88,12 @@ void measure(benchmark::State& state, Make make)
   report(state, total);
 }
 
-void asio_futures_footprint(benchmark::State& state)
-{
+void asio_futures_footprint(benchmark::State& state) {
   asio::io_context ioc;
   measure(state, [&] { return af::future<int>(ioc.get_executor()); });
 }
 
-void std_future_footprint(benchmark::State& state)
-{
+void std_future_footprint(benchmark::State& state) {
   measure(state, [] {
     std::promise<int> p;
     std::future<int> f = p.get_future();
@@ -108,8 +101,7 @@ void std_future_footprint(benchmark::State& state)
   });
 }
 
-void boost_future_footprint(benchmark::State& state)
-{
+void boost_future_footprint(benchmark::State& state) {
   measure(state, [] {
     boost::promise<int> p;
     boost::future<int> f = p.get_future();
@@ -117,8 +109,7 @@ void boost_future_footprint(benchmark::State& state)
   });
 }
 
-void asio_futures_waiter_footprint(benchmark::State& state)
-{
+void asio_futures_waiter_footprint(benchmark::State& state) {
   if (!hook_available(state))
     return;
   asio::io_context ioc;
@@ -135,8 +126,7 @@ void asio_futures_waiter_footprint(benchmark::State& state)
     ioc.restart();
     completed = 0;
   }
-  for (auto _ : state)
-  {
+  for (auto _ : state) {
     for (int i = 0; i < kFutures; ++i)
       futures.emplace_back(ioc.get_executor());
     {
@@ -161,4 +151,6 @@ void asio_futures_waiter_footprint(benchmark::State& state)
 BENCHMARK(asio_futures_footprint)->Name("footprint/asio_futures")->Iterations(kIterations);
 BENCHMARK(std_future_footprint)->Name("footprint/std_future")->Iterations(kIterations);
 BENCHMARK(boost_future_footprint)->Name("footprint/boost_future")->Iterations(kIterations);
-BENCHMARK(asio_futures_waiter_footprint)->Name("footprint/asio_futures_waiter")->Iterations(kIterations);
+BENCHMARK(asio_futures_waiter_footprint)
+    ->Name("footprint/asio_futures_waiter")
+    ->Iterations(kIterations);

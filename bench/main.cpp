@@ -23,20 +23,16 @@
 
 namespace {
 
-bool has_flag(int argc, char** argv, std::string_view name)
-{
-  for (int i = 1; i < argc; ++i)
-  {
+bool has_flag(int argc, char** argv, std::string_view name) {
+  for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
-    if (arg.starts_with(name) &&
-        (arg.size() == name.size() || arg[name.size()] == '='))
+    if (arg.starts_with(name) && (arg.size() == name.size() || arg[name.size()] == '='))
       return true;
   }
   return false;
 }
 
-std::string compiler_version()
-{
+std::string compiler_version() {
 #if defined(__clang__)
   return std::string("clang ") + __clang_version__;
 #elif defined(__GNUC__)
@@ -48,8 +44,7 @@ std::string compiler_version()
 
 } // namespace
 
-int main(int argc, char** argv)
-{
+int main(int argc, char** argv) {
   std::vector<char*> args(argv, argv + argc);
   std::string interleave = "--benchmark_enable_random_interleaving=true";
   std::string repetitions = "--benchmark_repetitions=10";
@@ -65,10 +60,9 @@ int main(int argc, char** argv)
   int new_argc = static_cast<int>(args.size()) - 1;
 
   benchmark::AddCustomContext("compiler", compiler_version());
-  benchmark::AddCustomContext("boost_version",
-      std::to_string(BOOST_VERSION / 100000) + "." +
-      std::to_string(BOOST_VERSION / 100 % 1000) + "." +
-      std::to_string(BOOST_VERSION % 100));
+  benchmark::AddCustomContext("boost_version", std::to_string(BOOST_VERSION / 100000) + "." +
+                                                   std::to_string(BOOST_VERSION / 100 % 1000) +
+                                                   "." + std::to_string(BOOST_VERSION % 100));
 #if defined(NDEBUG)
   benchmark::AddCustomContext("asio_futures_build", "release (NDEBUG)");
 #else

@@ -25,23 +25,19 @@ namespace {
 namespace af = asio_futures;
 namespace asio = boost::asio;
 
-void asio_futures_roundtrip(benchmark::State& state)
-{
+void asio_futures_roundtrip(benchmark::State& state) {
   asio::io_context ioc;
   int i = 0;
-  for (auto _ : state)
-  {
+  for (auto _ : state) {
     af::future<int> f(ioc.get_executor());
     f.set_result(i++);
     benchmark::DoNotOptimize(f.result());
   }
 }
 
-void std_future_roundtrip(benchmark::State& state)
-{
+void std_future_roundtrip(benchmark::State& state) {
   int i = 0;
-  for (auto _ : state)
-  {
+  for (auto _ : state) {
     std::promise<int> p;
     std::future<int> f = p.get_future();
     p.set_value(i++);
@@ -49,11 +45,9 @@ void std_future_roundtrip(benchmark::State& state)
   }
 }
 
-void boost_future_roundtrip(benchmark::State& state)
-{
+void boost_future_roundtrip(benchmark::State& state) {
   int i = 0;
-  for (auto _ : state)
-  {
+  for (auto _ : state) {
     boost::promise<int> p;
     boost::future<int> f = p.get_future();
     p.set_value(i++);
@@ -62,18 +56,15 @@ void boost_future_roundtrip(benchmark::State& state)
 }
 
 // The floor: what any shared-state future must at least do.
-struct floor_state
-{
+struct floor_state {
   std::atomic<unsigned> refs{2}; // promise side + future side
   std::atomic<unsigned> done{0};
   int value = 0;
 };
 
-void floor_alloc_atomics(benchmark::State& state)
-{
+void floor_alloc_atomics(benchmark::State& state) {
   int i = 0;
-  for (auto _ : state)
-  {
+  for (auto _ : state) {
     auto* s = new floor_state;
     benchmark::DoNotOptimize(s);
     s->value = i++;
