@@ -128,19 +128,20 @@ using pool_ex_tracked = asio::thread_pool::basic_executor_type<std::allocator<vo
 
 /// For a strand, the thread that runs its underlying context is what matters: a blocking
 /// wait there would starve the strand on a single-threaded context.
-template <class Strand> bool running_in_strand(const asio::any_io_executor& ex) noexcept {
+template <class Strand>
+bool running_in_strand(const asio::any_io_executor& ex, bool strict) noexcept {
   const Strand* s = ex.target<Strand>();
   return s && (s->running_in_this_thread() ||
-               running_in_this_thread(asio::any_io_executor(s->get_inner_executor())));
+               (!strict && running_in_this_thread(asio::any_io_executor(s->get_inner_executor()))));
 }
 
 } // namespace
 
-bool running_in_this_thread(const asio::any_io_executor& ex) noexcept {
+bool running_in_this_thread(const asio::any_io_executor& ex, bool strict) noexcept {
   return running_in<ioc_ex, ioc_ex_tracked, pool_ex, pool_ex_tracked>(ex) ||
-         running_in_strand<asio::strand<ioc_ex>>(ex) ||
-         running_in_strand<asio::strand<pool_ex>>(ex) ||
-         running_in_strand<asio::strand<asio::any_io_executor>>(ex);
+         running_in_strand<asio::strand<ioc_ex>>(ex, strict) ||
+         running_in_strand<asio::strand<pool_ex>>(ex, strict) ||
+         running_in_strand<asio::strand<asio::any_io_executor>>(ex, strict);
 }
 
 // --- waiter_service ---------------------------------------------------------------------------
@@ -149,10 +150,36 @@ asio::execution_context::id waiter_service::id;
 std::atomic<std::uint64_t> waiter_service::epoch_{0};
 thread_local waiter_service::cache waiter_service::cache_;
 
+std::mutex& waiter_service::services_mutex() noexcept {
+  static std::mutex m;
+  return m;
+}
+
+waiter_service*& waiter_service::services_head() noexcept {
+  static waiter_service* head = nullptr;
+  return head;
+}
+
 waiter_service::waiter_service(asio::execution_context& ctx)
-    : asio::execution_context::service(ctx) {}
+    : asio::execution_context::service(ctx) {
+  std::lock_guard guard(services_mutex());
+  next_service_ = services_head();
+  if (next_service_)
+    next_service_->prev_service_ = this;
+  services_head() = this;
+}
 
 waiter_service::~waiter_service() {
+  {
+    std::lock_guard guard(services_mutex());
+    if (prev_service_)
+      prev_service_->next_service_ = next_service_;
+    else
+      services_head() = next_service_;
+    if (next_service_)
+      next_service_->prev_service_ = prev_service_;
+  }
+  detach_tasks();
   // release: pairs with the acquire in of(); a thread that sees the new epoch refreshes.
   epoch_.fetch_add(1, std::memory_order_release);
 }
@@ -185,6 +212,9 @@ void waiter_service::shutdown() {
     n = next;
   }
   unlock();
+  // Tasks whose coroutines die uninvoked below end cancelled; they must not reach back
+  // into this service after it is gone, so they leave the registry now.
+  detach_tasks();
   // Outside the lock: destroying a frame may drop futures, destroy states and start or
   // finish other waits on this service.
   while (owned) {

@@ -319,7 +319,9 @@ private:
       // executor, never concurrently with invoke(), which clears the slot first.
       state<T>* s = op->state_.get();
       if ((type & asio::cancellation_type::terminal) != asio::cancellation_type::none) {
-        s->cancel(std::string()); // asyncio: cancelling the awaiter cancels the awaited
+        // asyncio: cancelling the awaiter cancels the awaited, with the awaiter's message.
+        const std::string* msg = current_cancel_message();
+        s->cancel(msg ? std::string(*msg) : std::string());
       } else if ((type & (asio::cancellation_type::partial | asio::cancellation_type::total)) !=
                  asio::cancellation_type::none) {
         if (s->remove(op))
@@ -433,8 +435,9 @@ private:
 };
 
 /// Whether the calling thread is running `ex` (an io_context, a strand, a thread pool),
-/// where a blocking wait on a future of `ex` could deadlock. False when it cannot tell.
-bool running_in_this_thread(const asio::any_io_executor& ex) noexcept;
+/// where a blocking wait on a future of `ex` could deadlock. For a strand, also true on a
+/// thread running its underlying context, unless `strict`. False when it cannot tell.
+bool running_in_this_thread(const asio::any_io_executor& ex, bool strict = false) noexcept;
 
 /// Next callback id serial (process-wide, never 0).
 std::uint64_t next_callback_serial() noexcept;

@@ -60,6 +60,10 @@ inline void spin_pause(unsigned& n) noexcept {
   }
 }
 
+/// The message of the task cancellation being emitted on this thread, or nullptr: a future
+/// cancelled because the task awaiting it is cancelled carries the task's message.
+const std::string* current_cancel_message() noexcept;
+
 /// Which outcome a done state holds.
 enum class outcome : std::uint8_t { none, value, exception, cancelled };
 
@@ -259,6 +263,16 @@ public:
     std::uintptr_t cur = list_.load(std::memory_order_relaxed);
     if (!(cur & done_bit))
       complete_nodes(reinterpret_cast<node*>(cur & ptr_mask), node_action::destroy);
+  }
+
+  /// Drops a reference of a state that has hooks (tasks, operations), from code that does
+  /// not know its type.
+  void release_hooked() noexcept {
+    if (drop_ref()) {
+      destroy_nodes();
+      report_if_lost();
+      hooks_->destroy(this);
+    }
   }
 
   /// Report an exception nobody retrieved (called by the destroyer).

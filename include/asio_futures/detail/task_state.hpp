@@ -1,0 +1,185 @@
+//
+// asio_futures/detail/task_state.hpp
+//
+// The shared state of a task: a future's state plus the coroutine's cancellation signal,
+// cancel bookkeeping, name and registration for all_tasks().
+//
+#ifndef ASIO_FUTURES_DETAIL_TASK_STATE_HPP
+#define ASIO_FUTURES_DETAIL_TASK_STATE_HPP
+
+#include <asio_futures/detail/service.hpp>
+#include <asio_futures/detail/state.hpp>
+#include <asio_futures/error.hpp>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/dispatch.hpp>
+
+#include <atomic>
+#include <forward_list>
+#include <mutex>
+#include <string>
+
+namespace asio_futures::detail {
+
+namespace asio = boost::asio;
+
+/// The type-independent part of a task's state.
+///
+/// Thread safety: `cancelling_` is atomic; the name list and the cancel message are guarded
+/// by `mutex_` (cancel and rename are rare). `signal_` is only touched on the task's strand:
+/// by the emit that cancel() dispatches there, and by the completion, which clears its slot.
+class task_core {
+public:
+  task_core(state_base& state, std::string name);
+  task_core(const task_core&) = delete;
+  task_core& operator=(const task_core&) = delete;
+  ~task_core();
+
+  /// The current name. The reference stays valid for the task's life: renaming adds a new
+  /// string and never frees the old one, so a concurrent get_name() never dangles.
+  const std::string& name() const noexcept { return *name_.load(std::memory_order_acquire); }
+  void set_name(std::string name);
+
+  int cancelling() const noexcept { return cancelling_.load(std::memory_order_acquire); }
+  int uncancel() noexcept;
+
+  /// Records a cancel request (message, count) and dispatches the terminal emission to the
+  /// task's executor (a strand of its own), so it never runs concurrently with a step of the
+  /// coroutine. False if the task is already done.
+  bool request_cancel(std::string&& msg);
+
+  /// The message of the latest cancel request.
+  std::string message() const;
+
+  /// Runs on the task's strand: emits terminal cancellation into the coroutine, with the
+  /// cancel message visible to this library's cancellation handlers (thread-local).
+  void emit() noexcept;
+
+  /// The slot the coroutine's co_spawn is bound to.
+  asio::cancellation_slot slot() noexcept { return signal_.slot(); }
+
+  /// Called on the strand when the coroutine has finished: drop the stale slot handler and
+  /// leave the registry.
+  void finished() noexcept;
+
+  /// Registers the task with the service of its context (for all_tasks()).
+  void register_with(waiter_service& svc);
+
+  state_base& state() noexcept { return state_; }
+  const state_base& state() const noexcept { return state_; }
+
+  // Registry links, guarded by the service's task mutex.
+  task_core* reg_prev_ = nullptr;
+  task_core* reg_next_ = nullptr;
+  waiter_service* svc_ = nullptr;
+
+private:
+  state_base& state_;
+  mutable std::mutex mutex_;
+  std::forward_list<std::string> names_;
+  std::atomic<const std::string*> name_;
+  std::string message_;
+  std::atomic<int> cancelling_{0};
+  asio::cancellation_signal signal_;
+};
+
+/// The state of a task<T>.
+template <class T> class task_state final : public state<T> {
+public:
+  task_state(const asio::any_io_executor& strand, std::string name)
+      : state<T>(strand, &hooks_), core_(*this, std::move(name)) {}
+
+  task_core& core() noexcept { return core_; }
+
+  /// Resolve from the coroutine's outcome (on the strand, by the co_spawn completion).
+  template <class... V> void finish(std::exception_ptr e, V&&... v);
+
+  /// The co_spawn completion was destroyed without running: the context shut down.
+  void abandon() noexcept {
+    if (this->cancel_state(std::string("the task's execution context shut down")))
+      core_.finished();
+  }
+
+  static task_state& of(state_base& s) noexcept { return static_cast<task_state&>(s); }
+
+private:
+  static bool cancel(state_base* b, std::string&& msg) {
+    return static_cast<task_state*>(b)->core_.request_cancel(std::move(msg));
+  }
+  static void destroy(state_base* b) noexcept { delete static_cast<task_state*>(b); }
+  static const std::string* name(const state_base* b) noexcept {
+    return &static_cast<const task_state*>(b)->core_.name();
+  }
+
+  static constexpr state_hooks hooks_{&task_state::cancel, &task_state::destroy, false,
+                                      &task_state::name};
+
+  task_core core_;
+};
+
+/// Whether `e` ends a task as cancelled: a cancelled_error, or an operation_aborted
+/// system_error after a cancel was requested. Sets `msg` to the message to keep.
+bool is_task_cancellation(const std::exception_ptr& e, const task_core& core, std::string& msg);
+
+template <class T>
+template <class... V>
+void task_state<T>::finish(std::exception_ptr e, V&&... v) {
+  core_.finished();
+  if (!this->try_claim())
+    return;
+  if (!e) {
+    this->finish_value(std::forward<V>(v)...);
+    return;
+  }
+  std::string msg;
+  if (is_task_cancellation(e, core_, msg)) {
+    this->finish_exception(std::make_exception_ptr(cancelled_error(std::move(msg))),
+                           outcome::cancelled);
+    return;
+  }
+  this->finish_exception(std::move(e), outcome::exception);
+}
+
+/// The co_spawn completion handler of a task: resolves the state, or cancels it if the
+/// handler is destroyed without being invoked (its context shut down).
+template <class T> class task_completion {
+public:
+  explicit task_completion(task_state<T>* s) noexcept : state_(state_ptr<T>::share(s)) {}
+  task_completion(task_completion&&) noexcept = default;
+  task_completion& operator=(task_completion&&) = delete;
+  ~task_completion() {
+    if (state_)
+      task_state<T>::of(*state_).abandon();
+  }
+
+  template <class... V> void operator()(std::exception_ptr e, V&&... v) {
+    state_ptr<T> s(std::move(state_));
+    task_state<T>::of(*s).finish(std::move(e), std::forward<V>(v)...);
+  }
+
+private:
+  state_ptr<T> state_;
+};
+
+/// The task's coroutine: checks for a cancellation that arrived before the first step (then
+/// the body never runs), then runs the body. `st` stays alive: the completion holds it.
+template <class T, class Body> asio::awaitable<T> drive(task_state<T>* st, Body body) {
+  if (st->core().cancelling() > 0)
+    throw cancelled_error(st->core().message());
+  if constexpr (std::is_void_v<T>) {
+    if constexpr (std::is_invocable_v<Body&>)
+      co_await body();
+    else
+      co_await std::move(body);
+  } else {
+    if constexpr (std::is_invocable_v<Body&>)
+      co_return co_await body();
+    else
+      co_return co_await std::move(body);
+  }
+}
+
+} // namespace asio_futures::detail
+
+#endif // ASIO_FUTURES_DETAIL_TASK_STATE_HPP

@@ -1,0 +1,171 @@
+//
+// asio_futures/task.hpp
+//
+// task<T>: a future<T> that runs a coroutine (asyncio's Task, DESIGN.md §3).
+//
+#ifndef ASIO_FUTURES_TASK_HPP
+#define ASIO_FUTURES_TASK_HPP
+
+#include <asio_futures/detail/task_state.hpp>
+#include <asio_futures/future.hpp>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/execution_context.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace asio_futures {
+
+/// A snapshot of a task, for debugging (`all_tasks`, `current_task`).
+struct task_info {
+  std::string name;
+  bool done;
+  int cancelling;
+};
+
+/// A future that runs a coroutine: asyncio's Task, which is a Future subclass.
+///
+/// `task<T>` *is a* `future<T>`: it can be awaited (`co_await t.async_wait()`), given
+/// done-callbacks, passed to anything that takes a `future<T>` (a copy keeps referring to the
+/// task). The coroutine's return value or exception resolves it; `set_result` and
+/// `set_exception` throw `invalid_state_error` because a task resolves itself.
+///
+/// **Execution.** The coroutine runs on a strand of its own over the executor it was created
+/// on, starting on that strand's next turn (never inline in `create_task`). The strand is what
+/// lets `cancel()` be called from any thread: the cancellation is emitted on it, never
+/// concurrently with a step of the coroutine. `co_await asio::this_coro::executor` inside the
+/// task gives that strand.
+///
+/// **Cancellation.** `cancel(msg)` requests cancellation: it increments `cancelling()`,
+/// records `msg`, and emits `cancellation_type::terminal` into the coroutine's cancellation
+/// slot, so whatever it awaits (a timer, a socket read, a future, another task) is aborted
+/// and `cancelled_error` (carrying `msg` where this library raises it) or `operation_aborted`
+/// surfaces at that `co_await`. Asio's cancellation is sticky: if the coroutine is between
+/// operations, the next one it starts is aborted at once. A task cancelled before its first
+/// step never runs its body. The task ends *cancelled* when a `cancelled_error` escapes its
+/// coroutine, or an `operation_aborted` system_error escapes after a cancel was requested;
+/// a coroutine that swallows the cancellation and returns completes normally (to keep
+/// awaiting after swallowing it, reset Asio's sticky state with
+/// `co_await asio::this_coro::reset_cancellation_state()` and call `uncancel()`).
+///
+/// **Lifetime.** Destroying the last handle of an unfinished task never blocks: the task
+/// runs on, and an exception it ends with goes to the exception handler. If its execution
+/// context is destroyed first, the task ends cancelled.
+template <class T> class task : public future<T> {
+public:
+  /// An empty handle.
+  task() noexcept = default;
+
+  /// Requests cancellation of the coroutine (see the class comment). False if the task is
+  /// done; every successful call increments `cancelling()`. Safe from any thread.
+  bool cancel(std::string msg = {}) const { return future<T>::cancel(std::move(msg)); }
+
+  /// How many cancel requests are pending (asyncio's `Task.cancelling()`).
+  int cancelling() const { return core().cancelling(); }
+
+  /// Decrements `cancelling()` (not below 0) and returns the new count.
+  int uncancel() const { return core().uncancel(); }
+
+  /// The task's name: the one given to `create_task`, or `Task-N`. The reference stays
+  /// valid while the task is referenced, even if it is renamed concurrently.
+  const std::string& get_name() const { return core().name(); }
+  void set_name(std::string name) const { core().set_name(std::move(name)); }
+
+  /// For internal use: wraps a task state.
+  explicit task(detail::state_ptr<T> s) noexcept : future<T>(std::move(s)) {}
+
+private:
+  detail::task_core& core() const {
+    return detail::task_state<T>::of(this->checked_state()).core();
+  }
+};
+
+namespace detail {
+
+template <class F> struct awaitable_result;
+template <class T, class E> struct awaitable_result<asio::awaitable<T, E>> { using type = T; };
+
+template <class Executor>
+concept task_executor =
+    asio::execution::is_executor<Executor>::value || asio::is_executor<Executor>::value;
+
+/// The strand a new task runs on; unwraps an io_context or thread_pool executor from an
+/// any_io_executor so that the strand's own dispatch is not type-erased.
+asio::any_io_executor make_task_strand(const asio::any_io_executor& ex);
+template <class Executor> asio::any_io_executor make_task_strand(const Executor& ex) {
+  if constexpr (std::is_same_v<Executor, asio::any_io_executor>)
+    return make_task_strand(ex);
+  else
+    return asio::any_io_executor(asio::make_strand(ex));
+}
+
+/// The default name of the next task: Task-1, Task-2, … (process-wide).
+std::string next_task_name();
+
+template <class T, class Executor, class Body>
+task<T> spawn_task(const Executor& ex, Body body, std::string name) {
+  waiter_service* svc = service_for(ex);
+  if (svc && svc->closed())
+    throw_invalid_state("create_task: the execution context has shut down");
+  asio::any_io_executor strand = make_task_strand(ex);
+  auto* s = new task_state<T>(strand, name.empty() ? next_task_name() : std::move(name));
+  task<T> t{state_ptr<T>(s)};
+  if (svc)
+    s->core().register_with(*svc);
+  asio::co_spawn(strand, drive<T>(s, std::move(body)),
+                 asio::bind_cancellation_slot(s->core().slot(), task_completion<T>(s)));
+  return t;
+}
+
+} // namespace detail
+
+/// Runs `coro` as a task on `ex` (an executor: io_context, strand, thread_pool,
+/// any_io_executor…), starting on the executor's next turn. Throws `invalid_state_error` if
+/// the executor's context has shut down. `T` must be default-constructible (Asio's co_spawn
+/// passes a `T()` along with an exception) or void.
+template <class Executor, class T>
+requires detail::task_executor<Executor> task<T>
+create_task(const Executor& ex, asio::awaitable<T> coro, std::string name = {}) {
+  return detail::spawn_task<T>(ex, std::move(coro), std::move(name));
+}
+
+/// Runs the coroutine returned by `f()` as a task. `f` is kept alive until the coroutine
+/// finishes (like co_spawn's callable form), so a lambda coroutine may use its captures.
+template <class Executor, class F>
+requires detail::task_executor<Executor> && std::is_invocable_v<F&>
+auto create_task(const Executor& ex, F f, std::string name = {}) {
+  using T = typename detail::awaitable_result<std::invoke_result_t<F&>>::type;
+  return detail::spawn_task<T>(ex, std::move(f), std::move(name));
+}
+
+/// `create_task(ctx.get_executor(), …)`.
+template <class ExecutionContext, class Coro>
+requires std::is_convertible_v<ExecutionContext&, asio::execution_context&>
+auto create_task(ExecutionContext& ctx, Coro&& coro, std::string name = {}) {
+  return create_task(ctx.get_executor(), std::forward<Coro>(coro), std::move(name));
+}
+
+/// asyncio's `run_coroutine_threadsafe`: submit `coro` to `ex` from any thread. The handle's
+/// `get()`/`wait_for()` block the calling thread, and its `cancel()` cancels the task.
+template <class T, class Executor>
+requires detail::task_executor<Executor> task<T> run_coroutine_threadsafe(asio::awaitable<T> coro,
+                                                                          const Executor& ex) {
+  return create_task(ex, std::move(coro));
+}
+
+/// The unfinished tasks created on executors of `ctx`, for debugging.
+std::vector<task_info> all_tasks(asio::execution_context& ctx);
+
+/// The task whose coroutine is running on the calling thread, if any (a scan of the live
+/// tasks: meant for debugging and logging, not for hot paths).
+std::optional<task_info> current_task();
+
+} // namespace asio_futures
+
+#endif // ASIO_FUTURES_TASK_HPP
