@@ -95,15 +95,11 @@ template <class Executor>
 concept task_executor =
     asio::execution::is_executor<Executor>::value || asio::is_executor<Executor>::value;
 
-/// The strand a new task runs on; unwraps an io_context or thread_pool executor from an
-/// any_io_executor so that the strand's own dispatch is not type-erased.
+/// The strand a new task runs on: over an io_context or thread_pool executor (unwrapped
+/// from any_io_executor, so that the strand's own dispatch is not type-erased), or over the
+/// type-erased executor otherwise. Those three strand types are the ones current_task() and
+/// the blocking-wait deadlock check recognise.
 asio::any_io_executor make_task_strand(const asio::any_io_executor& ex);
-template <class Executor> asio::any_io_executor make_task_strand(const Executor& ex) {
-  if constexpr (std::is_same_v<Executor, asio::any_io_executor>)
-    return make_task_strand(ex);
-  else
-    return asio::any_io_executor(asio::make_strand(ex));
-}
 
 /// The default name of the next task: Task-1, Task-2, … (process-wide).
 std::string next_task_name();
