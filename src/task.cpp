@@ -27,7 +27,8 @@ const std::string* current_cancel_message() noexcept {
   return tls_cancel_message;
 }
 
-task_core::task_core(state_base& state, std::string name) : state_(state) {
+task_core::task_core(state_base& state, asio::any_io_executor strand, std::string name)
+    : state_(state), strand_(std::move(strand)) {
   names_.push_front(std::move(name));
   name_.store(&names_.front(), std::memory_order_release);
 }
@@ -54,15 +55,22 @@ int task_core::uncancel() noexcept {
 bool task_core::request_cancel(std::string&& msg) {
   if (state_.done())
     return false;
+  asio::any_io_executor strand;
   {
     std::lock_guard guard(mutex_);
     message_ = std::move(msg);
+    strand = strand_;
   }
   // release: the drive() coroutine's acquire load that sees the count sees the message.
   cancelling_.fetch_add(1, std::memory_order_acq_rel);
-  // Keep the state alive until the emit has run; the task's executor is its own strand.
+  if (!strand)
+    return true; // the coroutine has just finished; nothing left to interrupt
+  // Keep the state alive until the emit has run. Dispatched: on the strand it never runs
+  // concurrently with a step of the coroutine; from inside the task itself it runs at once,
+  // and Asio's sticky state makes the coroutine's next co_await abort (drive() resets it
+  // once the body has returned).
   state_.add_ref();
-  asio::dispatch(state_.executor(), [this] {
+  asio::dispatch(strand, [this] {
     emit();
     state_.release_hooked();
   });
@@ -85,8 +93,18 @@ void task_core::emit() noexcept {
 
 void task_core::finished() noexcept {
   signal_.slot().clear();
+  asio::any_io_executor strand;
+  {
+    std::lock_guard guard(mutex_);
+    strand = std::move(strand_);
+  }
   if (svc_)
     svc_->remove_task(this);
+}
+
+bool task_core::running_here() const noexcept {
+  std::lock_guard guard(mutex_);
+  return strand_ && running_in_this_thread(strand_, /*strict=*/true);
 }
 
 void task_core::register_with(waiter_service& svc) {
@@ -110,8 +128,6 @@ bool is_task_cancellation(const std::exception_ptr& e, const task_core& core, st
 }
 
 asio::any_io_executor make_task_strand(const asio::any_io_executor& ex) {
-  if (!ex)
-    throw std::invalid_argument("asio_futures::create_task: empty executor");
   if (const auto* io = ex.target<asio::io_context::executor_type>())
     return asio::any_io_executor(asio::make_strand(*io));
   if (const auto* pool = ex.target<asio::thread_pool::executor_type>())
@@ -183,7 +199,7 @@ std::optional<task_info> current_task() {
     if (found)
       return;
     s.for_each_task([&](const detail::task_core& t) {
-      if (!found && detail::running_in_this_thread(t.state().executor(), /*strict=*/true))
+      if (!found && t.running_here())
         found = detail::info_of(t);
     });
   });

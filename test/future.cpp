@@ -1208,8 +1208,8 @@ CO_TEST_CASE(ranged_parallel_group_of_futures) {
   std::vector<af::future<int>> futures;
   for (int i = 0; i < 4; ++i)
     futures.emplace_back(ex);
-  static_assert(std::is_same_v<asio::associated_executor_t<af::future<int>>,
-                               asio::any_io_executor>);
+  static_assert(
+      std::is_same_v<asio::associated_executor_t<af::future<int>>, asio::any_io_executor>);
   asio::post(ex, [futures] {
     for (int i = 3; i >= 0; --i)
       futures[static_cast<std::size_t>(i)].set_result(i * 10);

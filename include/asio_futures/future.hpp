@@ -51,8 +51,13 @@ template <class T> using value_arg = std::conditional_t<std::is_void_v<T>, no_va
 template <class T> struct result_ref { using type = const T&; };
 template <> struct result_ref<void> { using type = void; };
 
-/// The initiation of future<T>::async_wait.
+/// The initiation of future<T>::async_wait. Its associated executor is the future's, which
+/// tokens that build their own handler executor from the initiation (such as
+/// experimental::use_promise) use; the state reference travels as the initiation argument.
 struct initiate_wait {
+  using executor_type = boost::asio::any_io_executor;
+  const state_base* state;
+  executor_type get_executor() const noexcept { return state->executor(); }
   template <class Handler, class T> void operator()(Handler&& h, state_ptr<T> s) const;
 };
 

@@ -13,9 +13,11 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/execution_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -106,16 +108,28 @@ std::string next_task_name();
 
 template <class T, class Executor, class Body>
 task<T> spawn_task(const Executor& ex, Body body, std::string name) {
+  if constexpr (std::is_constructible_v<bool, const Executor&>) {
+    if (!ex)
+      throw std::invalid_argument("asio_futures::create_task: empty executor");
+  }
   waiter_service* svc = service_for(ex);
   if (svc && svc->closed())
     throw_invalid_state("create_task: the execution context has shut down");
   asio::any_io_executor strand = make_task_strand(ex);
-  auto* s = new task_state<T>(strand, name.empty() ? next_task_name() : std::move(name));
+  auto* s = new task_state<T>(asio::any_io_executor(ex), strand,
+                              name.empty() ? next_task_name() : std::move(name));
   task<T> t{state_ptr<T>(s)};
   if (svc)
     s->core().register_with(*svc);
-  asio::co_spawn(strand, drive<T>(s, std::move(body)),
-                 asio::bind_cancellation_slot(s->core().slot(), task_completion<T>(s)));
+  // co_spawn's entry point *dispatches* to the strand, which runs it at once when the caller
+  // is on a thread of the context and the new strand is idle. Posting the co_spawn itself
+  // makes the first step happen on a later turn, as asyncio's create_task does. If the
+  // posted function is destroyed unrun (the context shut down), `done` ends the task
+  // cancelled.
+  asio::post(strand, [strand, s, body = std::move(body), done = task_completion<T>(s)]() mutable {
+    asio::co_spawn(strand, drive<T>(s, std::move(body)),
+                   asio::bind_cancellation_slot(s->core().slot(), std::move(done)));
+  });
   return t;
 }
 

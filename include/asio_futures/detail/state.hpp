@@ -200,14 +200,16 @@ public:
 
   /// Links `n`; false if the state is already done (then `n` is still the caller's).
   bool push(node* n) noexcept {
-    std::uintptr_t cur = list_.load(std::memory_order_relaxed);
+    // acquire: if this load already sees done_bit we return at once, and the caller then
+    // reads the outcome, which publish() released.
+    std::uintptr_t cur = list_.load(std::memory_order_acquire);
     unsigned spins = 0;
     for (;;) {
       if (cur & done_bit)
         return false;
       if (cur & lock_bit) {
         spin_pause(spins);
-        cur = list_.load(std::memory_order_relaxed);
+        cur = list_.load(std::memory_order_acquire);
         continue;
       }
       n->next_ = reinterpret_cast<node*>(cur);

@@ -14,10 +14,12 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/this_coro.hpp>
 
 #include <atomic>
 #include <forward_list>
 #include <mutex>
+#include <optional>
 #include <string>
 
 namespace asio_futures::detail {
@@ -26,12 +28,16 @@ namespace asio = boost::asio;
 
 /// The type-independent part of a task's state.
 ///
-/// Thread safety: `cancelling_` is atomic; the name list and the cancel message are guarded
-/// by `mutex_` (cancel and rename are rare). `signal_` is only touched on the task's strand:
-/// by the emit that cancel() dispatches there, and by the completion, which clears its slot.
+/// Thread safety: `cancelling_` is atomic; the name list, the cancel message and the strand
+/// handle are guarded by `mutex_` (cancel and rename are rare). `signal_` is only touched on
+/// the task's strand: by the emit that cancel() dispatches there, and by the completion,
+/// which clears its slot.
+///
+/// The strand is released when the coroutine finishes (or is destroyed with its context):
+/// an Asio strand must not outlive its execution context, but a task handle may.
 class task_core {
 public:
-  task_core(state_base& state, std::string name);
+  task_core(state_base& state, asio::any_io_executor strand, std::string name);
   task_core(const task_core&) = delete;
   task_core& operator=(const task_core&) = delete;
   ~task_core();
@@ -59,9 +65,12 @@ public:
   /// The slot the coroutine's co_spawn is bound to.
   asio::cancellation_slot slot() noexcept { return signal_.slot(); }
 
-  /// Called on the strand when the coroutine has finished: drop the stale slot handler and
-  /// leave the registry.
+  /// Called when the coroutine has finished (on the strand) or was destroyed with its
+  /// context: drop the stale slot handler, release the strand, leave the registry.
   void finished() noexcept;
+
+  /// Whether the task's strand is running on the calling thread (current_task()).
+  bool running_here() const noexcept;
 
   /// Registers the task with the service of its context (for all_tasks()).
   void register_with(waiter_service& svc);
@@ -80,6 +89,7 @@ private:
   std::forward_list<std::string> names_;
   std::atomic<const std::string*> name_;
   std::string message_;
+  asio::any_io_executor strand_; // empty once finished
   std::atomic<int> cancelling_{0};
   asio::cancellation_signal signal_;
 };
@@ -87,8 +97,10 @@ private:
 /// The state of a task<T>.
 template <class T> class task_state final : public state<T> {
 public:
-  task_state(const asio::any_io_executor& strand, std::string name)
-      : state<T>(strand, &hooks_), core_(*this, std::move(name)) {}
+  /// `ex` is the executor the task was created on (its future executor: done-callbacks and
+  /// default waiter executor); `strand` is the task's own strand over it.
+  task_state(const asio::any_io_executor& ex, asio::any_io_executor strand, std::string name)
+      : state<T>(ex, &hooks_), core_(*this, std::move(strand), std::move(name)) {}
 
   task_core& core() noexcept { return core_; }
 
@@ -164,20 +176,38 @@ private:
 
 /// The task's coroutine: checks for a cancellation that arrived before the first step (then
 /// the body never runs), then runs the body. `st` stays alive: the completion holds it.
+///
+/// WORKAROUND(Boost 1.81): when a coroutine finishes without having suspended,
+/// co_spawn_entry_point co_awaits a post before completing, outside its try block. If a
+/// cancellation left Asio's sticky cancelled state set (the body swallowed it, cancelled
+/// itself, or was cancelled before starting), that co_await throws operation_aborted out of
+/// io_context::run(). The body is finished by then, so the state is reset first.
 template <class T, class Body> asio::awaitable<T> drive(task_state<T>* st, Body body) {
-  if (st->core().cancelling() > 0)
-    throw cancelled_error(st->core().message());
-  if constexpr (std::is_void_v<T>) {
-    if constexpr (std::is_invocable_v<Body&>)
-      co_await body();
-    else
-      co_await std::move(body);
-  } else {
-    if constexpr (std::is_invocable_v<Body&>)
-      co_return co_await body();
-    else
-      co_return co_await std::move(body);
+  std::exception_ptr failure;
+  std::optional<std::conditional_t<std::is_void_v<T>, char, T>> value;
+  try {
+    if (st->core().cancelling() > 0)
+      throw cancelled_error(st->core().message());
+    if constexpr (std::is_void_v<T>) {
+      if constexpr (std::is_invocable_v<Body&>)
+        co_await body();
+      else
+        co_await std::move(body);
+    } else {
+      if constexpr (std::is_invocable_v<Body&>)
+        value.emplace(co_await body());
+      else
+        value.emplace(co_await std::move(body));
+    }
+  } catch (...) {
+    failure = std::current_exception();
   }
+  if (st->core().cancelling() > 0)
+    co_await asio::this_coro::reset_cancellation_state();
+  if (failure)
+    std::rethrow_exception(failure);
+  if constexpr (!std::is_void_v<T>)
+    co_return std::move(*value);
 }
 
 } // namespace asio_futures::detail

@@ -224,8 +224,8 @@ auto future<T>::async_wait(CompletionToken&& token) const {
     static_assert(std::is_void_v<T> || std::is_default_constructible_v<T>,
                   "async_wait's completion signature void(std::exception_ptr, T) needs a "
                   "default-constructible T (passed along with an exception)");
-    return asio::async_initiate<CompletionToken, completion_signature>(detail::initiate_wait{},
-                                                                       token, state_);
+    return asio::async_initiate<CompletionToken, completion_signature>(
+        detail::initiate_wait{state_.get()}, token, state_);
   }
 }
 
