@@ -27,10 +27,28 @@ const std::string* current_cancel_message() noexcept {
   return tls_cancel_message;
 }
 
+namespace {
+std::atomic<std::uint64_t> task_counter{0};
+} // namespace
+
 task_core::task_core(state_base& state, asio::any_io_executor strand, std::string name)
     : state_(state), strand_(std::move(strand)) {
-  names_.push_front(std::move(name));
+  if (name.empty()) {
+    // relaxed: only uniqueness matters. The string itself is built lazily.
+    number_ = task_counter.fetch_add(1, std::memory_order_relaxed) + 1;
+  } else {
+    names_.push_front(std::move(name));
+    name_.store(&names_.front(), std::memory_order_release);
+  }
+}
+
+const std::string& task_core::default_name() const {
+  std::lock_guard guard(mutex_);
+  if (const std::string* n = name_.load(std::memory_order_acquire))
+    return *n; // built (or renamed) meanwhile
+  names_.push_front("Task-" + std::to_string(number_));
   name_.store(&names_.front(), std::memory_order_release);
+  return names_.front();
 }
 
 task_core::~task_core() {
@@ -133,12 +151,6 @@ asio::any_io_executor make_task_strand(const asio::any_io_executor& ex) {
   if (const auto* pool = ex.target<asio::thread_pool::executor_type>())
     return asio::any_io_executor(asio::make_strand(*pool));
   return asio::any_io_executor(asio::make_strand(ex));
-}
-
-std::string next_task_name() {
-  static std::atomic<std::uint64_t> counter{0};
-  // relaxed: only uniqueness matters.
-  return "Task-" + std::to_string(counter.fetch_add(1, std::memory_order_relaxed) + 1);
 }
 
 // --- the registry in waiter_service -----------------------------------------------------------

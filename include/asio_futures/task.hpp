@@ -103,9 +103,6 @@ concept task_executor =
 /// the blocking-wait deadlock check recognise.
 asio::any_io_executor make_task_strand(const asio::any_io_executor& ex);
 
-/// The default name of the next task: Task-1, Task-2, … (process-wide).
-std::string next_task_name();
-
 template <class T, class Executor, class Body>
 task<T> spawn_task(const Executor& ex, Body body, std::string name) {
   if constexpr (std::is_constructible_v<bool, const Executor&>) {
@@ -116,8 +113,7 @@ task<T> spawn_task(const Executor& ex, Body body, std::string name) {
   if (svc && svc->closed())
     throw_invalid_state("create_task: the execution context has shut down");
   asio::any_io_executor strand = make_task_strand(ex);
-  auto* s = new task_state<T>(asio::any_io_executor(ex), strand,
-                              name.empty() ? next_task_name() : std::move(name));
+  auto* s = new task_state<T>(asio::any_io_executor(ex), strand, std::move(name));
   task<T> t{state_ptr<T>(s)};
   if (svc)
     s->core().register_with(*svc);
