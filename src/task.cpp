@@ -87,11 +87,20 @@ bool task_core::request_cancel(std::string&& msg) {
   // concurrently with a step of the coroutine; from inside the task itself it runs at once,
   // and Asio's sticky state makes the coroutine's next co_await abort (drive() resets it
   // once the body has returned).
-  state_.add_ref();
-  asio::dispatch(strand, [this] {
-    emit();
-    state_.release_hooked();
-  });
+  // The reference is owned by the function object, so it is also dropped if the function is
+  // destroyed unrun (the context shut down with the emission still queued).
+  struct emitter {
+    task_core* core;
+    explicit emitter(task_core* c) noexcept : core(c) { core->state_.add_ref(); }
+    emitter(emitter&& o) noexcept : core(std::exchange(o.core, nullptr)) {}
+    emitter& operator=(emitter&&) = delete;
+    ~emitter() {
+      if (core)
+        core->state_.release_hooked();
+    }
+    void operator()() { core->emit(); }
+  };
+  asio::dispatch(strand, emitter(this));
   return true;
 }
 
