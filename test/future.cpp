@@ -1,6 +1,7 @@
 // Tests for <asio_futures/future.hpp>: future<T> (DESIGN.md §2).
 #include <asio_futures/future.hpp>
 
+#include "support/checks.hpp"
 #include "support/co_test.hpp"
 #include "support/tracking.hpp"
 
@@ -57,56 +58,15 @@ using namespace std::chrono_literals;
 namespace {
 
 // ---------------------------------------------------------------------------------------
-// Local helpers.
+// Local helpers (the shared ones come from support/checks.hpp).
 
-/// True if `e` holds an exception of type E (or derived from it).
-template <class E> bool holds(const std::exception_ptr& e) {
-  if (!e)
-    return false;
-  try {
-    std::rethrow_exception(e);
-  } catch (const E&) {
-    return true;
-  } catch (...) {
-    return false;
-  }
-}
-
-/// The what() of the exception in `e` ("" if none or not a std::exception).
-std::string what_of(const std::exception_ptr& e) {
-  if (!e)
-    return {};
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    return ex.what();
-  } catch (...) {
-    return {};
-  }
-}
-
-/// The cancel message of the cancelled_error in `e`, or nullopt if it is not one.
-std::optional<std::string> cancel_message(const std::exception_ptr& e) {
-  if (!e)
-    return std::nullopt;
-  try {
-    std::rethrow_exception(e);
-  } catch (const af::cancelled_error& c) {
-    return c.message();
-  } catch (...) {
-    return std::nullopt;
-  }
-}
-
-/// Runs `f` and returns what it threw (nullptr if nothing).
-template <class F> std::exception_ptr thrown_by(F&& f) {
-  try {
-    std::forward<F>(f)();
-  } catch (...) {
-    return std::current_exception();
-  }
-  return nullptr;
-}
+using aft::cancel_message;
+using aft::closable_context;
+using aft::holds;
+using aft::recording_exception_handler;
+using aft::thrown_by;
+using aft::watchdog;
+using aft::what_of;
 
 /// Records the completions of a callback-token waiter (`void(std::exception_ptr, T)`).
 template <class T> struct outcome {
@@ -138,68 +98,6 @@ template <> struct outcome<void> {
       error = std::move(e);
     };
   }
-};
-
-/// Restores the process-wide exception handler when the test ends, and records reports.
-struct recording_exception_handler {
-  struct report {
-    std::exception_ptr error;
-    std::string what;
-  };
-
-  recording_exception_handler() {
-    previous = af::set_exception_handler([this](std::exception_ptr e, std::string_view w) {
-      std::lock_guard<std::mutex> lock(mutex);
-      reports.push_back({std::move(e), std::string(w)});
-    });
-  }
-  ~recording_exception_handler() { af::set_exception_handler(std::move(previous)); }
-
-  std::size_t count() {
-    std::lock_guard<std::mutex> lock(mutex);
-    return reports.size();
-  }
-
-  std::mutex mutex;
-  std::vector<report> reports;
-  af::exception_handler previous;
-};
-
-/// An io_context whose shutdown() is callable, to test closed contexts.
-struct closable_context : asio::io_context {
-  using asio::execution_context::shutdown;
-};
-
-/// Calls `on_expiry` from its own thread after `timeout`, unless destroyed first. Used to
-/// release a blocking wait that wrongly blocked, so the case fails instead of hanging.
-class watchdog {
-public:
-  explicit watchdog(std::function<void()> on_expiry,
-                    std::chrono::steady_clock::duration timeout = aft::default_timeout)
-      : thread_([this, f = std::move(on_expiry), timeout] {
-          std::unique_lock<std::mutex> lock(mutex_);
-          if (!cv_.wait_for(lock, timeout, [this] { return disarmed_; })) {
-            lock.unlock();
-            fired_ = true;
-            f();
-          }
-        }) {}
-  ~watchdog() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      disarmed_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-  bool fired() const noexcept { return fired_; }
-
-private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool disarmed_ = false;
-  std::atomic<bool> fired_{false};
-  std::thread thread_;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -2183,8 +2081,8 @@ BOOST_AUTO_TEST_CASE(unretrieved_exception_is_reported_once_when_the_last_handle
   }
   aft::poll(ioc);
   BOOST_TEST_REQUIRE(handler.count() == 1u);
-  BOOST_TEST(handler.reports[0].what == "lost"); // what() of the exception itself
-  BOOST_TEST(holds<std::runtime_error>(handler.reports[0].error));
+  BOOST_TEST(handler.reports()[0].what == "lost"); // what() of the exception itself
+  BOOST_TEST(holds<std::runtime_error>(handler.reports()[0].error));
 }
 
 BOOST_AUTO_TEST_CASE(unretrieved_exception_with_a_non_retrieving_callback_is_reported) {
