@@ -78,8 +78,6 @@ struct state_hooks {
   /// Whether `set_result`/`set_exception` are allowed through a future handle (not for tasks,
   /// which resolve themselves).
   bool user_settable;
-  /// Name for diagnostics (tasks), or nullptr.
-  const std::string* (*name)(const state_base*) noexcept;
 };
 
 /// The type-independent part of a shared state.

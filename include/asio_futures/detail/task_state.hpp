@@ -131,16 +131,7 @@ private:
     return static_cast<task_state*>(b)->core_.request_cancel(std::move(msg));
   }
   static void destroy(state_base* b) noexcept { delete static_cast<task_state*>(b); }
-  static const std::string* name(const state_base* b) noexcept {
-    try {
-      return &static_cast<const task_state*>(b)->core_.name();
-    } catch (...) {
-      return nullptr;
-    }
-  }
-
-  static constexpr state_hooks hooks_{&task_state::cancel, &task_state::destroy, false,
-                                      &task_state::name};
+  static constexpr state_hooks hooks_{&task_state::cancel, &task_state::destroy, false};
 
   task_core core_;
 };
