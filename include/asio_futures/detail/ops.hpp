@@ -317,7 +317,10 @@ private:
     void operator()(asio::cancellation_type type) {
       // Runs where the signal is emitted: Asio's rule is that this is the handler's
       // executor, never concurrently with invoke(), which clears the slot first.
-      state<T>* s = op->state_.get();
+      // Our own reference: cancelling publishes, which may post `op` and let it (and the
+      // reference it holds) be freed on another thread while we still walk the list.
+      const state_ptr<T> keep = op->state_;
+      state<T>* s = keep.get();
       if ((type & asio::cancellation_type::terminal) != asio::cancellation_type::none) {
         // asyncio: cancelling the awaiter cancels the awaited, with the awaiter's message.
         const std::string* msg = current_cancel_message();
