@@ -4,6 +4,7 @@
 // Non-template parts of the core: the waiter service, lost-exception reporting, blocking-wait
 // deadlock detection and the error helpers.
 //
+#include <asio_futures/detail/task_state.hpp>
 #include <asio_futures/future.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -135,13 +136,23 @@ bool running_in_strand(const asio::any_io_executor& ex, bool strict) noexcept {
                (!strict && running_in_this_thread(asio::any_io_executor(s->get_inner_executor()))));
 }
 
+/// For a task's executor: inside the task on this thread, or (not strict) on a thread that
+/// runs its inner executor.
+template <class Inner> bool running_in_task(const asio::any_io_executor& ex, bool strict) noexcept {
+  const auto* t = ex.target<task_executor<Inner>>();
+  return t && (t->running_in_this_thread() ||
+               (!strict && running_in_this_thread(asio::any_io_executor(t->get_inner_executor()))));
+}
+
 } // namespace
 
 bool running_in_this_thread(const asio::any_io_executor& ex, bool strict) noexcept {
   return running_in<ioc_ex, ioc_ex_tracked, pool_ex, pool_ex_tracked>(ex) ||
          running_in_strand<asio::strand<ioc_ex>>(ex, strict) ||
          running_in_strand<asio::strand<pool_ex>>(ex, strict) ||
-         running_in_strand<asio::strand<asio::any_io_executor>>(ex, strict);
+         running_in_strand<asio::strand<asio::any_io_executor>>(ex, strict) ||
+         running_in_task<ioc_ex>(ex, strict) || running_in_task<pool_ex>(ex, strict) ||
+         running_in_task<asio::any_io_executor>(ex, strict);
 }
 
 // --- waiter_service ---------------------------------------------------------------------------

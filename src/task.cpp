@@ -7,16 +7,18 @@
 #include <asio_futures/task.hpp>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 
 #include <atomic>
+#include <mutex>
+#include <thread>
 
 namespace asio_futures {
 namespace detail {
 
 namespace {
 thread_local const std::string* tls_cancel_message = nullptr;
+thread_local task_gate::position tls_position;
 
 task_info info_of(const task_core& t) {
   return task_info{t.name(), t.state().done(), t.cancelling()};
@@ -31,8 +33,8 @@ namespace {
 std::atomic<std::uint64_t> task_counter{0};
 } // namespace
 
-task_core::task_core(state_base& state, asio::any_io_executor strand, std::string name)
-    : state_(state), strand_(std::move(strand)) {
+task_core::task_core(state_base& state, std::string name)
+    : state_(state), gate_(task_gate::acquire(this)), gen_(gate_->generation()) {
   if (name.empty()) {
     // relaxed: only uniqueness matters. The string itself is built lazily.
     number_ = task_counter.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -52,6 +54,7 @@ const std::string& task_core::default_name() const {
 }
 
 task_core::~task_core() {
+  gate_->retire();
   if (svc_)
     svc_->remove_task(this);
 }
@@ -73,22 +76,25 @@ int task_core::uncancel() noexcept {
 bool task_core::request_cancel(std::string&& msg) {
   if (state_.done())
     return false;
-  asio::any_io_executor strand;
   {
     std::lock_guard guard(mutex_);
     message_ = std::move(msg);
-    strand = strand_;
   }
   // release: the drive() coroutine's acquire load that sees the count sees the message.
   cancelling_.fetch_add(1, std::memory_order_acq_rel);
-  if (!strand)
-    return true; // the coroutine has just finished; nothing left to interrupt
-  // Keep the state alive until the emit has run. Dispatched: on the strand it never runs
-  // concurrently with a step of the coroutine; from inside the task itself it runs at once,
-  // and Asio's sticky state makes the coroutine's next co_await abort (drive() resets it
-  // once the body has returned).
-  // The reference is owned by the function object, so it is also dropped if the function is
-  // destroyed unrun (the context shut down with the emission still queued).
+  if (running_here()) {
+    // From inside the task. Alone in the gate, this is a step of the coroutine (or a function
+    // of the task while the coroutine is suspended): emit now, and Asio's sticky state makes
+    // the coroutine's next co_await abort. Otherwise the last reader out emits.
+    if (gate_->sole_reader())
+      emit();
+    else if (gate_->defer())
+      state_.add_ref(); // held by the pending mark until the emission
+    return true;
+  }
+  // From outside: the emission runs on the task's executor. The function owns a reference
+  // to the state, so it is also dropped if it is destroyed unrun (the context shut down
+  // with the emission still queued), or handed over to a pending mark.
   struct emitter {
     task_core* core;
     explicit emitter(task_core* c) noexcept : core(c) { core->state_.add_ref(); }
@@ -98,9 +104,12 @@ bool task_core::request_cancel(std::string&& msg) {
       if (core)
         core->state_.release_hooked();
     }
-    void operator()() { core->emit(); }
+    void operator()() {
+      if (core->emit_or_defer())
+        core = nullptr; // the pending mark holds the reference now
+    }
   };
-  asio::dispatch(strand, emitter(this));
+  asio::post(state_.executor(), emitter(this));
   return true;
 }
 
@@ -110,7 +119,7 @@ std::string task_core::message() const {
 }
 
 void task_core::emit() noexcept {
-  if (state_.done())
+  if (state_.done() || !body_started_)
     return;
   const std::string msg = message();
   const std::string* previous = std::exchange(tls_cancel_message, &msg);
@@ -118,20 +127,313 @@ void task_core::emit() noexcept {
   tls_cancel_message = previous;
 }
 
-void task_core::finished() noexcept {
-  signal_.slot().clear();
-  asio::any_io_executor strand;
-  {
-    std::lock_guard guard(mutex_);
-    strand = std::move(strand_);
+bool task_core::emit_or_defer() noexcept {
+  switch (gate_->write_or_defer()) {
+  case task_gate::write_result::wrote: {
+    const task_gate::position previous = task_gate::exchange_current({gate_, gen_});
+    write();
+    task_gate::exchange_current(previous);
+    return false;
   }
-  if (svc_)
-    svc_->remove_task(this);
+  case task_gate::write_result::deferred:
+    return true;
+  case task_gate::write_result::already_pending:
+    break;
+  }
+  return false;
 }
 
-bool task_core::running_here() const noexcept {
-  std::lock_guard guard(mutex_);
-  return strand_ && running_in_this_thread(strand_, /*strict=*/true);
+void task_core::write() noexcept {
+  // As the writer: emit, then once more for each request marked pending meanwhile (each
+  // mark holds a reference, dropped after its emission; ours keeps the state alive).
+  emit();
+  while (!gate_->try_end_write()) {
+    emit();
+    state_.release_hooked();
+  }
+}
+
+void task_core::perform_pending() noexcept {
+  // The pending mark's reference keeps the state alive through the emission; it is dropped
+  // last, after the writer role is left (dropping it may destroy the task and retire the
+  // gate).
+  write();
+  state_.release_hooked();
+}
+
+// --- the gate ---------------------------------------------------------------------------------
+//
+// Orders: a reader's leave() releases what its step did (slot handlers installed or cleared);
+// the writer acquires it when it takes the gate, and releases the emission's effects when it
+// leaves, which the next reader's enter() acquires. So steps and emissions are totally
+// ordered, as on a strand.
+
+task_gate::position task_gate::current() noexcept {
+  return tls_position;
+}
+
+task_gate::position task_gate::exchange_current(position p) noexcept {
+  return std::exchange(tls_position, p);
+}
+
+bool task_gate::enter(std::uint32_t gen) noexcept {
+  std::uint64_t w = word_.load(std::memory_order_relaxed);
+  for (;;) {
+    if (gen_of(w) != gen)
+      return false; // the task is gone
+    if (w & writer_bit) {
+      // An emission is running (it only calls cancellation handlers): wait for its end.
+      std::this_thread::yield();
+      w = word_.load(std::memory_order_relaxed);
+      continue;
+    }
+    // acquire: see the effects of the last emission.
+    if (word_.compare_exchange_weak(w, w + one_reader, std::memory_order_acquire,
+                                    std::memory_order_relaxed))
+      return true;
+  }
+}
+
+void task_gate::leave() noexcept {
+  std::uint64_t w = word_.load(std::memory_order_relaxed);
+  for (;;) {
+    if ((w & count_mask) == one_reader && (w & pending_bit)) {
+      // The last reader out with an emission pending: become the writer and perform it.
+      // acquire: see the effects of the readers that left before us.
+      if (word_.compare_exchange_weak(w, (w & ~(count_mask | pending_bit)) | writer_bit,
+                                      std::memory_order_acq_rel, std::memory_order_relaxed)) {
+        // The pending mark holds a reference to the owner's state: the owner is alive.
+        owner_.load(std::memory_order_acquire)->perform_pending();
+        return;
+      }
+      continue;
+    }
+    // release: our step's effects happen before a later emission.
+    if (word_.compare_exchange_weak(w, w - one_reader, std::memory_order_release,
+                                    std::memory_order_relaxed))
+      return;
+  }
+}
+
+task_gate::write_result task_gate::write_or_defer() noexcept {
+  std::uint64_t w = word_.load(std::memory_order_relaxed);
+  for (;;) {
+    if ((w & (count_mask | writer_bit)) == 0) {
+      // Free: take it as the writer. acquire: see the effects of the steps before.
+      if (word_.compare_exchange_weak(w, w | writer_bit, std::memory_order_acquire,
+                                      std::memory_order_relaxed))
+        return write_result::wrote;
+      continue;
+    }
+    if (w & pending_bit)
+      return write_result::already_pending;
+    // Readers inside, or another emission running: leave the mark. release: our message and
+    // count are visible to whoever performs it.
+    if (word_.compare_exchange_weak(w, w | pending_bit, std::memory_order_acq_rel,
+                                    std::memory_order_relaxed))
+      return write_result::deferred;
+  }
+}
+
+bool task_gate::defer() noexcept {
+  // acq_rel: pairs with the leave() that sees the mark.
+  return !(word_.fetch_or(pending_bit, std::memory_order_acq_rel) & pending_bit);
+}
+
+bool task_gate::try_end_write() noexcept {
+  std::uint64_t w = word_.load(std::memory_order_relaxed);
+  for (;;) {
+    // Readers spin while the writer bit is set, so only a pending mark can have appeared.
+    if (w & pending_bit) {
+      if (word_.compare_exchange_weak(w, w & ~pending_bit, std::memory_order_acquire,
+                                      std::memory_order_relaxed))
+        return false;
+      continue;
+    }
+    // release: the emission's effects happen before the next reader's step.
+    if (word_.compare_exchange_weak(w, w & ~writer_bit, std::memory_order_release,
+                                    std::memory_order_relaxed))
+      return true;
+  }
+}
+
+bool task_gate::first_submission(std::uint32_t gen) noexcept {
+  std::uint64_t w = word_.load(std::memory_order_relaxed);
+  for (;;) {
+    if ((w & started_bit) || gen_of(w) != gen)
+      return false;
+    // relaxed: the first submission happens in create_task, before the task is shared.
+    if (word_.compare_exchange_weak(w, w | started_bit, std::memory_order_relaxed))
+      return true;
+  }
+}
+
+template <class F> void task_gate::update_unlocked(F next) noexcept {
+  std::uint64_t w = word_.load(std::memory_order_relaxed);
+  for (;;) {
+    if (w & owner_lock_bit) {
+      std::this_thread::yield();
+      w = word_.load(std::memory_order_relaxed);
+      continue;
+    }
+    // acquire: whoever held the owner lock is done with the owner.
+    if (word_.compare_exchange_weak(w, next(w), std::memory_order_acq_rel,
+                                    std::memory_order_relaxed))
+      return;
+  }
+}
+
+void task_gate::lock_owner() noexcept {
+  update_unlocked([](std::uint64_t w) { return w | owner_lock_bit; });
+}
+
+void task_gate::unlock_owner() noexcept {
+  word_.fetch_and(~owner_lock_bit, std::memory_order_release);
+}
+
+std::optional<task_info> task_gate::owner_info(std::uint32_t gen) noexcept {
+  std::optional<task_info> info;
+  lock_owner();
+  if (gen_of(word_.load(std::memory_order_relaxed)) == gen) {
+    if (const task_core* o = owner_.load(std::memory_order_relaxed)) {
+      try {
+        info = info_of(*o);
+      } catch (...) { // bad_alloc copying the name: report no task rather than terminate
+      }
+    }
+  }
+  unlock_owner();
+  return info;
+}
+
+/// The pool of gates: a per-thread cache in front of a global free list. Gates are
+/// allocated in blocks and never freed (see task_gate).
+struct gate_pool {
+  static constexpr std::size_t block = 64;
+  static constexpr std::size_t cache_max = 256;
+
+  struct global_list {
+    std::mutex mutex;
+    task_gate* head = nullptr;
+  };
+  static global_list& global() {
+    static global_list* g = new global_list; // never destroyed: gates outlive statics
+    return *g;
+  }
+
+  struct cache {
+    task_gate* head = nullptr;
+    std::size_t size = 0;
+    ~cache() {
+      give_back(size);
+      dead = true;
+    }
+
+    void give_back(std::size_t n) noexcept {
+      if (n == 0)
+        return;
+      task_gate* first = head;
+      task_gate* last = head;
+      for (std::size_t i = 1; i < n; ++i)
+        last = last->next_free_;
+      head = last->next_free_;
+      size -= n;
+      global_list& g = global();
+      std::lock_guard guard(g.mutex);
+      last->next_free_ = g.head;
+      g.head = first;
+    }
+
+    void refill() {
+      global_list& g = global();
+      {
+        std::lock_guard guard(g.mutex);
+        while (g.head && size < block) {
+          task_gate* t = g.head;
+          g.head = t->next_free_;
+          t->next_free_ = head;
+          head = t;
+          ++size;
+        }
+      }
+      if (size == 0) {
+        task_gate* fresh = new task_gate[block];
+        for (std::size_t i = 0; i < block; ++i) {
+          fresh[i].next_free_ = head;
+          head = &fresh[i];
+        }
+        size = block;
+      }
+    }
+  };
+  static thread_local cache local;
+  // Set once this thread's cache is destroyed (thread exit): later retires and acquires on
+  // the thread (from other thread_local or static destructors) use the global list.
+  static thread_local bool dead;
+
+  static task_gate* take() {
+    if (dead) {
+      {
+        global_list& g = global();
+        std::lock_guard guard(g.mutex);
+        if (task_gate* t = g.head) {
+          g.head = t->next_free_;
+          return t;
+        }
+      }
+      return new task_gate; // a lone gate, pooled like the others once retired
+    }
+    cache& c = local;
+    if (!c.head)
+      c.refill();
+    task_gate* g = c.head;
+    c.head = g->next_free_;
+    --c.size;
+    return g;
+  }
+
+  static void put(task_gate* t) noexcept {
+    if (dead) {
+      global_list& g = global();
+      std::lock_guard guard(g.mutex);
+      t->next_free_ = g.head;
+      g.head = t;
+      return;
+    }
+    cache& c = local;
+    t->next_free_ = c.head;
+    c.head = t;
+    if (++c.size > cache_max)
+      c.give_back(c.size / 2);
+  }
+};
+
+thread_local gate_pool::cache gate_pool::local;
+thread_local bool gate_pool::dead = false;
+
+task_gate* task_gate::acquire(task_core* owner) {
+  task_gate* g = gate_pool::take();
+  g->next_free_ = nullptr;
+  // No lock: owner_info() only reads the owner of a generation it was given, and this
+  // generation has not been handed out yet.
+  g->owner_.store(owner, std::memory_order_release);
+  return g;
+}
+
+void task_gate::retire() noexcept {
+  // A new generation: executors of the old one no longer enter, and owner_info() no longer
+  // reads the owner (the CAS waits for the owner lock to be free). Readers of the old
+  // generation may still be inside; they leave normally. No emission can be pending or
+  // running: each holds a reference to the owner's state, which is being destroyed.
+  update_unlocked([](std::uint64_t w) { return (w + one_gen) & ~started_bit; });
+  owner_.store(nullptr, std::memory_order_relaxed);
+  gate_pool::put(this);
+}
+
+void task_core::finished() noexcept {
+  signal_.slot().clear();
+  if (svc_)
+    svc_->remove_task(this);
 }
 
 void task_core::register_with(waiter_service& svc) {
@@ -154,12 +456,14 @@ bool is_task_cancellation(const std::exception_ptr& e, const task_core& core, st
   return false;
 }
 
-asio::any_io_executor make_task_strand(const asio::any_io_executor& ex) {
+asio::any_io_executor make_task_executor(const asio::any_io_executor& ex, const task_core& core) {
+  task_gate* g = core.gate();
+  const std::uint32_t gen = core.generation();
   if (const auto* io = ex.target<asio::io_context::executor_type>())
-    return asio::any_io_executor(asio::make_strand(*io));
+    return asio::any_io_executor(task_executor<asio::io_context::executor_type>(*io, g, gen));
   if (const auto* pool = ex.target<asio::thread_pool::executor_type>())
-    return asio::any_io_executor(asio::make_strand(*pool));
-  return asio::any_io_executor(asio::make_strand(ex));
+    return asio::any_io_executor(task_executor<asio::thread_pool::executor_type>(*pool, g, gen));
+  return asio::any_io_executor(task_executor<asio::any_io_executor>(ex, g, gen));
 }
 
 // --- the registry in waiter_service -----------------------------------------------------------
@@ -215,16 +519,10 @@ std::vector<task_info> all_tasks(asio::execution_context& ctx) {
 }
 
 std::optional<task_info> current_task() {
-  std::optional<task_info> found;
-  detail::waiter_service::for_each_service([&](detail::waiter_service& s) {
-    if (found)
-      return;
-    s.for_each_task([&](const detail::task_core& t) {
-      if (!found && t.running_here())
-        found = detail::info_of(t);
-    });
-  });
-  return found;
+  const detail::task_gate::position p = detail::task_gate::current();
+  if (!p.gate)
+    return std::nullopt;
+  return p.gate->owner_info(p.gen);
 }
 
 } // namespace asio_futures

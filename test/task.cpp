@@ -545,35 +545,44 @@ BOOST_AUTO_TEST_SUITE_END() // invalid_state
 // =======================================================================================
 BOOST_AUTO_TEST_SUITE(executors)
 
-BOOST_AUTO_TEST_CASE(coroutine_runs_on_a_strand_of_its_own) {
+BOOST_AUTO_TEST_CASE(coroutine_runs_on_an_executor_of_its_own_over_the_given_one) {
   asio::io_context ioc;
   struct seen {
     asio::any_io_executor ex;
-    bool in_strand_at_start = false;
-    bool in_strand_after_suspension = false;
+    std::string current_at_start;
+    std::string current_after_suspension;
+    std::string current_in_posted_function;
   };
   seen a_seen, b_seen;
   const auto body = [](seen* s) -> asio::awaitable<int> {
     s->ex = co_await asio::this_coro::executor;
-    const auto* strand = s->ex.target<ioc_strand>();
-    s->in_strand_at_start = strand && strand->running_in_this_thread();
+    s->current_at_start = af::current_task().value_or(af::task_info{}).name;
     co_await aft::yield_once();
-    s->in_strand_after_suspension = strand && strand->running_in_this_thread();
+    s->current_after_suspension = af::current_task().value_or(af::task_info{}).name;
+    // A function posted to the task's executor runs inside the task too (its gate).
+    asio::post(s->ex, [s] {
+      s->current_in_posted_function = af::current_task().value_or(af::task_info{}).name;
+    });
+    co_await aft::yield_once();
+    co_await aft::yield_once();
     co_return 0;
   };
-  const af::task<int> a = af::create_task(ioc, body(&a_seen));
-  const af::task<int> b = af::create_task(ioc.get_executor(), body(&b_seen));
+  const af::task<int> a = af::create_task(ioc, body(&a_seen), "a");
+  const af::task<int> b = af::create_task(ioc.get_executor(), body(&b_seen), "b");
   BOOST_TEST(aft::run_until(ioc, [&] { return a.done() && b.done(); }));
-  BOOST_TEST_REQUIRE(a_seen.ex.target<ioc_strand>() != nullptr);
-  BOOST_TEST(a_seen.in_strand_at_start);
-  BOOST_TEST(a_seen.in_strand_after_suspension);
-  BOOST_TEST(b_seen.in_strand_at_start);
-  // get_executor() is the executor the task was created on (its "loop"): the strand is the
-  // task's own and is released when it finishes, since a strand must not outlive its context
-  // while a task handle may.
+  BOOST_TEST(a_seen.current_at_start == "a");
+  BOOST_TEST(a_seen.current_after_suspension == "a");
+  BOOST_TEST(a_seen.current_in_posted_function == "a");
+  BOOST_TEST(b_seen.current_at_start == "b");
+  BOOST_TEST(b_seen.current_in_posted_function == "b");
+  BOOST_TEST(!af::current_task().has_value()); // outside any task
+  // The task's executor runs on the given one's context.
+  BOOST_TEST(&asio::query(a_seen.ex, asio::execution::context) == &ioc);
+  // get_executor() is the executor the task was created on (its "loop"); the coroutine's
+  // executor is the task's own wrapper over it.
   BOOST_TEST((a.get_executor() == asio::any_io_executor(ioc.get_executor())));
   BOOST_TEST((b.get_executor() == asio::any_io_executor(ioc.get_executor())));
-  BOOST_TEST(!(a_seen.ex == b_seen.ex)); // one strand per task
+  BOOST_TEST(!(a_seen.ex == b_seen.ex)); // one per task
   BOOST_TEST(!(a_seen.ex == asio::any_io_executor(ioc.get_executor())));
 }
 
@@ -1749,6 +1758,71 @@ BOOST_AUTO_TEST_CASE(get_on_a_thread_running_the_context_of_a_threadsafe_task_th
   BOOST_TEST(!release.fired());
   gate.try_set_result(3);
   BOOST_TEST(h.get() == 3);
+}
+
+BOOST_AUTO_TEST_CASE(the_tasks_executor_stays_usable_after_the_task_is_gone) {
+  // A timer made on `this_coro::executor` outlives its task (as a socket accepted in one task
+  // and handed to another would): waiting on it later must work, outside any task.
+  asio::io_context ioc;
+  std::optional<asio::steady_timer> timer;
+  {
+    af::task<void> t = af::create_task(ioc, [&]() -> asio::awaitable<void> {
+      timer.emplace(co_await asio::this_coro::executor);
+      co_return;
+    });
+    BOOST_TEST(run_until_done(ioc, t));
+  } // last handle gone: the task's state is destroyed
+  // Create other tasks meanwhile, so that the dead task's gate is likely reused.
+  for (int i = 0; i < 3; ++i) {
+    const af::task<int> other = af::create_task(ioc, value_after_yields(i, 1));
+    BOOST_TEST(run_until_done(ioc, other));
+  }
+  BOOST_TEST_REQUIRE(timer.has_value());
+  std::optional<boost::system::error_code> waited;
+  std::optional<std::optional<af::task_info>> current_inside;
+  timer->expires_after(1ms);
+  timer->async_wait([&](boost::system::error_code ec) {
+    waited = ec;
+    current_inside = af::current_task();
+  });
+  BOOST_TEST(aft::run_until(ioc, [&] { return waited.has_value(); }));
+  BOOST_TEST((waited == std::optional<boost::system::error_code>(boost::system::error_code{})));
+  // Not inside any task: the one the executor belonged to is gone.
+  BOOST_TEST_REQUIRE(current_inside.has_value());
+  BOOST_TEST(!current_inside->has_value());
+}
+
+BOOST_AUTO_TEST_CASE(cancel_while_functions_posted_to_the_task_run_on_other_threads) {
+  // Readers of a task's gate do not exclude each other: functions posted to the task's
+  // executor run concurrently with its coroutine on a multi-threaded context. A cancel from
+  // a foreign thread must still reach the coroutine, through the last of them to leave.
+  constexpr int rounds = 300;
+  asio::io_context ioc;
+  aft::context_threads runners(ioc, 2);
+  std::atomic<int> cancelled{0};
+  std::atomic<int> posted_ran{0};
+  for (int r = 0; r < rounds; ++r) {
+    const af::future<void> never(ioc);
+    auto reached = std::make_shared<std::promise<void>>();
+    auto reached_future = reached->get_future();
+    const af::task<void> t = af::run_coroutine_threadsafe(
+        [](af::future<void> f, std::shared_ptr<std::promise<void>> reached,
+           std::atomic<int>* ran) -> asio::awaitable<void> {
+          const auto ex = co_await asio::this_coro::executor;
+          for (int i = 0; i < 8; ++i)
+            asio::post(ex, [ran] { ran->fetch_add(1, std::memory_order_relaxed); });
+          reached->set_value();
+          co_await f.async_wait();
+        }(never, reached, &posted_ran),
+        ioc.get_executor());
+    BOOST_TEST_REQUIRE(
+        (reached_future.wait_for(aft::default_timeout) == std::future_status::ready));
+    t.cancel("stop");
+    BOOST_TEST_REQUIRE(t.wait_for(aft::default_timeout));
+    if (t.cancelled())
+      ++cancelled;
+  }
+  BOOST_TEST(cancelled.load() == rounds);
 }
 
 // ---------------------------------------------------------------------------------------

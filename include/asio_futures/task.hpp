@@ -14,7 +14,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
 
 #include <optional>
 #include <stdexcept>
@@ -38,11 +37,13 @@ struct task_info {
 /// task). The coroutine's return value or exception resolves it; `set_result` and
 /// `set_exception` throw `invalid_state_error` because a task resolves itself.
 ///
-/// **Execution.** The coroutine runs on a strand of its own over the executor it was created
-/// on, starting on that strand's next turn (never inline in `create_task`). The strand is what
-/// lets `cancel()` be called from any thread: the cancellation is emitted on it, never
-/// concurrently with a step of the coroutine. `co_await asio::this_coro::executor` inside the
-/// task gives that strand.
+/// **Execution.** The coroutine runs on an executor of its own over the one it was created
+/// on (`co_await asio::this_coro::executor` gives it), starting on its next turn (never
+/// inline in `create_task`). That executor runs everything submitted through it inside the
+/// task's gate, which is what lets `cancel()` be called from any thread: the cancellation
+/// is emitted through the gate, never concurrently with a step of the coroutine. It is not a
+/// strand (functions posted to it may run concurrently on a multi-threaded context); create
+/// the task on a strand to serialise it with other work. See docs/tasks.md.
 ///
 /// **Cancellation.** `cancel(msg)` requests cancellation: it increments `cancelling()`,
 /// records `msg`, and emits `cancellation_type::terminal` into the coroutine's cancellation
@@ -94,14 +95,8 @@ template <class F> struct awaitable_result;
 template <class T, class E> struct awaitable_result<asio::awaitable<T, E>> { using type = T; };
 
 template <class Executor>
-concept task_executor =
+concept executor_like =
     asio::execution::is_executor<Executor>::value || asio::is_executor<Executor>::value;
-
-/// The strand a new task runs on: over an io_context or thread_pool executor (unwrapped
-/// from any_io_executor, so that the strand's own dispatch is not type-erased), or over the
-/// type-erased executor otherwise. Those three strand types are the ones current_task() and
-/// the blocking-wait deadlock check recognise.
-asio::any_io_executor make_task_strand(const asio::any_io_executor& ex);
 
 template <class T, class Executor, class Body>
 task<T> spawn_task(const Executor& ex, Body body, std::string name) {
@@ -112,20 +107,19 @@ task<T> spawn_task(const Executor& ex, Body body, std::string name) {
   waiter_service* svc = service_for(ex);
   if (svc && svc->closed())
     throw_invalid_state("create_task: the execution context has shut down");
-  asio::any_io_executor strand = make_task_strand(ex);
-  auto* s = new task_state<T>(asio::any_io_executor(ex), strand, std::move(name));
+  auto* s = new task_state<T>(asio::any_io_executor(ex), std::move(name));
   task<T> t{state_ptr<T>(s)};
   if (svc)
     s->core().register_with(*svc);
-  // co_spawn's entry point *dispatches* to the strand, which runs it at once when the caller
-  // is on a thread of the context and the new strand is idle. Posting the co_spawn itself
-  // makes the first step happen on a later turn, as asyncio's create_task does. If the
-  // posted function is destroyed unrun (the context shut down), `done` ends the task
-  // cancelled.
-  asio::post(strand, [strand, s, body = std::move(body), done = task_completion<T>(s)]() mutable {
-    asio::co_spawn(strand, drive<T>(s, std::move(body)),
-                   asio::bind_cancellation_slot(s->core().slot(), std::move(done)));
-  });
+  task_core& core = s->core();
+  // co_spawn runs the coroutine's entry up to its first dispatch here, and binds the slot:
+  // inside the gate, so that a cancel() from another thread cannot emit meanwhile. That
+  // first dispatch is the task executor's first submission, which is posted: the body
+  // starts on a later turn, as asyncio's create_task does. If the posted step is destroyed
+  // unrun (the context shut down), the completion handler ends the task cancelled.
+  gate_section section(core.gate(), core.generation());
+  asio::co_spawn(make_task_executor(ex, core), drive<T>(s, std::move(body)),
+                 asio::bind_cancellation_slot(core.slot(), task_completion<T>(s)));
   return t;
 }
 
@@ -136,7 +130,7 @@ task<T> spawn_task(const Executor& ex, Body body, std::string name) {
 /// the executor's context has shut down. `T` must be default-constructible (Asio's co_spawn
 /// passes a `T()` along with an exception) or void.
 template <class Executor, class T>
-requires detail::task_executor<Executor> task<T>
+requires detail::executor_like<Executor> task<T>
 create_task(const Executor& ex, asio::awaitable<T> coro, std::string name = {}) {
   return detail::spawn_task<T>(ex, std::move(coro), std::move(name));
 }
@@ -144,7 +138,7 @@ create_task(const Executor& ex, asio::awaitable<T> coro, std::string name = {}) 
 /// Runs the coroutine returned by `f()` as a task. `f` is kept alive until the coroutine
 /// finishes (like co_spawn's callable form), so a lambda coroutine may use its captures.
 template <class Executor, class F>
-requires detail::task_executor<Executor> && std::is_invocable_v<F&>
+requires detail::executor_like<Executor> && std::is_invocable_v<F&>
 auto create_task(const Executor& ex, F f, std::string name = {}) {
   using T = typename detail::awaitable_result<std::invoke_result_t<F&>>::type;
   return detail::spawn_task<T>(ex, std::move(f), std::move(name));
@@ -160,7 +154,7 @@ auto create_task(ExecutionContext& ctx, Coro&& coro, std::string name = {}) {
 /// asyncio's `run_coroutine_threadsafe`: submit `coro` to `ex` from any thread. The handle's
 /// `get()`/`wait_for()` block the calling thread, and its `cancel()` cancels the task.
 template <class T, class Executor>
-requires detail::task_executor<Executor> task<T> run_coroutine_threadsafe(asio::awaitable<T> coro,
+requires detail::executor_like<Executor> task<T> run_coroutine_threadsafe(asio::awaitable<T> coro,
                                                                           const Executor& ex) {
   return create_task(ex, std::move(coro));
 }

@@ -9,11 +9,16 @@
 
 #include <asio_futures/detail/service.hpp>
 #include <asio_futures/detail/state.hpp>
+#include <asio_futures/detail/task_gate.hpp>
 #include <asio_futures/error.hpp>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/execution.hpp>
+#include <boost/asio/prefer.hpp>
+#include <boost/asio/query.hpp>
+#include <boost/asio/require.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/version.hpp>
 
@@ -23,6 +28,8 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 namespace asio_futures::detail {
 
@@ -30,16 +37,19 @@ namespace asio = boost::asio;
 
 /// The type-independent part of a task's state.
 ///
-/// Thread safety: `cancelling_` is atomic; the name list, the cancel message and the strand
-/// handle are guarded by `mutex_` (cancel and rename are rare). `signal_` is only touched on
-/// the task's strand: by the emit that cancel() dispatches there, and by the completion,
-/// which clears its slot.
+/// A task's coroutine steps and its cancellation emissions must never overlap: Asio's
+/// cancellation_signal is not thread-safe, and a step may be installing or clearing the
+/// slot handler an emission would call. A strand per task would do, but costs an
+/// implementation object, a mutex and a reference count bumped on every copy of the
+/// executor; instead each task has a task_gate (see task_gate.hpp) that every function run
+/// through its executor enters as a reader, and that emissions take as the writer.
 ///
-/// The strand is released when the coroutine finishes (or is destroyed with its context):
-/// an Asio strand must not outlive its execution context, but a task handle may.
+/// Thread safety otherwise: `cancelling_` is atomic; the name list and the cancel message
+/// are guarded by `mutex_` (cancel and rename are rare). `signal_` and `body_started_` are
+/// only touched inside the gate.
 class task_core {
 public:
-  task_core(state_base& state, asio::any_io_executor strand, std::string name);
+  task_core(state_base& state, std::string name);
   task_core(const task_core&) = delete;
   task_core& operator=(const task_core&) = delete;
   ~task_core();
@@ -58,33 +68,42 @@ public:
   int cancelling() const noexcept { return cancelling_.load(std::memory_order_acquire); }
   int uncancel() noexcept;
 
-  /// Records a cancel request (message, count) and dispatches the terminal emission to the
-  /// task's executor (a strand of its own), so it never runs concurrently with a step of the
-  /// coroutine. False if the task is already done.
+  /// Records a cancel request (message, count) and has the terminal emission run through
+  /// the gate on the task's executor. False if the task is already done.
   bool request_cancel(std::string&& msg);
 
   /// The message of the latest cancel request.
   std::string message() const;
 
-  /// Runs on the task's strand: emits terminal cancellation into the coroutine, with the
-  /// cancel message visible to this library's cancellation handlers (thread-local).
-  void emit() noexcept;
+  /// Called by the coroutine's first step, before its body: emissions before that are
+  /// skipped (the body checks cancelling() at its start instead). Asio 1.81's co_spawn entry
+  /// point lets a cancellation that arrives before the body escape from io_context::run().
+  void mark_body_started() noexcept { body_started_ = true; }
 
   /// The slot the coroutine's co_spawn is bound to.
   asio::cancellation_slot slot() noexcept { return signal_.slot(); }
 
-  /// Called when the coroutine has finished (on the strand) or was destroyed with its
-  /// context: drop the stale slot handler, release the strand, leave the registry.
+  /// Called when the coroutine has finished (inside the gate) or was destroyed with its
+  /// context: drop the stale slot handler, leave the registry.
   void finished() noexcept;
 
-  /// Whether the task's strand is running on the calling thread (current_task()).
-  bool running_here() const noexcept;
+  /// Whether a function of this task (a step of its coroutine) runs on the calling thread.
+  bool running_here() const noexcept {
+    const task_gate::position p = task_gate::current();
+    return p.gate == gate_ && p.gen == gen_;
+  }
+
+  /// Performs the emission a reader found pending when it left the gate last (it is now the
+  /// writer); drops the state reference the pending mark held.
+  void perform_pending() noexcept;
 
   /// Registers the task with the service of its context (for all_tasks()).
   void register_with(waiter_service& svc);
 
   state_base& state() noexcept { return state_; }
   const state_base& state() const noexcept { return state_; }
+  task_gate* gate() const noexcept { return gate_; }
+  std::uint32_t generation() const noexcept { return gen_; }
 
   // Registry links, guarded by the service's task mutex.
   task_core* reg_prev_ = nullptr;
@@ -93,29 +112,133 @@ public:
 
 private:
   const std::string& default_name() const;
+  void emit() noexcept;
+  void write() noexcept;
+  /// For an emission from outside: true if the caller's state reference was handed over to
+  /// a pending mark.
+  bool emit_or_defer() noexcept;
 
   state_base& state_;
+  task_gate* gate_;
+  std::uint32_t gen_;
+  bool body_started_ = false;
+  std::atomic<int> cancelling_{0};
   mutable std::mutex mutex_;
   mutable std::forward_list<std::string> names_;
   mutable std::atomic<const std::string*> name_{nullptr};
   std::uint64_t number_ = 0; // for the default name; 0 if a name was given
   std::string message_;
-  asio::any_io_executor strand_; // empty once finished
-  std::atomic<int> cancelling_{0};
   asio::cancellation_signal signal_;
 };
+
+/// A function submitted through a task's executor: runs inside the task's gate (or outside
+/// any gate if the task is gone).
+template <class F> class gated_function {
+public:
+  template <class G>
+  gated_function(task_gate* g, std::uint32_t gen,
+                 G&& f) noexcept(std::is_nothrow_constructible_v<F, G>)
+      : f_(std::forward<G>(f)), gate_(g), gen_(gen) {}
+
+  void operator()() {
+    gate_section section(gate_, gen_);
+    std::move(f_)();
+  }
+
+private:
+  F f_;
+  task_gate* gate_;
+  std::uint32_t gen_;
+};
+
+/// The executor a task's coroutine runs on (`co_await asio::this_coro::executor`): the
+/// executor the task was created on, with every function submitted through it run inside
+/// the task's gate. A plain value (the gate is type-stable), safe to use after the task is
+/// gone for as long as the inner executor is. Forwards every property to the inner one.
+template <class Inner> class task_executor {
+public:
+  using inner_executor_type = Inner;
+
+  task_executor(Inner inner, task_gate* g, std::uint32_t gen) noexcept
+      : inner_(std::move(inner)), gate_(g), gen_(gen) {}
+
+  const Inner& get_inner_executor() const noexcept { return inner_; }
+
+  /// Whether a function of this executor's task runs on the calling thread.
+  bool running_in_this_thread() const noexcept {
+    const task_gate::position p = task_gate::current();
+    return p.gate == gate_ && p.gen == gen_;
+  }
+
+  template <class P>
+  requires asio::can_query<const Inner&, const P&>::value decltype(auto) query(const P& p) const
+      noexcept(asio::is_nothrow_query<const Inner&, const P&>::value) {
+    return asio::query(inner_, p);
+  }
+
+  template <class P>
+  requires asio::can_require<const Inner&, const P&>::value &&
+      (!std::is_convertible_v<P, asio::execution::blocking_t::always_t>)auto require(
+          const P& p) const {
+    using R = std::decay_t<decltype(asio::require(inner_, p))>;
+    return task_executor<R>(asio::require(inner_, p), gate_, gen_);
+  }
+
+  template <class P>
+  requires asio::can_prefer<const Inner&, const P&>::value &&
+      (!std::is_convertible_v<P, asio::execution::blocking_t::always_t>)auto prefer(
+          const P& p) const {
+    using R = std::decay_t<decltype(asio::prefer(inner_, p))>;
+    return task_executor<R>(asio::prefer(inner_, p), gate_, gen_);
+  }
+
+  template <class F> void execute(F&& f) const {
+    using asio::execution::blocking;
+    using fn = gated_function<std::decay_t<F>>;
+    if (gate_->first_submission(gen_)) {
+      // The coroutine's first step (co_spawn's entry dispatch): always on a later turn.
+      asio::execution::execute(asio::require(inner_, blocking.never),
+                               fn(gate_, gen_, std::forward<F>(f)));
+      return;
+    }
+    if (task_gate::current().gate == gate_ && asio::query(inner_, blocking) != blocking.never) {
+      // Already inside this gate on this thread (a step dispatching to its own executor, or
+      // an emission reaching a child coroutine's handler): run it here, as a strand would.
+      std::decay_t<F> tmp(std::forward<F>(f));
+      std::move(tmp)();
+      return;
+    }
+    asio::execution::execute(inner_, fn(gate_, gen_, std::forward<F>(f)));
+  }
+
+  friend bool operator==(const task_executor& a, const task_executor& b) noexcept {
+    return a.gate_ == b.gate_ && a.gen_ == b.gen_ && a.inner_ == b.inner_;
+  }
+  friend bool operator!=(const task_executor& a, const task_executor& b) noexcept {
+    return !(a == b);
+  }
+
+private:
+  Inner inner_;
+  task_gate* gate_;
+  std::uint32_t gen_;
+};
+
+/// The executor for a new task on `ex`: io_context and thread_pool executors are unwrapped
+/// from any_io_executor, so that the inner dispatch is not type-erased twice.
+asio::any_io_executor make_task_executor(const asio::any_io_executor& ex, const task_core& core);
 
 /// The state of a task<T>.
 template <class T> class task_state final : public state<T> {
 public:
   /// `ex` is the executor the task was created on (its future executor: done-callbacks and
-  /// default waiter executor); `strand` is the task's own strand over it.
-  task_state(const asio::any_io_executor& ex, asio::any_io_executor strand, std::string name)
-      : state<T>(ex, &hooks_), core_(*this, std::move(strand), std::move(name)) {}
+  /// default waiter executor).
+  task_state(const asio::any_io_executor& ex, std::string name)
+      : state<T>(ex, &hooks_), core_(*this, std::move(name)) {}
 
   task_core& core() noexcept { return core_; }
 
-  /// Resolve from the coroutine's outcome (on the strand, by the co_spawn completion).
+  /// Resolve from the coroutine's outcome (inside the gate, by the co_spawn completion).
   template <class... V> void finish(std::exception_ptr e, V&&... v);
 
   /// The co_spawn completion was destroyed without running: the context shut down.
@@ -197,6 +320,7 @@ template <class T, class Body> asio::awaitable<T> drive(task_state<T>* st, Body 
   // switched. (Measured: ~100 ns of a ~780 ns create_task + await.)
   (co_await asio::detail::awaitable_thread_has_context_switched{}) = true;
 #endif
+  st->core().mark_body_started();
   std::exception_ptr failure;
   std::optional<std::conditional_t<std::is_void_v<T>, char, T>> value;
   try {

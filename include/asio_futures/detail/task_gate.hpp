@@ -1,0 +1,143 @@
+//
+// asio_futures/detail/task_gate.hpp
+//
+// The gate that keeps a task's cancellation emissions apart from its coroutine's steps.
+//
+#ifndef ASIO_FUTURES_DETAIL_TASK_GATE_HPP
+#define ASIO_FUTURES_DETAIL_TASK_GATE_HPP
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+
+namespace asio_futures {
+struct task_info;
+} // namespace asio_futures
+
+namespace asio_futures::detail {
+
+class task_core;
+
+/// A reader/writer gate in one atomic word, owned by one task at a time.
+///
+/// Every function run through a task's executor (every step of its coroutine, and anything
+/// posted to `this_coro::executor`) is a *reader* for its duration; a cancellation emission
+/// is the *writer*. The writer never waits: if readers are inside, it leaves a `pending`
+/// mark and the last reader to leave performs the emission before it leaves. A reader
+/// arriving while an emission runs spins until it ends (an emission only calls cancellation
+/// handlers, which post their completions). Readers do not exclude each other.
+///
+/// Gates are type-stable: they come from a process-wide pool and are recycled, never freed,
+/// so that a task's executor can be a plain value (no reference count to bump on each of the
+/// many copies Asio makes of it) that stays safe to use after its task is gone. Each use of
+/// a gate by a task is a *generation*; an executor remembers the generation it was made for,
+/// and a function submitted through a stale executor runs outside any gate.
+///
+/// Lifetimes: the owner (a task_core) acquires the gate at construction and retires it in its
+/// destructor. A pending emission holds a reference to its task's state, so the owner is
+/// alive whenever a reader has to perform one.
+class alignas(64) task_gate {
+public:
+  /// A gate from the pool, owned by `owner` from now on.
+  static task_gate* acquire(task_core* owner);
+
+  /// Ends the current generation (called by the owner's destructor) and returns the gate to
+  /// the pool. Readers of the old generation still inside leave normally.
+  void retire() noexcept;
+
+  /// The current generation.
+  std::uint32_t generation() const noexcept {
+    return gen_of(word_.load(std::memory_order_relaxed));
+  }
+
+  /// Enters as a reader if `gen` is still current; false (not entered) otherwise.
+  bool enter(std::uint32_t gen) noexcept;
+  /// Leaves as a reader; the last reader out performs a pending emission first.
+  void leave() noexcept;
+
+  enum class write_result { wrote, deferred, already_pending };
+  /// For an emission from outside (the caller keeps the owner alive): takes the gate as the
+  /// writer if it is free (`wrote`), or marks the emission pending for the last reader
+  /// (`deferred`: the caller hands a reference to the owner's state over to the mark), or
+  /// finds one already pending.
+  write_result write_or_defer() noexcept;
+  /// From inside (a reader): marks an emission pending; true if the mark is new (the caller
+  /// then hands a reference to the owner's state over to it).
+  bool defer() noexcept;
+  /// Whether the calling reader is alone in the gate.
+  bool sole_reader() const noexcept {
+    return (word_.load(std::memory_order_relaxed) & count_mask) == one_reader;
+  }
+  /// Leaves the writer role and returns true, or, if an emission was marked pending
+  /// meanwhile, clears the mark and returns false (the writer emits again).
+  bool try_end_write() noexcept;
+
+  /// True exactly once per generation: for the first function submitted through the task's
+  /// executor (the coroutine's first step, which is posted, never run inline).
+  bool first_submission(std::uint32_t gen) noexcept;
+
+  /// The owner's info, if this generation is `gen` (current_task()).
+  std::optional<task_info> owner_info(std::uint32_t gen) noexcept;
+
+  /// The gate and generation the calling thread is inside, if any.
+  struct position {
+    task_gate* gate = nullptr;
+    std::uint32_t gen = 0;
+  };
+  static position current() noexcept;
+  static position exchange_current(position p) noexcept;
+
+private:
+  task_gate() = default;
+  friend struct gate_pool;
+
+  // word_: generation (high 32 bits) | readers (count_mask) | flags.
+  static constexpr std::uint64_t writer_bit = 1;
+  static constexpr std::uint64_t pending_bit = 2;
+  static constexpr std::uint64_t started_bit = 4;
+  static constexpr std::uint64_t owner_lock_bit = 8;
+  static constexpr std::uint64_t one_reader = 16;
+  static constexpr std::uint64_t count_mask = 0xffff'fff0;
+  static constexpr std::uint64_t one_gen = std::uint64_t{1} << 32;
+  static std::uint32_t gen_of(std::uint64_t w) noexcept {
+    return static_cast<std::uint32_t>(w >> 32);
+  }
+
+  /// CAS `word_` to `next(word_)` once the owner lock is free.
+  template <class F> void update_unlocked(F next) noexcept;
+  void lock_owner() noexcept;
+  void unlock_owner() noexcept;
+
+  std::atomic<std::uint64_t> word_{0};
+  // Written under owner_lock_bit; atomic so that the last reader can read it to perform a
+  // pending emission (whose reference keeps the owner alive) without the lock.
+  std::atomic<task_core*> owner_{nullptr};
+  task_gate* next_free_ = nullptr; // pool link
+};
+
+/// A reader's stay in a gate, as the calling thread's current position. A stale generation
+/// (the task is gone) is not entered: the function then runs outside any gate.
+class gate_section {
+public:
+  gate_section(task_gate* g, std::uint32_t gen) noexcept : gate_(g), entered_(g->enter(gen)) {
+    if (entered_)
+      previous_ = task_gate::exchange_current({g, gen});
+  }
+  gate_section(const gate_section&) = delete;
+  gate_section& operator=(const gate_section&) = delete;
+  ~gate_section() {
+    if (entered_) {
+      gate_->leave();
+      task_gate::exchange_current(previous_);
+    }
+  }
+
+private:
+  task_gate* gate_;
+  task_gate::position previous_;
+  bool entered_;
+};
+
+} // namespace asio_futures::detail
+
+#endif // ASIO_FUTURES_DETAIL_TASK_GATE_HPP
