@@ -112,12 +112,11 @@ task<T> spawn_task(const Executor& ex, Body body, std::string name) {
   if (svc)
     s->core().register_with(*svc);
   task_core& core = s->core();
-  // co_spawn runs the coroutine's entry up to its first dispatch here, and binds the slot:
-  // inside the gate, so that a cancel() from another thread cannot emit meanwhile. That
+  // co_spawn runs the coroutine's entry up to its first dispatch here, and binds the slot.
+  // No gate needed: nobody else holds a handle yet, so no cancel() can emit meanwhile. That
   // first dispatch is the task executor's first submission, which is posted: the body
   // starts on a later turn, as asyncio's create_task does. If the posted step is destroyed
   // unrun (the context shut down), the completion handler ends the task cancelled.
-  gate_section section(core.gate(), core.generation());
   asio::co_spawn(make_task_executor(ex, core), drive<T>(s, std::move(body)),
                  asio::bind_cancellation_slot(core.slot(), task_completion<T>(s)));
   return t;
