@@ -5,6 +5,7 @@
 // all_tasks() and current_task().
 //
 #include <asio_futures/task.hpp>
+#include <asio_futures/task_group.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -526,3 +527,141 @@ std::optional<task_info> current_task() {
 }
 
 } // namespace asio_futures
+
+// --- task_group ------------------------------------------------------------------------------
+
+namespace asio_futures::detail {
+
+bool is_cancellation(const std::exception_ptr& e) noexcept {
+  try {
+    std::rethrow_exception(e);
+  } catch (const cancelled_error&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+group_state::group_state(asio::any_io_executor ex) : ex_(std::move(ex)), join_(ex_) {}
+
+std::size_t group_state::size() const {
+  std::lock_guard guard(mutex_);
+  return children_.size();
+}
+
+future<void> group_state::start_join() {
+  {
+    std::lock_guard guard(mutex_);
+    if (join_waited_ && !joined_)
+      throw_invalid_state("task_group::async_join: a join is already pending");
+    join_waited_ = true;
+    join_started_ = true;
+  }
+  finish_if_done();
+  return join_;
+}
+
+std::vector<std::shared_ptr<group_child>> group_state::live_children_locked() {
+  return {children_.begin(), children_.end()};
+}
+
+void group_state::cancel_children(const std::vector<std::shared_ptr<group_child>>& children,
+                                  const char* msg) noexcept {
+  // Outside the lock: a cancel from inside a child emits at once, which runs cancellation
+  // handlers.
+  for (const auto& c : children)
+    c->cancel(msg);
+}
+
+void group_state::cancel_from_joiner() noexcept {
+  std::vector<std::shared_ptr<group_child>> to_cancel;
+  {
+    std::lock_guard guard(mutex_);
+    if (joined_)
+      return;
+    joiner_cancelled_ = true;
+    aborting_ = true;
+    try {
+      to_cancel = live_children_locked();
+    } catch (...) { // bad_alloc: nothing better to do than cancel them under the lock
+      for (auto& c : children_)
+        c->cancel("task_group: join cancelled");
+    }
+  }
+  cancel_children(to_cancel, "task_group: join cancelled");
+}
+
+void group_state::abandon() noexcept {
+  std::vector<std::shared_ptr<group_child>> to_cancel;
+  std::exception_ptr done;
+  {
+    std::lock_guard guard(mutex_);
+    // Whatever the children end with resolves the join future, which nobody waits for: an
+    // exception_group there is reported as lost when the group's state goes away.
+    join_started_ = true;
+    aborting_ = true;
+    try {
+      to_cancel = live_children_locked();
+    } catch (...) {
+      for (auto& c : children_)
+        c->cancel("task_group: destroyed");
+    }
+  }
+  cancel_children(to_cancel, "task_group: destroyed");
+  finish_if_done();
+}
+
+void group_state::child_done(child_list::iterator it, std::exception_ptr failure) noexcept {
+  std::vector<std::shared_ptr<group_child>> to_cancel;
+  std::shared_ptr<group_child> gone; // destroyed outside the lock
+  {
+    std::lock_guard guard(mutex_);
+    gone = std::move(*it);
+    children_.erase(it);
+    if (failure) {
+      const bool first = failures_.empty() && !aborting_;
+      try {
+        failures_.push_back(std::move(failure));
+      } catch (...) { // bad_alloc: the group still aborts
+      }
+      if (first) {
+        aborting_ = true;
+        try {
+          to_cancel = live_children_locked();
+        } catch (...) {
+          for (auto& c : children_)
+            c->cancel("task_group: a sibling failed");
+        }
+      }
+    }
+  }
+  cancel_children(to_cancel, "task_group: a sibling failed");
+  finish_if_done();
+}
+
+void group_state::finish_if_done() noexcept {
+  std::exception_ptr outcome;
+  bool cancelled = false;
+  {
+    std::lock_guard guard(mutex_);
+    if (!join_started_ || joined_ || !children_.empty())
+      return;
+    joined_ = true;
+    try {
+      if (!failures_.empty())
+        outcome = std::make_exception_ptr(exception_group(failures_));
+    } catch (...) {
+      outcome = std::current_exception(); // bad_alloc building the group
+    }
+    cancelled = !outcome && joiner_cancelled_;
+  }
+  // Outside the lock: resolving runs the join future's inline hooks (its waiters are posted).
+  if (outcome)
+    (void)join_.try_set_exception(std::move(outcome));
+  else if (cancelled)
+    (void)join_.cancel("task_group: join cancelled");
+  else
+    (void)join_.try_set_result();
+}
+
+} // namespace asio_futures::detail
