@@ -66,6 +66,16 @@ template <class F> std::exception_ptr run_task(asio::io_context& ioc, F body) {
   return t.exception();
 }
 
+/// Joins `tg`; the exception_group it throws, if any.
+asio::awaitable<std::optional<af::exception_group>> join_catching(af::task_group& tg) {
+  try {
+    co_await tg.async_join();
+  } catch (const af::exception_group& g) {
+    co_return g;
+  }
+  co_return std::nullopt;
+}
+
 std::vector<std::string> whats(const af::exception_group& g) {
   std::vector<std::string> out;
   for (const auto& e : g.exceptions())
@@ -190,11 +200,7 @@ BOOST_AUTO_TEST_CASE(one_failure_cancels_the_siblings_and_join_throws_a_group_of
     a = tg.create_task(wait_recording(never_a, &a_cancelled), "a");
     b = tg.create_task(wait_recording(never_b, &b_cancelled), "b");
     tg.create_task(fail_after_yields(2, "boom"), "failing");
-    try {
-      co_await tg.async_join();
-    } catch (const af::exception_group& g) {
-      caught = g;
-    }
+    caught = co_await join_catching(tg);
   });
   BOOST_TEST(!e);
   BOOST_TEST_REQUIRE(caught.has_value());
@@ -230,11 +236,7 @@ BOOST_AUTO_TEST_CASE(several_failures_are_aggregated_in_completion_order) {
         throw std::runtime_error(thrown.back());
       });
     }
-    try {
-      co_await tg.async_join();
-    } catch (const af::exception_group& g) {
-      caught = g;
-    }
+    caught = co_await join_catching(tg);
   });
   BOOST_TEST(!e);
   BOOST_TEST_REQUIRE(caught.has_value());
@@ -311,11 +313,7 @@ BOOST_AUTO_TEST_CASE(nested_groups_propagate_as_a_group_inside_a_group) {
       inner.create_task(fail_after_yields(1, "deep"));
       co_await inner.async_join();
     });
-    try {
-      co_await outer.async_join();
-    } catch (const af::exception_group& g) {
-      caught = g;
-    }
+    caught = co_await join_catching(outer);
   });
   BOOST_TEST(!e);
   BOOST_TEST_REQUIRE(caught.has_value());
