@@ -201,7 +201,7 @@ public:
                                fn(gate_, gen_, std::forward<F>(f)));
       return;
     }
-    if (task_gate::current().gate == gate_ && asio::query(inner_, blocking) != blocking.never) {
+    if (running_in_this_thread() && asio::query(inner_, blocking) != blocking.never) {
       // Already inside this gate on this thread (a step dispatching to its own executor, or
       // an emission reaching a child coroutine's handler): run it here, as a strand would.
       std::decay_t<F> tmp(std::forward<F>(f));
