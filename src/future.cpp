@@ -161,36 +161,10 @@ asio::execution_context::id waiter_service::id;
 std::atomic<std::uint64_t> waiter_service::epoch_{0};
 thread_local waiter_service::cache waiter_service::cache_;
 
-std::mutex& waiter_service::services_mutex() noexcept {
-  static std::mutex m;
-  return m;
-}
-
-waiter_service*& waiter_service::services_head() noexcept {
-  static waiter_service* head = nullptr;
-  return head;
-}
-
 waiter_service::waiter_service(asio::execution_context& ctx)
-    : asio::execution_context::service(ctx) {
-  std::lock_guard guard(services_mutex());
-  next_service_ = services_head();
-  if (next_service_)
-    next_service_->prev_service_ = this;
-  services_head() = this;
-}
+    : asio::execution_context::service(ctx) {}
 
 waiter_service::~waiter_service() {
-  {
-    std::lock_guard guard(services_mutex());
-    if (prev_service_)
-      prev_service_->next_service_ = next_service_;
-    else
-      services_head() = next_service_;
-    if (next_service_)
-      next_service_->prev_service_ = prev_service_;
-  }
-  detach_tasks();
   // release: pairs with the acquire in of(); a thread that sees the new epoch refreshes.
   epoch_.fetch_add(1, std::memory_order_release);
 }
@@ -223,9 +197,6 @@ void waiter_service::shutdown() {
     n = next;
   }
   unlock();
-  // Tasks whose coroutines die uninvoked below end cancelled; they must not reach back
-  // into this service after it is gone, so they leave the registry now.
-  detach_tasks();
   // Outside the lock: destroying a frame may drop futures, destroy states and start or
   // finish other waits on this service.
   while (owned) {

@@ -11,8 +11,11 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include <atomic>
+#include <functional>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
+#include <vector>
 
 namespace asio_futures {
 namespace detail {
@@ -35,14 +38,20 @@ std::atomic<std::uint64_t> task_counter{0};
 } // namespace
 
 task_core::task_core(state_base& state, std::string name)
-    : state_(state), gate_(task_gate::acquire(this)), gen_(gate_->generation()) {
+    : state_(state), gate_(task_gate::acquire()), gen_(gate_->generation()) {
   if (name.empty()) {
     // relaxed: only uniqueness matters. The string itself is built lazily.
     number_ = task_counter.fetch_add(1, std::memory_order_relaxed) + 1;
   } else {
-    names_.push_front(std::move(name));
+    try {
+      names_.push_front(std::move(name));
+    } catch (...) { // bad_alloc: the destructor will not run, give the gate back
+      gate_->retire();
+      throw;
+    }
     name_.store(&names_.front(), std::memory_order_release);
   }
+  gate_->publish_owner(this); // last: all_tasks() may read the task from now on
 }
 
 const std::string& task_core::default_name() const {
@@ -56,8 +65,6 @@ const std::string& task_core::default_name() const {
 
 task_core::~task_core() {
   gate_->retire();
-  if (svc_)
-    svc_->remove_task(this);
 }
 
 void task_core::set_name(std::string name) {
@@ -177,7 +184,7 @@ task_gate::position task_gate::exchange_current(position p) noexcept {
   return std::exchange(tls_position, p);
 }
 
-bool task_gate::enter(std::uint32_t gen) noexcept {
+bool task_gate::enter(gate_gen gen) noexcept {
   std::uint64_t w = word_.load(std::memory_order_relaxed);
   for (;;) {
     if (gen_of(w) != gen)
@@ -258,7 +265,7 @@ bool task_gate::try_end_write() noexcept {
   }
 }
 
-bool task_gate::first_submission(std::uint32_t gen) noexcept {
+bool task_gate::first_submission(gate_gen gen) noexcept {
   std::uint64_t w = word_.load(std::memory_order_relaxed);
   for (;;) {
     if ((w & started_bit) || gen_of(w) != gen)
@@ -292,11 +299,11 @@ void task_gate::unlock_owner() noexcept {
   word_.fetch_and(~owner_lock_bit, std::memory_order_release);
 }
 
-std::optional<task_info> task_gate::owner_info(std::uint32_t gen) noexcept {
+std::optional<task_info> task_gate::owner_info(gate_gen gen) noexcept {
   std::optional<task_info> info;
   lock_owner();
   if (gen_of(word_.load(std::memory_order_relaxed)) == gen) {
-    if (const task_core* o = owner_.load(std::memory_order_relaxed)) {
+    if (const task_core* o = owner_.load(std::memory_order_acquire)) {
       try {
         info = info_of(*o);
       } catch (...) { // bad_alloc copying the name: report no task rather than terminate
@@ -305,6 +312,30 @@ std::optional<task_info> task_gate::owner_info(std::uint32_t gen) noexcept {
   }
   unlock_owner();
   return info;
+}
+
+void task_gate::collect_owner(asio::execution_context& ctx, std::vector<task_info>& out) {
+  lock_owner();
+  try {
+    const task_core* o = owner_.load(std::memory_order_acquire);
+    // A done task is skipped before its executor is asked for its context: the context of a
+    // task that ended with it may be gone.
+    if (o && !o->state().done() &&
+        &asio::query(o->state().executor(), asio::execution::context) == &ctx)
+      out.push_back(info_of(*o));
+  } catch (...) {
+    unlock_owner();
+    throw;
+  }
+  unlock_owner();
+}
+
+/// gate_ref keeps 48 bits of a gate's address; fail loudly on a platform where that would
+/// not do (none of x86-64 and AArch64 Linux's user-space addresses need more).
+static task_gate* check_address(task_gate* first, std::size_t n) {
+  if (reinterpret_cast<std::uintptr_t>(first + n) >> 48)
+    throw std::runtime_error("asio_futures: task gate allocated beyond 48-bit addresses");
+  return first;
 }
 
 /// The pool of gates: a per-thread cache in front of a global free list. Gates are
@@ -316,6 +347,8 @@ struct gate_pool {
   struct global_list {
     std::mutex mutex;
     task_gate* head = nullptr;
+    // Every gate ever made, for all_tasks(): (first, count) of each allocation.
+    std::vector<std::pair<task_gate*, std::size_t>> blocks;
   };
   static global_list& global() {
     static global_list* g = new global_list; // never destroyed: gates outlive statics
@@ -358,7 +391,11 @@ struct gate_pool {
         }
       }
       if (size == 0) {
-        task_gate* fresh = new task_gate[block];
+        task_gate* fresh = check_address(new task_gate[block], block);
+        {
+          std::lock_guard guard(g.mutex);
+          g.blocks.emplace_back(fresh, block);
+        }
         for (std::size_t i = 0; i < block; ++i) {
           fresh[i].next_free_ = head;
           head = &fresh[i];
@@ -382,7 +419,11 @@ struct gate_pool {
           return t;
         }
       }
-      return new task_gate; // a lone gate, pooled like the others once retired
+      auto* lone = check_address(new task_gate, 1); // pooled like the others once retired
+      global_list& g = global();
+      std::lock_guard guard(g.mutex);
+      g.blocks.emplace_back(lone, 1);
+      return lone;
     }
     cache& c = local;
     if (!c.head)
@@ -410,15 +451,31 @@ struct gate_pool {
 };
 
 thread_local gate_pool::cache gate_pool::local;
+
+void task_gate::for_each_gate(const std::function<void(task_gate&)>& f) {
+  std::vector<std::pair<task_gate*, std::size_t>> blocks;
+  {
+    gate_pool::global_list& g = gate_pool::global();
+    std::lock_guard guard(g.mutex);
+    blocks = g.blocks;
+  }
+  for (const auto& [first, count] : blocks)
+    for (std::size_t i = 0; i < count; ++i)
+      f(first[i]);
+}
 thread_local bool gate_pool::dead = false;
 
-task_gate* task_gate::acquire(task_core* owner) {
+task_gate* task_gate::acquire() {
   task_gate* g = gate_pool::take();
   g->next_free_ = nullptr;
-  // No lock: owner_info() only reads the owner of a generation it was given, and this
-  // generation has not been handed out yet.
-  g->owner_.store(owner, std::memory_order_release);
   return g;
+}
+
+void task_gate::publish_owner(task_core* owner) noexcept {
+  // release: all_tasks() and current_task() load it with acquire and then read the owner,
+  // which is fully constructed by now. No lock needed: readers take the owner lock only to
+  // keep retire() from running under them.
+  owner_.store(owner, std::memory_order_release);
 }
 
 void task_gate::retire() noexcept {
@@ -433,12 +490,6 @@ void task_gate::retire() noexcept {
 
 void task_core::finished() noexcept {
   signal_.slot().clear();
-  if (svc_)
-    svc_->remove_task(this);
-}
-
-void task_core::register_with(waiter_service& svc) {
-  svc.add_task(this);
 }
 
 bool is_task_cancellation(const std::exception_ptr& e, const task_core& core, std::string& msg) {
@@ -457,65 +508,25 @@ bool is_task_cancellation(const std::exception_ptr& e, const task_core& core, st
   return false;
 }
 
+// Both fit any_io_executor's small-object buffer (24 bytes): no allocation and no reference
+// count per copy of a task's executor.
+static_assert(sizeof(task_executor<asio::io_context::executor_type>) <= 24);
+static_assert(sizeof(task_executor<asio::thread_pool::executor_type>) <= 24);
+
 asio::any_io_executor make_task_executor(const asio::any_io_executor& ex, const task_core& core) {
-  task_gate* g = core.gate();
-  const std::uint32_t gen = core.generation();
+  const gate_ref g(core.gate(), core.generation());
   if (const auto* io = ex.target<asio::io_context::executor_type>())
-    return asio::any_io_executor(task_executor<asio::io_context::executor_type>(*io, g, gen));
+    return asio::any_io_executor(task_executor<asio::io_context::executor_type>(*io, g));
   if (const auto* pool = ex.target<asio::thread_pool::executor_type>())
-    return asio::any_io_executor(task_executor<asio::thread_pool::executor_type>(*pool, g, gen));
-  return asio::any_io_executor(task_executor<asio::any_io_executor>(ex, g, gen));
-}
-
-// --- the registry in waiter_service -----------------------------------------------------------
-
-void waiter_service::add_task(task_core* t) {
-  std::lock_guard guard(tasks_mutex_);
-  if (closed()) // raced with shutdown: the task is not listed (it ends when its frame dies)
-    return;
-  t->svc_ = this;
-  t->reg_prev_ = nullptr;
-  t->reg_next_ = tasks_head_;
-  if (tasks_head_)
-    tasks_head_->reg_prev_ = t;
-  tasks_head_ = t;
-}
-
-void waiter_service::remove_task(task_core* t) noexcept {
-  std::lock_guard guard(tasks_mutex_);
-  if (t->svc_ != this)
-    return;
-  if (t->reg_prev_)
-    t->reg_prev_->reg_next_ = t->reg_next_;
-  else
-    tasks_head_ = t->reg_next_;
-  if (t->reg_next_)
-    t->reg_next_->reg_prev_ = t->reg_prev_;
-  t->svc_ = nullptr;
-  t->reg_prev_ = t->reg_next_ = nullptr;
-}
-
-void waiter_service::detach_tasks() noexcept {
-  std::lock_guard guard(tasks_mutex_);
-  for (task_core* t = tasks_head_; t;) {
-    task_core* next = t->reg_next_;
-    t->svc_ = nullptr;
-    t->reg_prev_ = t->reg_next_ = nullptr;
-    t = next;
-  }
-  tasks_head_ = nullptr;
-}
-
-task_core* waiter_service::next_task(task_core* t) noexcept {
-  return t->reg_next_;
+    return asio::any_io_executor(task_executor<asio::thread_pool::executor_type>(*pool, g));
+  return asio::any_io_executor(task_executor<asio::any_io_executor>(ex, g));
 }
 
 } // namespace detail
 
 std::vector<task_info> all_tasks(asio::execution_context& ctx) {
   std::vector<task_info> out;
-  detail::waiter_service::of(ctx).for_each_task(
-      [&](const detail::task_core& t) { out.push_back(detail::info_of(t)); });
+  detail::task_gate::for_each_gate([&](detail::task_gate& g) { g.collect_owner(ctx, out); });
   return out;
 }
 

@@ -109,8 +109,6 @@ task<T> spawn_task(const Executor& ex, Body body, std::string name) {
     throw_invalid_state("create_task: the execution context has shut down");
   auto* s = new task_state<T>(asio::any_io_executor(ex), std::move(name));
   task<T> t{state_ptr<T>(s)};
-  if (svc)
-    s->core().register_with(*svc);
   task_core& core = s->core();
   // co_spawn runs the coroutine's entry up to its first dispatch here, and binds the slot.
   // No gate needed: nobody else holds a handle yet, so no cancel() can emit meanwhile. That

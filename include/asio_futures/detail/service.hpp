@@ -19,7 +19,6 @@
 namespace asio_futures::detail {
 
 class waiter_service;
-class task_core;
 
 /// A node that is an async waiter: besides the future's list it is linked in the registry of
 /// the service of its handler executor's context, so that destroying that context destroys it
@@ -86,23 +85,6 @@ public:
     unlock();
   }
 
-  /// The unfinished tasks of this context (all_tasks, current_task). A mutex: tasks start
-  /// and finish far less often than waits do.
-  void add_task(task_core* t);
-  void remove_task(task_core* t) noexcept;
-  template <class F> void for_each_task(F&& f) {
-    std::lock_guard guard(tasks_mutex_);
-    for (task_core* t = tasks_head_; t; t = next_task(t))
-      f(*t);
-  }
-
-  /// Calls `f(service)` for every live service (current_task scans them all).
-  template <class F> static void for_each_service(F&& f) {
-    std::lock_guard guard(services_mutex());
-    for (waiter_service* s = services_head(); s; s = s->next_service_)
-      f(*s);
-  }
-
 private:
   struct cache {
     boost::asio::execution_context* ctx = nullptr;
@@ -118,7 +100,6 @@ private:
   [[noreturn]] static void throw_closed();
 
   void shutdown() override;
-  void detach_tasks() noexcept;
 
   void unlink(wait_node* n) noexcept {
     if (n->reg_prev_)
@@ -139,20 +120,9 @@ private:
   }
   void unlock() noexcept { locked_.store(false, std::memory_order_release); }
 
-  static task_core* next_task(task_core* t) noexcept;
-  static std::mutex& services_mutex() noexcept;
-  static waiter_service*& services_head() noexcept;
-
   std::atomic<bool> locked_{false};
   std::atomic<bool> closed_{false};
   wait_node* head_ = nullptr;
-
-  std::mutex tasks_mutex_;
-  task_core* tasks_head_ = nullptr;
-
-  // The process-wide list of services, guarded by services_mutex().
-  waiter_service* prev_service_ = nullptr;
-  waiter_service* next_service_ = nullptr;
 };
 
 /// The service for the context of executor `ex`, or nullptr if `ex` cannot tell its context

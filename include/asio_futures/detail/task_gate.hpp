@@ -6,9 +6,13 @@
 #ifndef ASIO_FUTURES_DETAIL_TASK_GATE_HPP
 #define ASIO_FUTURES_DETAIL_TASK_GATE_HPP
 
+#include <boost/asio/execution_context.hpp>
+
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <optional>
+#include <vector>
 
 namespace asio_futures {
 struct task_info;
@@ -17,6 +21,13 @@ struct task_info;
 namespace asio_futures::detail {
 
 class task_core;
+
+/// A gate's generation: 16 bits, so that a gate pointer and its generation pack into one
+/// word (task_executor then fits Asio's small-object buffer: no allocation, no reference
+/// count). A stale executor meeting the same gate 65536 generations later would be taken for
+/// the new task's: harmless for the gate (one more reader), and only current_task() could
+/// tell.
+using gate_gen = std::uint16_t;
 
 /// A reader/writer gate in one atomic word, owned by one task at a time.
 ///
@@ -38,20 +49,20 @@ class task_core;
 /// alive whenever a reader has to perform one.
 class alignas(64) task_gate {
 public:
-  /// A gate from the pool, owned by `owner` from now on.
-  static task_gate* acquire(task_core* owner);
+  /// A gate from the pool, for a task under construction.
+  static task_gate* acquire();
+  /// Makes the (fully constructed) owner visible to all_tasks() and current_task().
+  void publish_owner(task_core* owner) noexcept;
 
   /// Ends the current generation (called by the owner's destructor) and returns the gate to
   /// the pool. Readers of the old generation still inside leave normally.
   void retire() noexcept;
 
   /// The current generation.
-  std::uint32_t generation() const noexcept {
-    return gen_of(word_.load(std::memory_order_relaxed));
-  }
+  gate_gen generation() const noexcept { return gen_of(word_.load(std::memory_order_relaxed)); }
 
   /// Enters as a reader if `gen` is still current; false (not entered) otherwise.
-  bool enter(std::uint32_t gen) noexcept;
+  bool enter(gate_gen gen) noexcept;
   /// Leaves as a reader; the last reader out performs a pending emission first.
   void leave() noexcept;
 
@@ -74,15 +85,22 @@ public:
 
   /// True exactly once per generation: for the first function submitted through the task's
   /// executor (the coroutine's first step, which is posted, never run inline).
-  bool first_submission(std::uint32_t gen) noexcept;
+  bool first_submission(gate_gen gen) noexcept;
 
   /// The owner's info, if this generation is `gen` (current_task()).
-  std::optional<task_info> owner_info(std::uint32_t gen) noexcept;
+  std::optional<task_info> owner_info(gate_gen gen) noexcept;
+
+  /// Appends the owner's info to `out` if it is an unfinished task of `ctx` (all_tasks()).
+  void collect_owner(boost::asio::execution_context& ctx, std::vector<task_info>& out);
+
+  /// Calls `f` for every gate ever made (all_tasks() scans them: no registry to maintain
+  /// on the hot path of task creation).
+  static void for_each_gate(const std::function<void(task_gate&)>& f);
 
   /// The gate and generation the calling thread is inside, if any.
   struct position {
     task_gate* gate = nullptr;
-    std::uint32_t gen = 0;
+    gate_gen gen = 0;
   };
   static position current() noexcept;
   static position exchange_current(position p) noexcept;
@@ -91,17 +109,15 @@ private:
   task_gate() = default;
   friend struct gate_pool;
 
-  // word_: generation (high 32 bits) | readers (count_mask) | flags.
+  // word_: generation (high 16 bits) | readers (count_mask) | flags.
   static constexpr std::uint64_t writer_bit = 1;
   static constexpr std::uint64_t pending_bit = 2;
   static constexpr std::uint64_t started_bit = 4;
   static constexpr std::uint64_t owner_lock_bit = 8;
   static constexpr std::uint64_t one_reader = 16;
   static constexpr std::uint64_t count_mask = 0xffff'fff0;
-  static constexpr std::uint64_t one_gen = std::uint64_t{1} << 32;
-  static std::uint32_t gen_of(std::uint64_t w) noexcept {
-    return static_cast<std::uint32_t>(w >> 32);
-  }
+  static constexpr std::uint64_t one_gen = std::uint64_t{1} << 48;
+  static gate_gen gen_of(std::uint64_t w) noexcept { return static_cast<gate_gen>(w >> 48); }
 
   /// CAS `word_` to `next(word_)` once the owner lock is free.
   template <class F> void update_unlocked(F next) noexcept;
@@ -115,11 +131,28 @@ private:
   task_gate* next_free_ = nullptr; // pool link
 };
 
+/// A gate and a generation in one word: the pointer in the low 48 bits (user-space addresses
+/// on x86-64 and AArch64 Linux fit), the generation in the high 16.
+class gate_ref {
+public:
+  gate_ref(task_gate* g, gate_gen gen) noexcept
+      : bits_(reinterpret_cast<std::uintptr_t>(g) | (std::uintptr_t{gen} << 48)) {}
+  task_gate* gate() const noexcept {
+    return reinterpret_cast<task_gate*>(bits_ & ((std::uintptr_t{1} << 48) - 1));
+  }
+  gate_gen gen() const noexcept { return static_cast<gate_gen>(bits_ >> 48); }
+  friend bool operator==(gate_ref a, gate_ref b) noexcept { return a.bits_ == b.bits_; }
+
+private:
+  static_assert(sizeof(std::uintptr_t) == 8, "gate_ref packs a pointer and 16 bits");
+  std::uintptr_t bits_;
+};
+
 /// A reader's stay in a gate, as the calling thread's current position. A stale generation
 /// (the task is gone) is not entered: the function then runs outside any gate.
 class gate_section {
 public:
-  gate_section(task_gate* g, std::uint32_t gen) noexcept : gate_(g), entered_(g->enter(gen)) {
+  gate_section(task_gate* g, gate_gen gen) noexcept : gate_(g), entered_(g->enter(gen)) {
     if (entered_)
       previous_ = task_gate::exchange_current({g, gen});
   }

@@ -84,7 +84,7 @@ public:
   asio::cancellation_slot slot() noexcept { return signal_.slot(); }
 
   /// Called when the coroutine has finished (inside the gate) or was destroyed with its
-  /// context: drop the stale slot handler, leave the registry.
+  /// context: drop the stale slot handler.
   void finished() noexcept;
 
   /// Whether a function of this task (a step of its coroutine) runs on the calling thread.
@@ -97,18 +97,10 @@ public:
   /// writer); drops the state reference the pending mark held.
   void perform_pending() noexcept;
 
-  /// Registers the task with the service of its context (for all_tasks()).
-  void register_with(waiter_service& svc);
-
   state_base& state() noexcept { return state_; }
   const state_base& state() const noexcept { return state_; }
   task_gate* gate() const noexcept { return gate_; }
-  std::uint32_t generation() const noexcept { return gen_; }
-
-  // Registry links, guarded by the service's task mutex.
-  task_core* reg_prev_ = nullptr;
-  task_core* reg_next_ = nullptr;
-  waiter_service* svc_ = nullptr;
+  gate_gen generation() const noexcept { return gen_; }
 
 private:
   const std::string& default_name() const;
@@ -120,7 +112,7 @@ private:
 
   state_base& state_;
   task_gate* gate_;
-  std::uint32_t gen_;
+  gate_gen gen_;
   bool body_started_ = false;
   std::atomic<int> cancelling_{0};
   mutable std::mutex mutex_;
@@ -136,19 +128,17 @@ private:
 template <class F> class gated_function {
 public:
   template <class G>
-  gated_function(task_gate* g, std::uint32_t gen,
-                 G&& f) noexcept(std::is_nothrow_constructible_v<F, G>)
-      : f_(std::forward<G>(f)), gate_(g), gen_(gen) {}
+  gated_function(gate_ref ref, G&& f) noexcept(std::is_nothrow_constructible_v<F, G>)
+      : f_(std::forward<G>(f)), ref_(ref) {}
 
   void operator()() {
-    gate_section section(gate_, gen_);
+    gate_section section(ref_.gate(), ref_.gen());
     std::move(f_)();
   }
 
 private:
   F f_;
-  task_gate* gate_;
-  std::uint32_t gen_;
+  gate_ref ref_;
 };
 
 /// The executor a task's coroutine runs on (`co_await asio::this_coro::executor`): the
@@ -159,15 +149,14 @@ template <class Inner> class task_executor {
 public:
   using inner_executor_type = Inner;
 
-  task_executor(Inner inner, task_gate* g, std::uint32_t gen) noexcept
-      : inner_(std::move(inner)), gate_(g), gen_(gen) {}
+  task_executor(Inner inner, gate_ref ref) noexcept : inner_(std::move(inner)), ref_(ref) {}
 
   const Inner& get_inner_executor() const noexcept { return inner_; }
 
   /// Whether a function of this executor's task runs on the calling thread.
   bool running_in_this_thread() const noexcept {
     const task_gate::position p = task_gate::current();
-    return p.gate == gate_ && p.gen == gen_;
+    return p.gate == ref_.gate() && p.gen == ref_.gen();
   }
 
   template <class P>
@@ -181,7 +170,7 @@ public:
       (!std::is_convertible_v<P, asio::execution::blocking_t::always_t>)auto require(
           const P& p) const {
     using R = std::decay_t<decltype(asio::require(inner_, p))>;
-    return task_executor<R>(asio::require(inner_, p), gate_, gen_);
+    return task_executor<R>(asio::require(inner_, p), ref_);
   }
 
   template <class P>
@@ -189,16 +178,15 @@ public:
       (!std::is_convertible_v<P, asio::execution::blocking_t::always_t>)auto prefer(
           const P& p) const {
     using R = std::decay_t<decltype(asio::prefer(inner_, p))>;
-    return task_executor<R>(asio::prefer(inner_, p), gate_, gen_);
+    return task_executor<R>(asio::prefer(inner_, p), ref_);
   }
 
   template <class F> void execute(F&& f) const {
     using asio::execution::blocking;
     using fn = gated_function<std::decay_t<F>>;
-    if (gate_->first_submission(gen_)) {
+    if (ref_.gate()->first_submission(ref_.gen())) {
       // The coroutine's first step (co_spawn's entry dispatch): always on a later turn.
-      asio::execution::execute(asio::require(inner_, blocking.never),
-                               fn(gate_, gen_, std::forward<F>(f)));
+      asio::execution::execute(asio::require(inner_, blocking.never), fn(ref_, std::forward<F>(f)));
       return;
     }
     if (running_in_this_thread() && asio::query(inner_, blocking) != blocking.never) {
@@ -208,11 +196,11 @@ public:
       std::move(tmp)();
       return;
     }
-    asio::execution::execute(inner_, fn(gate_, gen_, std::forward<F>(f)));
+    asio::execution::execute(inner_, fn(ref_, std::forward<F>(f)));
   }
 
   friend bool operator==(const task_executor& a, const task_executor& b) noexcept {
-    return a.gate_ == b.gate_ && a.gen_ == b.gen_ && a.inner_ == b.inner_;
+    return a.ref_ == b.ref_ && a.inner_ == b.inner_;
   }
   friend bool operator!=(const task_executor& a, const task_executor& b) noexcept {
     return !(a == b);
@@ -220,8 +208,7 @@ public:
 
 private:
   Inner inner_;
-  task_gate* gate_;
-  std::uint32_t gen_;
+  gate_ref ref_;
 };
 
 /// The executor for a new task on `ex`: io_context and thread_pool executors are unwrapped
