@@ -2682,4 +2682,80 @@ BOOST_AUTO_TEST_CASE(racing_cross_thread_awaits_on_a_two_thread_context) {
 
 BOOST_AUTO_TEST_SUITE_END() // threads
 
+// =======================================================================================
+BOOST_AUTO_TEST_SUITE(exception_safety)
+
+BOOST_AUTO_TEST_CASE(throwing_value_construction_when_setting_fails_the_future_and_throws) {
+  // Setting a result claims the future, then constructs the value in it. A throwing
+  // construction must not leave it claimed but never done: it fails with that exception
+  // (awaiters see it), and the setter sees it thrown.
+  asio::io_context ioc;
+  aft::copy_control control;
+  const af::future<aft::throwing_copy> f(ioc);
+  outcome<aft::throwing_copy> o;
+  f.async_wait(o.handler());
+  control.fail_after(0);
+  // The argument initializes try_set_result's parameter without a copy; moving it into
+  // the future copies (throwing_copy has no move constructor), and that copy throws.
+  // (set_result forwards to try_set_result, copying once more before the claim.)
+  BOOST_CHECK_THROW(f.try_set_result(aft::throwing_copy(control, 1)), aft::copy_error);
+  BOOST_TEST(f.done());
+  BOOST_TEST(!f.cancelled());
+  BOOST_TEST(holds<aft::copy_error>(thrown_by([&] { (void)f.result(); })));
+  BOOST_CHECK_THROW(f.set_exception(std::make_exception_ptr(std::runtime_error("late"))),
+                    af::invalid_state_error);
+  aft::poll(ioc);
+  BOOST_TEST(o.calls == 1);
+  BOOST_TEST(holds<aft::copy_error>(o.error));
+  BOOST_TEST(!aft::has_outstanding_work(ioc));
+}
+
+BOOST_AUTO_TEST_CASE(exception_thrown_to_the_setter_is_not_reported_as_lost) {
+  // The setter was told: the failure it caused is not also a lost exception.
+  recording_exception_handler reports;
+  {
+    asio::io_context ioc;
+    aft::copy_control control;
+    const af::future<aft::throwing_copy> f(ioc);
+    control.fail_after(0);
+    BOOST_CHECK_THROW(f.try_set_result(aft::throwing_copy(control, 1)), aft::copy_error);
+    BOOST_TEST(f.done());
+  }
+  BOOST_TEST(reports.count() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(throwing_value_copy_in_unwrap_fails_the_result_not_run) {
+  // unwrap copies the inner value into its result inside a done-callback. If that copy
+  // throws, the result fails with the exception; the exception has its place there and
+  // does not also escape io_context::run().
+  asio::io_context ioc;
+  aft::copy_control control;
+  const af::future<af::future<aft::throwing_copy>> outer(ioc);
+  const af::future<aft::throwing_copy> inner(ioc);
+  const af::future<aft::throwing_copy> out = outer.unwrap();
+  outer.set_result(inner);
+  inner.set_result(aft::throwing_copy(control, 1));
+  control.fail_after(0);
+  BOOST_CHECK_NO_THROW(aft::poll(ioc));
+  BOOST_TEST(out.done());
+  BOOST_TEST(holds<aft::copy_error>(thrown_by([&] { (void)out.result(); })));
+}
+
+BOOST_AUTO_TEST_CASE(throwing_value_copy_into_a_then_result_fails_it) {
+  // then() stores the function's result in its future; if that copy throws, the future
+  // fails with the exception instead of staying claimed and pending.
+  asio::io_context ioc;
+  aft::copy_control control;
+  const af::future<int> f(ioc);
+  const af::future<aft::throwing_copy> g =
+      f.then([&control](int v) { return aft::throwing_copy(control, v); });
+  control.fail_after(0);
+  f.set_result(1);
+  BOOST_CHECK_NO_THROW(aft::poll(ioc));
+  BOOST_TEST(g.done());
+  BOOST_TEST(holds<aft::copy_error>(thrown_by([&] { (void)g.result(); })));
+}
+
+BOOST_AUTO_TEST_SUITE_END() // exception_safety
+
 BOOST_AUTO_TEST_SUITE_END() // future_

@@ -5,7 +5,8 @@
 //    records executions that ran inline (inside an inside_call scope) and thread ids;
 //  - tracking_allocator<T> / throwing_allocator<T>: count or refuse allocations
 //    (bind them with asio::bind_allocator);
-//  - counted / move_only: live-instance, copy and move counters.
+//  - counted / move_only: live-instance, copy and move counters;
+//  - throwing_copy: a value whose copies throw when told to.
 #ifndef ASIO_FUTURES_TEST_SUPPORT_TRACKING_HPP
 #define ASIO_FUTURES_TEST_SUPPORT_TRACKING_HPP
 
@@ -20,6 +21,7 @@
 #include <mutex>
 #include <new>
 #include <set>
+#include <stdexcept>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -319,6 +321,49 @@ private:
   instance_counters* counters_ = nullptr;
   int value_ = 0;
 };
+
+/// What a throwing_copy copy throws when its copy_control says so.
+struct copy_error : std::runtime_error {
+  copy_error() : std::runtime_error("throwing_copy: copy failed") {}
+};
+
+/// Counts the copies of a family of throwing_copy values and decides when they throw.
+/// Not thread-safe: for single-threaded cases.
+struct copy_control {
+  int copies = 0;   ///< copy constructions that succeeded
+  int allowed = -1; ///< copies succeed while `copies < allowed`; -1: always
+
+  /// The next copy throws, or the one after `more` further successful copies.
+  void fail_after(int more = 0) noexcept { allowed = copies + more; }
+};
+
+/// A copyable value whose copy constructor throws copy_error once its copy_control says
+/// so. It has no move constructor, so every move is a copy that may throw as well (the
+/// worst case for the moves a library makes internally). A default-constructed one has no
+/// control and never throws (the placeholder value of an error completion).
+class throwing_copy {
+public:
+  throwing_copy() noexcept = default;
+  throwing_copy(copy_control& c, int value) noexcept : control_(&c), value_(value) {}
+  throwing_copy(const throwing_copy& o) : control_(o.control_), value_(o.value_) {
+    if (control_) {
+      if (control_->allowed >= 0 && control_->copies >= control_->allowed)
+        throw copy_error();
+      ++control_->copies;
+    }
+  }
+  throwing_copy& operator=(const throwing_copy&) = default;
+  ~throwing_copy() = default;
+
+  int value() const noexcept { return value_; }
+
+private:
+  copy_control* control_ = nullptr;
+  int value_ = 0;
+};
+
+static_assert(std::is_copy_constructible_v<throwing_copy>);
+static_assert(!std::is_nothrow_move_constructible_v<throwing_copy>, "moves copy");
 
 static_assert(!std::is_copy_constructible_v<move_only>);
 static_assert(std::is_nothrow_move_constructible_v<move_only>);
