@@ -2756,6 +2756,28 @@ BOOST_AUTO_TEST_CASE(throwing_value_copy_into_a_then_result_fails_it) {
   BOOST_TEST(holds<aft::copy_error>(thrown_by([&] { (void)g.result(); })));
 }
 
+BOOST_AUTO_TEST_CASE(callback_on_a_done_future_whose_executor_throws_is_destroyed_once) {
+  // The callback is submitted at once; the submission throws. The callback must be
+  // destroyed exactly once and the exception reach the caller. The heap-owning capture
+  // turns a second destruction into a double free (ASan, glibc); `live` would go to -1.
+  asio::io_context ioc;
+  const af::future<int> f(ioc);
+  f.set_result(1);
+  aft::instance_counters counters;
+  std::atomic<std::size_t> attempts{0};
+  int calls = 0;
+  BOOST_CHECK_THROW(f.add_done_callback(asio::bind_executor(
+                        aft::throwing_executor(ioc.get_executor(), attempts),
+                        [&calls, live = aft::counted(counters, 1),
+                         payload = std::vector<int>(16, 7)](af::future<int>) { ++calls; })),
+                    aft::execute_error);
+  BOOST_TEST(attempts.load() == 1u);
+  BOOST_TEST(counters.live.load() == 0);
+  aft::poll(ioc);
+  BOOST_TEST(calls == 0);
+  BOOST_TEST(!aft::has_outstanding_work(ioc));
+}
+
 BOOST_AUTO_TEST_SUITE_END() // exception_safety
 
 BOOST_AUTO_TEST_SUITE_END() // future_

@@ -176,8 +176,10 @@ public:
 
   /// Registers `f`, called as `f(future<T>)` once the future is done — on `f`'s associated
   /// executor, defaulting to the future's executor, never inline. If the future is already
-  /// done, `f` is scheduled at once. Callbacks run in registration order. An exception thrown
-  /// by `f` propagates out of the executor's `run()`, as with any Asio handler.
+  /// done, `f` is scheduled at once; if that submission throws (the executor refuses it),
+  /// `f` is destroyed uninvoked and the exception propagates from here. Callbacks run in
+  /// registration order. An exception thrown by `f` propagates out of the executor's
+  /// `run()`, as with any Asio handler.
   template <class F>
   requires std::is_invocable_v<std::decay_t<F> &&, future<T>>
       callback_id add_done_callback(F&& f) const;

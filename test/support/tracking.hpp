@@ -3,6 +3,8 @@
 //    a completion can tell whether it ran inline;
 //  - tracking_executor<Executor>: forwards to an inner executor, counts executions,
 //    records executions that ran inline (inside an inside_call scope) and thread ids;
+//  - throwing_executor<Executor>: forwards like tracking_executor, but execute() throws
+//    (a submission that fails: a full queue, an allocation failure in the executor);
 //  - tracking_allocator<T> / throwing_allocator<T>: count or refuse allocations
 //    (bind them with asio::bind_allocator);
 //  - counted / move_only: live-instance, copy and move counters;
@@ -134,6 +136,61 @@ template <class Executor>
 tracking_executor<Executor> make_tracking_executor(Executor ex, executor_stats& stats) {
   return tracking_executor<Executor>(std::move(ex), stats);
 }
+
+/// What throwing_executor::execute() throws.
+struct execute_error : std::runtime_error {
+  execute_error() : std::runtime_error("throwing_executor: execute refused") {}
+};
+
+/// Wraps a standard executor like tracking_executor, but refuses every submission:
+/// execute() counts the attempt and throws execute_error without touching the function.
+/// Queries, require and prefer are forwarded (so it names its context and converts to
+/// `asio::any_io_executor`); bind it to a handler with asio::bind_executor.
+template <class Executor> class throwing_executor {
+public:
+  using inner_executor_type = Executor;
+
+  throwing_executor(Executor inner, std::atomic<std::size_t>& attempts) noexcept
+      : inner_(std::move(inner)), attempts_(&attempts) {}
+
+  template <class Property>
+  requires asio::can_query<const Executor&, const Property&>::value decltype(auto)
+  query(const Property& p) const {
+    return asio::query(inner_, p);
+  }
+
+  template <class Property>
+  requires asio::can_require<const Executor&, const Property&>::value auto
+  require(const Property& p) const {
+    using inner_t = std::decay_t<decltype(asio::require(inner_, p))>;
+    return throwing_executor<inner_t>(asio::require(inner_, p), *attempts_);
+  }
+
+  template <class Property>
+  requires asio::can_prefer<const Executor&, const Property&>::value auto
+  prefer(const Property& p) const {
+    using inner_t = std::decay_t<decltype(asio::prefer(inner_, p))>;
+    return throwing_executor<inner_t>(asio::prefer(inner_, p), *attempts_);
+  }
+
+  template <class F> void execute(F&&) const {
+    attempts_->fetch_add(1, std::memory_order_relaxed);
+    throw execute_error();
+  }
+
+  std::atomic<std::size_t>& attempts() const noexcept { return *attempts_; }
+
+  friend bool operator==(const throwing_executor& a, const throwing_executor& b) noexcept {
+    return a.inner_ == b.inner_ && a.attempts_ == b.attempts_;
+  }
+  friend bool operator!=(const throwing_executor& a, const throwing_executor& b) noexcept {
+    return !(a == b);
+  }
+
+private:
+  Executor inner_;
+  std::atomic<std::size_t>* attempts_;
+};
 
 // ---------------------------------------------------------------------------------
 // Allocators.

@@ -384,12 +384,15 @@ public:
     deallocate_node(alloc, this);
   }
 
-  /// Schedule `f(future)` now (used when the future is already done at registration).
+  /// Schedule `f(future)` now that the future is done. Takes ownership of the node: if the
+  /// submission throws, the node (and `f`) has already been destroyed, exactly once, by the
+  /// `posted` wrapper owning it, and the exception propagates.
   void schedule(state<T>* s) {
+    posted<callback_op> self(this);
     state_ = state_ptr<T>::share(s);
     auto ex = asio::get_associated_executor(f_, s->executor());
     allocator_type alloc(alloc_);
-    post_to(ex, alloc, posted<callback_op>(this));
+    post_to(ex, alloc, std::move(self));
   }
 
 private:

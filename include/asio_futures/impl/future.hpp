@@ -211,14 +211,8 @@ requires std::is_invocable_v<std::decay_t<F> &&, future<T>>
   using op_type = detail::callback_op<T, std::decay_t<F>, future<T>>;
   const std::uint64_t serial = detail::next_callback_serial();
   op_type* op = op_type::create(std::forward<F>(f), serial);
-  if (!s.push(op)) {
-    try {
-      op->schedule(&s);
-    } catch (...) {
-      op->destroy();
-      throw;
-    }
-  }
+  if (!s.push(op))
+    op->schedule(&s); // done already; schedule() owns op and destroys it if it throws
   return callback_id(op, serial);
 }
 
