@@ -2685,6 +2685,37 @@ BOOST_AUTO_TEST_SUITE_END() // threads
 // =======================================================================================
 BOOST_AUTO_TEST_SUITE(exception_safety)
 
+namespace {
+
+/// What an armed throwing_move_fn's move constructor throws.
+struct move_error : std::runtime_error {
+  move_error() : std::runtime_error("throwing_move_fn: move failed") {}
+};
+
+/// A move-only callable taking `Args...` whose move constructor throws move_error once
+/// `*armed` is set. It counts its calls, and its live instances through a counted member.
+template <class... Args> class throwing_move_fn {
+public:
+  throwing_move_fn(const bool& armed, int& calls, aft::instance_counters& counters)
+      : armed_(&armed), calls_(&calls), live_(counters, 0) {}
+  throwing_move_fn(throwing_move_fn&& o) : armed_(o.armed_), calls_(o.calls_), live_(o.live_) {
+    if (*armed_)
+      throw move_error();
+  }
+  throwing_move_fn(const throwing_move_fn&) = delete;
+  throwing_move_fn& operator=(const throwing_move_fn&) = delete;
+  throwing_move_fn& operator=(throwing_move_fn&&) = delete;
+
+  void operator()(Args...) { ++*calls_; }
+
+private:
+  const bool* armed_;
+  int* calls_;
+  aft::counted live_;
+};
+
+} // namespace
+
 BOOST_AUTO_TEST_CASE(throwing_value_construction_when_setting_fails_the_future_and_throws) {
   // Setting a result claims the future, then constructs the value in it. A throwing
   // construction must not leave it claimed but never done: it fails with that exception
@@ -2775,6 +2806,100 @@ BOOST_AUTO_TEST_CASE(callback_on_a_done_future_whose_executor_throws_is_destroye
   BOOST_TEST(counters.live.load() == 0);
   aft::poll(ioc);
   BOOST_TEST(calls == 0);
+  BOOST_TEST(!aft::has_outstanding_work(ioc));
+}
+
+BOOST_AUTO_TEST_CASE(cancellation_slot_failure_propagates_and_leaves_no_waiter_behind) {
+  // Installing the cancellation handler can throw (asio::cancellation_slot allocates its
+  // storage). The initiation must then propagate the exception and leave nothing behind:
+  // no registered waiter, no handler, no outstanding work.
+  asio::io_context ioc;
+  const af::future<int> f(ioc);
+  asio::cancellation_signal signal;
+  const std::function<void()> refuse = [] { throw std::bad_alloc(); };
+  aft::instance_counters counters;
+  int calls = 0;
+  BOOST_CHECK_THROW(
+      f.async_wait(asio::bind_cancellation_slot(
+          aft::hooked_slot(signal.slot(), refuse),
+          [&calls, live = aft::counted(counters, 1)](std::exception_ptr, int) { ++calls; })),
+      std::bad_alloc);
+  BOOST_TEST(counters.live.load() == 0);
+  BOOST_TEST(!signal.slot().has_handler());
+  BOOST_TEST(!aft::has_outstanding_work(ioc)); // run() returns
+  f.set_result(1);
+  aft::poll(ioc);
+  BOOST_TEST(calls == 0);
+  // The future is still usable by other waiters.
+  outcome<int> o;
+  f.async_wait(o.handler());
+  aft::poll(ioc);
+  BOOST_TEST((o.value == std::optional<int>(1)));
+}
+
+BOOST_AUTO_TEST_CASE(submission_failure_of_a_wait_done_during_initiation_propagates) {
+  // The future becomes done between async_wait's first check and the linking of its
+  // waiter (in real life: set_result on another thread; here deterministically, from the
+  // slot hook, which runs in between). The initiation then submits the completion itself;
+  // a submission failure must reach the initiator, as on the done-future path, not end in
+  // std::terminate inside a noexcept completion path.
+  asio::io_context ioc;
+  const af::future<int> f(ioc);
+  asio::cancellation_signal signal;
+  const std::function<void()> resolve = [&] { f.set_result(1); };
+  std::atomic<std::size_t> attempts{0};
+  aft::instance_counters counters;
+  int calls = 0;
+  BOOST_CHECK_THROW(f.async_wait(asio::bind_cancellation_slot(
+                        aft::hooked_slot(signal.slot(), resolve),
+                        asio::bind_executor(aft::throwing_executor(ioc.get_executor(), attempts),
+                                            [&calls, live = aft::counted(counters, 1)](
+                                                std::exception_ptr, int) { ++calls; }))),
+                    aft::execute_error);
+  BOOST_TEST(f.done());
+  BOOST_TEST(attempts.load() == 1u);
+  BOOST_TEST(counters.live.load() == 0);
+  BOOST_TEST(!signal.slot().has_handler());
+  BOOST_TEST(!aft::has_outstanding_work(ioc));
+  BOOST_TEST(calls == 0);
+}
+
+BOOST_AUTO_TEST_CASE(throwing_handler_move_at_completion_frees_the_waiter) {
+  // Completing moves the handler out of the waiter's storage. If that move throws, the
+  // exception leaves run() (as with Asio's own operations) and the storage, the handler
+  // and the future's reference are still released.
+  asio::io_context ioc;
+  aft::instance_counters counters;
+  bool armed = false;
+  int calls = 0;
+  {
+    const af::future<int> f(ioc);
+    f.async_wait(throwing_move_fn<std::exception_ptr, int>(armed, calls, counters));
+    BOOST_TEST(counters.live.load() == 1);
+    armed = true;
+    f.set_result(1);
+    BOOST_CHECK_THROW(aft::poll(ioc), move_error);
+  }
+  BOOST_TEST(calls == 0);
+  BOOST_TEST(counters.live.load() == 0);
+  BOOST_TEST(!aft::has_outstanding_work(ioc));
+}
+
+BOOST_AUTO_TEST_CASE(throwing_callback_move_at_completion_frees_the_callback) {
+  asio::io_context ioc;
+  aft::instance_counters counters;
+  bool armed = false;
+  int calls = 0;
+  {
+    const af::future<int> f(ioc);
+    f.add_done_callback(throwing_move_fn<af::future<int>>(armed, calls, counters));
+    BOOST_TEST(counters.live.load() == 1);
+    armed = true;
+    f.set_result(1);
+    BOOST_CHECK_THROW(aft::poll(ioc), move_error);
+  }
+  BOOST_TEST(calls == 0);
+  BOOST_TEST(counters.live.load() == 0);
   BOOST_TEST(!aft::has_outstanding_work(ioc));
 }
 

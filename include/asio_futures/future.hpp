@@ -206,7 +206,9 @@ public:
   /// with `cancelled_error`; the future and other waiters are untouched.
   ///
   /// **Thread safety:** any thread. Throws `invalid_state_error` if the handle is empty or the
-  /// handler executor's context has shut down.
+  /// handler executor's context has shut down; an exception from setting up the wait
+  /// (allocating, installing the cancellation handler, submitting the completion of a done
+  /// future) propagates too, and leaves no waiter behind.
   ///
   /// WORKAROUND(Boost 1.81): an awaitable cannot co_await an rvalue operation whose signature
   /// starts with std::exception_ptr, nor a named lvalue operation; `co_await f.async_wait()`

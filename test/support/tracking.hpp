@@ -5,6 +5,8 @@
 //    records executions that ran inline (inside an inside_call scope) and thread ids;
 //  - throwing_executor<Executor>: forwards like tracking_executor, but execute() throws
 //    (a submission that fails: a full queue, an allocation failure in the executor);
+//  - hooked_slot: a cancellation slot that runs a hook before installing a handler (the
+//    hook may throw, as a failing allocation of the handler's storage would);
 //  - tracking_allocator<T> / throwing_allocator<T>: count or refuse allocations
 //    (bind them with asio::bind_allocator);
 //  - counted / move_only: live-instance, copy and move counters;
@@ -12,6 +14,7 @@
 #ifndef ASIO_FUTURES_TEST_SUPPORT_TRACKING_HPP
 #define ASIO_FUTURES_TEST_SUPPORT_TRACKING_HPP
 
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/execution.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/query.hpp>
@@ -19,6 +22,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -190,6 +194,39 @@ public:
 private:
   Executor inner_;
   std::atomic<std::size_t>* attempts_;
+};
+
+// ---------------------------------------------------------------------------------
+// Cancellation slot.
+
+/// A cancellation slot (Asio's CancellationSlot requirements) over an
+/// `asio::cancellation_slot` that calls `hook()` before installing each handler. The hook
+/// runs where the operation installs its handler, inside the initiating call: it may throw
+/// (std::bad_alloc is what `asio::cancellation_slot::emplace` throws when it cannot
+/// allocate the handler's storage) or act on the operation being initiated. Bind it with
+/// asio::bind_cancellation_slot; the hook must outlive the operation.
+class hooked_slot {
+public:
+  hooked_slot() noexcept = default;
+  hooked_slot(asio::cancellation_slot inner, const std::function<void()>& hook) noexcept
+      : inner_(inner), hook_(&hook) {}
+
+  bool is_connected() const noexcept { return inner_.is_connected(); }
+  bool has_handler() const noexcept { return inner_.has_handler(); }
+
+  template <class Handler, class... Args> Handler& emplace(Args&&... args) {
+    if (hook_ && *hook_)
+      (*hook_)();
+    return inner_.template emplace<Handler>(std::forward<Args>(args)...);
+  }
+  template <class Handler> std::decay_t<Handler>& assign(Handler&& h) {
+    return emplace<std::decay_t<Handler>>(std::forward<Handler>(h));
+  }
+  void clear() { inner_.clear(); }
+
+private:
+  asio::cancellation_slot inner_;
+  const std::function<void()>* hook_ = nullptr;
 };
 
 // ---------------------------------------------------------------------------------

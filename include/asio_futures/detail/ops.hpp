@@ -138,6 +138,24 @@ private:
   Op* op_;
 };
 
+/// Destroys a node at the end of its scope unless dismissed. An invoke() holds one while it
+/// moves the handler out of the node, so that a throwing move still frees it (Asio's own
+/// operations do the same with their `ptr`).
+template <class Op> class node_guard {
+public:
+  explicit node_guard(Op* op) noexcept : op_(op) {}
+  node_guard(const node_guard&) = delete;
+  node_guard& operator=(const node_guard&) = delete;
+  ~node_guard() {
+    if (op_)
+      op_->destroy();
+  }
+  void dismiss() noexcept { op_ = nullptr; }
+
+private:
+  Op* op_;
+};
+
 /// The handler's executor as a waiter submits its completion to it: never blocking,
 /// counting outstanding work while the wait is pending, allocating with the handler's
 /// allocator. Prepared once at initiation, so that completing costs no property
@@ -270,29 +288,39 @@ public:
     }
     state<T>* s = st.get();
     wait_op* op = allocate_node<wait_op>(alloc, std::move(st), std::move(h), ex);
-    if (svc) {
-      try {
-        svc->add(op);
-      } catch (...) {
-        op->destroy();
-        throw;
+    // Whatever can throw (installing the cancellation handler allocates; a shut-down
+    // context refuses the registration) comes before the op is linked in the future, and a
+    // throw destroys it: the initiator gets the exception, and no registration, handler or
+    // outstanding work is left behind.
+    try {
+      slot_type slot = asio::get_associated_cancellation_slot(op->handler_);
+      if (slot.is_connected()) {
+        op->slot_ = slot;
+        slot.template emplace<cancel_handler>(op);
       }
+      if (svc)
+        svc->add(op);
+    } catch (...) {
+      op->destroy();
+      throw;
     }
-    slot_type slot = asio::get_associated_cancellation_slot(op->handler_);
-    if (slot.is_connected()) {
-      op->slot_ = slot;
-      slot.template emplace<cancel_handler>(op);
+    if (!s->push(op)) {
+      // Became done meanwhile. Submit the completion here, not through the noexcept do_fn:
+      // a submission failure then reaches the initiator, as on the fast path (`posted`
+      // destroys the op if it does).
+      unregister(op);
+      op->work_.post_and_release(posted<wait_op>(op));
     }
-    if (!s->push(op))
-      do_fn(op, node_action::complete, s); // became done meanwhile
   }
 
   /// Runs on the handler's executor: clear the slot, free the node, then invoke.
   void invoke() {
+    node_guard<wait_op> guard(this);
     clear_slot();
     Handler h(std::move(handler_));
     state_ptr<T> st(std::move(state_));
     std::exception_ptr err = detached_ ? detached_error() : nullptr;
+    guard.dismiss();
     allocator_type alloc(alloc_);
     deallocate_node(alloc, this); // Asio's rule: free the operation before the upcall
     deliver(*st, h, std::move(err));
@@ -372,8 +400,10 @@ public:
   }
 
   void invoke() {
+    node_guard<callback_op> guard(this);
     F f(std::move(f_));
     state_ptr<T> st(std::move(state_));
+    guard.dismiss();
     allocator_type alloc(alloc_);
     deallocate_node(alloc, this);
     std::move(f)(Future(std::move(st)));
