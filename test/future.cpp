@@ -2787,6 +2787,47 @@ BOOST_AUTO_TEST_CASE(throwing_value_copy_into_a_then_result_fails_it) {
   BOOST_TEST(holds<aft::copy_error>(thrown_by([&] { (void)g.result(); })));
 }
 
+BOOST_AUTO_TEST_CASE(throwing_value_copy_in_delivery_completes_the_waiter_with_it) {
+  // A waiter receives a copy of the value. If the copy throws, the waiter still completes,
+  // with that exception (and a default value), instead of being destroyed uninvoked.
+  asio::io_context ioc;
+  aft::copy_control control;
+  const af::future<aft::throwing_copy> f(ioc);
+  outcome<aft::throwing_copy> linked, late;
+  f.async_wait(linked.handler()); // completed by the setter
+  f.set_result(aft::throwing_copy(control, 1));
+  f.async_wait(late.handler()); // the future is done: completed by the initiation
+  control.fail_after(0);
+  BOOST_CHECK_NO_THROW(aft::poll(ioc));
+  BOOST_TEST(linked.calls == 1);
+  BOOST_TEST(holds<aft::copy_error>(linked.error));
+  BOOST_TEST(late.calls == 1);
+  BOOST_TEST(holds<aft::copy_error>(late.error));
+  BOOST_TEST(!aft::has_outstanding_work(ioc));
+  // The value itself is intact: once copies work again, a waiter gets it.
+  control.allowed = -1;
+  outcome<aft::throwing_copy> again;
+  f.async_wait(again.handler());
+  aft::poll(ioc);
+  BOOST_TEST_REQUIRE(again.value.has_value());
+  BOOST_TEST(again.value->value() == 1);
+}
+
+CO_TEST_CASE(awaiting_a_value_whose_copy_throws_throws_the_copy_error) {
+  auto ex = co_await asio::this_coro::executor;
+  aft::copy_control control;
+  const af::future<aft::throwing_copy> f(ex);
+  f.set_result(aft::throwing_copy(control, 1));
+  control.fail_after(0);
+  bool caught = false;
+  try {
+    (void)co_await f.async_wait();
+  } catch (const aft::copy_error&) {
+    caught = true;
+  }
+  BOOST_TEST(caught);
+}
+
 BOOST_AUTO_TEST_CASE(callback_on_a_done_future_whose_executor_throws_is_destroyed_once) {
   // The callback is submitted at once; the submission throws. The callback must be
   // destroyed exactly once and the exception reach the caller. The heap-owning capture

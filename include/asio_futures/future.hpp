@@ -192,8 +192,9 @@ public:
   ///
   /// **Completion signature:** `void(std::exception_ptr, T)` (`void(std::exception_ptr)` for
   /// void; for `future<future<U>>` that of `U`: the inner future is awaited too). The value
-  /// is copied to each waiter if `T` is copyable; a move-only value is moved to the first
-  /// waiter, and later ones get `invalid_state_error` ("result already taken").
+  /// is copied to each waiter if `T` is copyable (a copy that throws completes that waiter
+  /// with the copy's exception); a move-only value is moved to the first waiter, and later
+  /// ones get `invalid_state_error` ("result already taken").
   ///
   /// The completion runs on the handler's associated executor (default: the future's),
   /// never inside `async_wait` or inside the call that resolves the future. While waiting, the

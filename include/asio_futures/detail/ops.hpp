@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <type_traits>
 #include <utility>
 
@@ -95,7 +96,8 @@ std::exception_ptr detached_error();
 
 /// Invoke `h` with the outcome of the done state `st`: `(exception_ptr, T)` or
 /// `(exception_ptr)` for void. Copyable values are copied to every waiter; a move-only value
-/// goes to the first one and later ones get "result already taken".
+/// goes to the first one and later ones get "result already taken". A copy that throws
+/// completes the waiter with that exception (and `T()`).
 template <class T, class Handler>
 void deliver(state<T>& st, Handler& h, std::exception_ptr override_error = nullptr) {
   auto fail = [&](std::exception_ptr e) {
@@ -111,8 +113,19 @@ void deliver(state<T>& st, Handler& h, std::exception_ptr override_error = nullp
     return fail(st.error());
   if constexpr (std::is_void_v<T>) {
     std::move(h)(std::exception_ptr());
-  } else if constexpr (std::is_copy_constructible_v<T>) {
+  } else if constexpr (std::is_nothrow_copy_constructible_v<T>) {
     std::move(h)(std::exception_ptr(), T(st.value()));
+  } else if constexpr (std::is_copy_constructible_v<T>) {
+    // Copy before the upcall: a throwing copy must still complete the waiter (a handler
+    // destroyed uninvoked is a lost completion), while what the handler itself throws is
+    // not caught here. Costs one move of the copy into the handler's argument.
+    std::optional<T> copy;
+    try {
+      copy.emplace(st.value());
+    } catch (...) {
+      return fail(std::current_exception());
+    }
+    std::move(h)(std::exception_ptr(), std::move(*copy));
   } else {
     if (st.take_value())
       std::move(h)(std::exception_ptr(), std::move(st.value()));
