@@ -2682,4 +2682,268 @@ BOOST_AUTO_TEST_CASE(racing_cross_thread_awaits_on_a_two_thread_context) {
 
 BOOST_AUTO_TEST_SUITE_END() // threads
 
+// =======================================================================================
+BOOST_AUTO_TEST_SUITE(exception_safety)
+
+namespace {
+
+/// What an armed throwing_move_fn's move constructor throws.
+struct move_error : std::runtime_error {
+  move_error() : std::runtime_error("throwing_move_fn: move failed") {}
+};
+
+/// A move-only callable taking `Args...` whose move constructor throws move_error once
+/// `*armed` is set. It counts its calls, and its live instances through a counted member.
+template <class... Args> class throwing_move_fn {
+public:
+  throwing_move_fn(const bool& armed, int& calls, aft::instance_counters& counters)
+      : armed_(&armed), calls_(&calls), live_(counters, 0) {}
+  throwing_move_fn(throwing_move_fn&& o) : armed_(o.armed_), calls_(o.calls_), live_(o.live_) {
+    if (*armed_)
+      throw move_error();
+  }
+  throwing_move_fn(const throwing_move_fn&) = delete;
+  throwing_move_fn& operator=(const throwing_move_fn&) = delete;
+  throwing_move_fn& operator=(throwing_move_fn&&) = delete;
+
+  void operator()(Args...) { ++*calls_; }
+
+private:
+  const bool* armed_;
+  int* calls_;
+  aft::counted live_;
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(throwing_value_construction_when_setting_fails_the_future_and_throws) {
+  // Setting a result claims the future, then constructs the value in it. A throwing
+  // construction must not leave it claimed but never done: it fails with that exception
+  // (awaiters see it), and the setter sees it thrown.
+  asio::io_context ioc;
+  aft::copy_control control;
+  const af::future<aft::throwing_copy> f(ioc);
+  outcome<aft::throwing_copy> o;
+  f.async_wait(o.handler());
+  control.fail_after(0);
+  // The argument initializes try_set_result's parameter without a copy; moving it into
+  // the future copies (throwing_copy has no move constructor), and that copy throws.
+  // (set_result forwards to try_set_result, copying once more before the claim.)
+  BOOST_CHECK_THROW(f.try_set_result(aft::throwing_copy(control, 1)), aft::copy_error);
+  BOOST_TEST(f.done());
+  BOOST_TEST(!f.cancelled());
+  BOOST_TEST(holds<aft::copy_error>(thrown_by([&] { (void)f.result(); })));
+  BOOST_CHECK_THROW(f.set_exception(std::make_exception_ptr(std::runtime_error("late"))),
+                    af::invalid_state_error);
+  aft::poll(ioc);
+  BOOST_TEST(o.calls == 1);
+  BOOST_TEST(holds<aft::copy_error>(o.error));
+  BOOST_TEST(!aft::has_outstanding_work(ioc));
+}
+
+BOOST_AUTO_TEST_CASE(exception_thrown_to_the_setter_is_not_reported_as_lost) {
+  // The setter was told: the failure it caused is not also a lost exception.
+  recording_exception_handler reports;
+  {
+    asio::io_context ioc;
+    aft::copy_control control;
+    const af::future<aft::throwing_copy> f(ioc);
+    control.fail_after(0);
+    BOOST_CHECK_THROW(f.try_set_result(aft::throwing_copy(control, 1)), aft::copy_error);
+    BOOST_TEST(f.done());
+  }
+  BOOST_TEST(reports.count() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(throwing_value_copy_in_unwrap_fails_the_result_not_run) {
+  // unwrap copies the inner value into its result inside a done-callback. If that copy
+  // throws, the result fails with the exception; the exception has its place there and
+  // does not also escape io_context::run().
+  asio::io_context ioc;
+  aft::copy_control control;
+  const af::future<af::future<aft::throwing_copy>> outer(ioc);
+  const af::future<aft::throwing_copy> inner(ioc);
+  const af::future<aft::throwing_copy> out = outer.unwrap();
+  outer.set_result(inner);
+  inner.set_result(aft::throwing_copy(control, 1));
+  control.fail_after(0);
+  BOOST_CHECK_NO_THROW(aft::poll(ioc));
+  BOOST_TEST(out.done());
+  BOOST_TEST(holds<aft::copy_error>(thrown_by([&] { (void)out.result(); })));
+}
+
+BOOST_AUTO_TEST_CASE(throwing_value_copy_into_a_then_result_fails_it) {
+  // then() stores the function's result in its future; if that copy throws, the future
+  // fails with the exception instead of staying claimed and pending.
+  asio::io_context ioc;
+  aft::copy_control control;
+  const af::future<int> f(ioc);
+  const af::future<aft::throwing_copy> g =
+      f.then([&control](int v) { return aft::throwing_copy(control, v); });
+  control.fail_after(0);
+  f.set_result(1);
+  BOOST_CHECK_NO_THROW(aft::poll(ioc));
+  BOOST_TEST(g.done());
+  BOOST_TEST(holds<aft::copy_error>(thrown_by([&] { (void)g.result(); })));
+}
+
+BOOST_AUTO_TEST_CASE(throwing_value_copy_in_delivery_completes_the_waiter_with_it) {
+  // A waiter receives a copy of the value. If the copy throws, the waiter still completes,
+  // with that exception (and a default value), instead of being destroyed uninvoked.
+  asio::io_context ioc;
+  aft::copy_control control;
+  const af::future<aft::throwing_copy> f(ioc);
+  outcome<aft::throwing_copy> linked, late;
+  f.async_wait(linked.handler()); // completed by the setter
+  f.set_result(aft::throwing_copy(control, 1));
+  f.async_wait(late.handler()); // the future is done: completed by the initiation
+  control.fail_after(0);
+  BOOST_CHECK_NO_THROW(aft::poll(ioc));
+  BOOST_TEST(linked.calls == 1);
+  BOOST_TEST(holds<aft::copy_error>(linked.error));
+  BOOST_TEST(late.calls == 1);
+  BOOST_TEST(holds<aft::copy_error>(late.error));
+  BOOST_TEST(!aft::has_outstanding_work(ioc));
+  // The value itself is intact: once copies work again, a waiter gets it.
+  control.allowed = -1;
+  outcome<aft::throwing_copy> again;
+  f.async_wait(again.handler());
+  aft::poll(ioc);
+  BOOST_TEST_REQUIRE(again.value.has_value());
+  BOOST_TEST(again.value->value() == 1);
+}
+
+CO_TEST_CASE(awaiting_a_value_whose_copy_throws_throws_the_copy_error) {
+  auto ex = co_await asio::this_coro::executor;
+  aft::copy_control control;
+  const af::future<aft::throwing_copy> f(ex);
+  f.set_result(aft::throwing_copy(control, 1));
+  control.fail_after(0);
+  bool caught = false;
+  try {
+    (void)co_await f.async_wait();
+  } catch (const aft::copy_error&) {
+    caught = true;
+  }
+  BOOST_TEST(caught);
+}
+
+BOOST_AUTO_TEST_CASE(callback_on_a_done_future_whose_executor_throws_is_destroyed_once) {
+  // The callback is submitted at once; the submission throws. The callback must be
+  // destroyed exactly once and the exception reach the caller. The heap-owning capture
+  // turns a second destruction into a double free (ASan, glibc); `live` would go to -1.
+  asio::io_context ioc;
+  const af::future<int> f(ioc);
+  f.set_result(1);
+  aft::instance_counters counters;
+  std::atomic<std::size_t> attempts{0};
+  int calls = 0;
+  BOOST_CHECK_THROW(f.add_done_callback(asio::bind_executor(
+                        aft::throwing_executor(ioc.get_executor(), attempts),
+                        [&calls, live = aft::counted(counters, 1),
+                         payload = std::vector<int>(16, 7)](af::future<int>) { ++calls; })),
+                    aft::execute_error);
+  BOOST_TEST(attempts.load() == 1u);
+  BOOST_TEST(counters.live.load() == 0);
+  aft::poll(ioc);
+  BOOST_TEST(calls == 0);
+  BOOST_TEST(!aft::has_outstanding_work(ioc));
+}
+
+BOOST_AUTO_TEST_CASE(cancellation_slot_failure_propagates_and_leaves_no_waiter_behind) {
+  // Installing the cancellation handler can throw (asio::cancellation_slot allocates its
+  // storage). The initiation must then propagate the exception and leave nothing behind:
+  // no registered waiter, no handler, no outstanding work.
+  asio::io_context ioc;
+  const af::future<int> f(ioc);
+  asio::cancellation_signal signal;
+  const std::function<void()> refuse = [] { throw std::bad_alloc(); };
+  aft::instance_counters counters;
+  int calls = 0;
+  BOOST_CHECK_THROW(
+      f.async_wait(asio::bind_cancellation_slot(
+          aft::hooked_slot(signal.slot(), refuse),
+          [&calls, live = aft::counted(counters, 1)](std::exception_ptr, int) { ++calls; })),
+      std::bad_alloc);
+  BOOST_TEST(counters.live.load() == 0);
+  BOOST_TEST(!signal.slot().has_handler());
+  BOOST_TEST(!aft::has_outstanding_work(ioc)); // run() returns
+  f.set_result(1);
+  aft::poll(ioc);
+  BOOST_TEST(calls == 0);
+  // The future is still usable by other waiters.
+  outcome<int> o;
+  f.async_wait(o.handler());
+  aft::poll(ioc);
+  BOOST_TEST((o.value == std::optional<int>(1)));
+}
+
+BOOST_AUTO_TEST_CASE(submission_failure_of_a_wait_done_during_initiation_propagates) {
+  // The future becomes done between async_wait's first check and the linking of its
+  // waiter (in real life: set_result on another thread; here deterministically, from the
+  // slot hook, which runs in between). The initiation then submits the completion itself;
+  // a submission failure must reach the initiator, as on the done-future path, not end in
+  // std::terminate inside a noexcept completion path.
+  asio::io_context ioc;
+  const af::future<int> f(ioc);
+  asio::cancellation_signal signal;
+  const std::function<void()> resolve = [&] { f.set_result(1); };
+  std::atomic<std::size_t> attempts{0};
+  aft::instance_counters counters;
+  int calls = 0;
+  BOOST_CHECK_THROW(f.async_wait(asio::bind_cancellation_slot(
+                        aft::hooked_slot(signal.slot(), resolve),
+                        asio::bind_executor(aft::throwing_executor(ioc.get_executor(), attempts),
+                                            [&calls, live = aft::counted(counters, 1)](
+                                                std::exception_ptr, int) { ++calls; }))),
+                    aft::execute_error);
+  BOOST_TEST(f.done());
+  BOOST_TEST(attempts.load() == 1u);
+  BOOST_TEST(counters.live.load() == 0);
+  BOOST_TEST(!signal.slot().has_handler());
+  BOOST_TEST(!aft::has_outstanding_work(ioc));
+  BOOST_TEST(calls == 0);
+}
+
+BOOST_AUTO_TEST_CASE(throwing_handler_move_at_completion_frees_the_waiter) {
+  // Completing moves the handler out of the waiter's storage. If that move throws, the
+  // exception leaves run() (as with Asio's own operations) and the storage, the handler
+  // and the future's reference are still released.
+  asio::io_context ioc;
+  aft::instance_counters counters;
+  bool armed = false;
+  int calls = 0;
+  {
+    const af::future<int> f(ioc);
+    f.async_wait(throwing_move_fn<std::exception_ptr, int>(armed, calls, counters));
+    BOOST_TEST(counters.live.load() == 1);
+    armed = true;
+    f.set_result(1);
+    BOOST_CHECK_THROW(aft::poll(ioc), move_error);
+  }
+  BOOST_TEST(calls == 0);
+  BOOST_TEST(counters.live.load() == 0);
+  BOOST_TEST(!aft::has_outstanding_work(ioc));
+}
+
+BOOST_AUTO_TEST_CASE(throwing_callback_move_at_completion_frees_the_callback) {
+  asio::io_context ioc;
+  aft::instance_counters counters;
+  bool armed = false;
+  int calls = 0;
+  {
+    const af::future<int> f(ioc);
+    f.add_done_callback(throwing_move_fn<af::future<int>>(armed, calls, counters));
+    BOOST_TEST(counters.live.load() == 1);
+    armed = true;
+    f.set_result(1);
+    BOOST_CHECK_THROW(aft::poll(ioc), move_error);
+  }
+  BOOST_TEST(calls == 0);
+  BOOST_TEST(counters.live.load() == 0);
+  BOOST_TEST(!aft::has_outstanding_work(ioc));
+}
+
+BOOST_AUTO_TEST_SUITE_END() // exception_safety
+
 BOOST_AUTO_TEST_SUITE_END() // future_

@@ -1496,6 +1496,38 @@ BOOST_AUTO_TEST_CASE(awaited_or_retrieved_failures_are_not_reported) {
   BOOST_TEST(handler.count() == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(throwing_copy_of_the_result_into_the_task_fails_the_task) {
+  // The coroutine's result is copied into the task's state last. If that copy throws, the
+  // task fails with the exception: it never stays pending, and run() does not throw.
+  const auto body = [](aft::copy_control& control) {
+    return [&control]() -> asio::awaitable<aft::throwing_copy> {
+      co_return aft::throwing_copy(control, 1);
+    };
+  };
+  // First count the copies a result makes on its way into the state...
+  int copies_on_the_way = 0;
+  {
+    asio::io_context ioc;
+    aft::copy_control control;
+    const af::task<aft::throwing_copy> t = af::create_task(ioc, body(control));
+    BOOST_TEST_REQUIRE(run_until_done(ioc, t));
+    BOOST_TEST_REQUIRE(t.result().value() == 1);
+    copies_on_the_way = control.copies;
+  }
+  BOOST_TEST_REQUIRE(copies_on_the_way >= 1);
+  // ... then let all but the last one, the copy into the state, succeed.
+  asio::io_context ioc;
+  aft::copy_control control;
+  control.fail_after(copies_on_the_way - 1);
+  const af::task<aft::throwing_copy> t = af::create_task(ioc, body(control));
+  bool done = false;
+  const std::exception_ptr escaped = run_until_done_catching(ioc, t, done);
+  BOOST_TEST(!escaped, aft::describe(escaped));
+  BOOST_TEST(done);
+  BOOST_TEST(aft::holds<aft::copy_error>(aft::thrown_by([&] { (void)t.result(); })));
+  BOOST_TEST(control.copies == copies_on_the_way - 1);
+}
+
 BOOST_AUTO_TEST_SUITE_END() // lost_exceptions
 
 // =======================================================================================

@@ -2,10 +2,13 @@
 // into a cancellable af::future<T> (DESIGN.md §2).
 #include <asio_futures/use_future.hpp>
 
+#include "support/checks.hpp"
 #include "support/co_test.hpp"
+#include "support/tracking.hpp"
 
 #include <asio_futures/future.hpp>
 
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -270,6 +273,36 @@ BOOST_AUTO_TEST_CASE(value_only_signature_becomes_a_future_of_the_value) {
       asio::deferred.values(1, std::string("two"))(af::use_future);
   BOOST_TEST(aft::run_until(ioc, [&] { return pair.done(); }));
   BOOST_TEST(std::get<1>(pair.result()) == "two");
+}
+
+BOOST_AUTO_TEST_CASE(throwing_value_copy_fails_the_future_instead_of_leaving_it_pending) {
+  // The completion's arguments are copied into the future. If a copy throws, the future
+  // fails with that exception: it neither stays pending nor makes the completion throw.
+  aft::copy_control control;
+  const aft::throwing_copy value(control, 1);
+  const auto complete_with_value = [&](auto handler) {
+    control.fail_after(0);
+    std::move(handler)(value); // an lvalue: the token must copy it
+  };
+  const auto complete_with_pair = [&](auto handler) {
+    control.fail_after(0);
+    std::move(handler)(value, 2);
+  };
+  af::future<aft::throwing_copy> single;
+  BOOST_CHECK_NO_THROW(single =
+                           (asio::async_initiate<const af::use_future_t, void(aft::throwing_copy)>(
+                               complete_with_value, af::use_future)));
+  BOOST_TEST((single.valid() && single.done()));
+  BOOST_TEST((single.valid() &&
+              aft::holds<aft::copy_error>(aft::thrown_by([&] { (void)single.result(); }))));
+  // Several arguments make a tuple, constructed in the future as well.
+  af::future<std::tuple<aft::throwing_copy, int>> pair;
+  BOOST_CHECK_NO_THROW(
+      pair = (asio::async_initiate<const af::use_future_t, void(aft::throwing_copy, int)>(
+          complete_with_pair, af::use_future)));
+  BOOST_TEST((pair.valid() && pair.done()));
+  BOOST_TEST(
+      (pair.valid() && aft::holds<aft::copy_error>(aft::thrown_by([&] { (void)pair.result(); }))));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

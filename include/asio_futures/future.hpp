@@ -136,7 +136,9 @@ public:
   bool cancelled() const;
 
   /// Resolves the future with `v` and schedules its waiters and callbacks.
-  /// Throws `invalid_state_error` if it is done (or is a task, which resolves itself).
+  /// Throws `invalid_state_error` if it is done (or is a task, which resolves itself). If
+  /// moving `v` into the future throws, the future fails with that exception instead (its
+  /// waiters get it) and the exception propagates from here.
   void set_result(detail::value_arg<T> v) const requires(!std::is_void_v<T>);
   void set_result() const requires std::is_void_v<T>;
 
@@ -174,8 +176,10 @@ public:
 
   /// Registers `f`, called as `f(future<T>)` once the future is done — on `f`'s associated
   /// executor, defaulting to the future's executor, never inline. If the future is already
-  /// done, `f` is scheduled at once. Callbacks run in registration order. An exception thrown
-  /// by `f` propagates out of the executor's `run()`, as with any Asio handler.
+  /// done, `f` is scheduled at once; if that submission throws (the executor refuses it),
+  /// `f` is destroyed uninvoked and the exception propagates from here. Callbacks run in
+  /// registration order. An exception thrown by `f` propagates out of the executor's
+  /// `run()`, as with any Asio handler.
   template <class F>
   requires std::is_invocable_v<std::decay_t<F> &&, future<T>>
       callback_id add_done_callback(F&& f) const;
@@ -188,8 +192,9 @@ public:
   ///
   /// **Completion signature:** `void(std::exception_ptr, T)` (`void(std::exception_ptr)` for
   /// void; for `future<future<U>>` that of `U`: the inner future is awaited too). The value
-  /// is copied to each waiter if `T` is copyable; a move-only value is moved to the first
-  /// waiter, and later ones get `invalid_state_error` ("result already taken").
+  /// is copied to each waiter if `T` is copyable (a copy that throws completes that waiter
+  /// with the copy's exception); a move-only value is moved to the first waiter, and later
+  /// ones get `invalid_state_error` ("result already taken").
   ///
   /// The completion runs on the handler's associated executor (default: the future's),
   /// never inside `async_wait` or inside the call that resolves the future. While waiting, the
@@ -202,7 +207,9 @@ public:
   /// with `cancelled_error`; the future and other waiters are untouched.
   ///
   /// **Thread safety:** any thread. Throws `invalid_state_error` if the handle is empty or the
-  /// handler executor's context has shut down.
+  /// handler executor's context has shut down; an exception from setting up the wait
+  /// (allocating, installing the cancellation handler, submitting the completion of a done
+  /// future) propagates too, and leaves no waiter behind.
   ///
   /// WORKAROUND(Boost 1.81): an awaitable cannot co_await an rvalue operation whose signature
   /// starts with std::exception_ptr, nor a named lvalue operation; `co_await f.async_wait()`

@@ -137,10 +137,9 @@ private:
   }
 
   template <class... A> void set_value(A&&... args) {
-    if constexpr (sizeof...(A) <= 1)
-      resolve_value(*state_, std::forward<A>(args)...);
-    else
-      resolve_value(*state_, T(std::forward<A>(args)...));
+    // The value (a tuple for several arguments) is constructed in the claimed state: if
+    // that throws, the future fails with the exception instead of staying pending forever.
+    forward_value(*state_, std::forward<A>(args)...);
   }
 
   state_ptr<T> state_;

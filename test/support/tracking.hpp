@@ -3,12 +3,18 @@
 //    a completion can tell whether it ran inline;
 //  - tracking_executor<Executor>: forwards to an inner executor, counts executions,
 //    records executions that ran inline (inside an inside_call scope) and thread ids;
+//  - throwing_executor<Executor>: forwards like tracking_executor, but execute() throws
+//    (a submission that fails: a full queue, an allocation failure in the executor);
+//  - hooked_slot: a cancellation slot that runs a hook before installing a handler (the
+//    hook may throw, as a failing allocation of the handler's storage would);
 //  - tracking_allocator<T> / throwing_allocator<T>: count or refuse allocations
 //    (bind them with asio::bind_allocator);
-//  - counted / move_only: live-instance, copy and move counters.
+//  - counted / move_only: live-instance, copy and move counters;
+//  - throwing_copy: a value whose copies throw when told to.
 #ifndef ASIO_FUTURES_TEST_SUPPORT_TRACKING_HPP
 #define ASIO_FUTURES_TEST_SUPPORT_TRACKING_HPP
 
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/execution.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/query.hpp>
@@ -16,10 +22,12 @@
 
 #include <atomic>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <new>
 #include <set>
+#include <stdexcept>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -132,6 +140,94 @@ template <class Executor>
 tracking_executor<Executor> make_tracking_executor(Executor ex, executor_stats& stats) {
   return tracking_executor<Executor>(std::move(ex), stats);
 }
+
+/// What throwing_executor::execute() throws.
+struct execute_error : std::runtime_error {
+  execute_error() : std::runtime_error("throwing_executor: execute refused") {}
+};
+
+/// Wraps a standard executor like tracking_executor, but refuses every submission:
+/// execute() counts the attempt and throws execute_error without touching the function.
+/// Queries, require and prefer are forwarded (so it names its context and converts to
+/// `asio::any_io_executor`); bind it to a handler with asio::bind_executor.
+template <class Executor> class throwing_executor {
+public:
+  using inner_executor_type = Executor;
+
+  throwing_executor(Executor inner, std::atomic<std::size_t>& attempts) noexcept
+      : inner_(std::move(inner)), attempts_(&attempts) {}
+
+  template <class Property>
+  requires asio::can_query<const Executor&, const Property&>::value decltype(auto)
+  query(const Property& p) const {
+    return asio::query(inner_, p);
+  }
+
+  template <class Property>
+  requires asio::can_require<const Executor&, const Property&>::value auto
+  require(const Property& p) const {
+    using inner_t = std::decay_t<decltype(asio::require(inner_, p))>;
+    return throwing_executor<inner_t>(asio::require(inner_, p), *attempts_);
+  }
+
+  template <class Property>
+  requires asio::can_prefer<const Executor&, const Property&>::value auto
+  prefer(const Property& p) const {
+    using inner_t = std::decay_t<decltype(asio::prefer(inner_, p))>;
+    return throwing_executor<inner_t>(asio::prefer(inner_, p), *attempts_);
+  }
+
+  template <class F> void execute(F&&) const {
+    attempts_->fetch_add(1, std::memory_order_relaxed);
+    throw execute_error();
+  }
+
+  std::atomic<std::size_t>& attempts() const noexcept { return *attempts_; }
+
+  friend bool operator==(const throwing_executor& a, const throwing_executor& b) noexcept {
+    return a.inner_ == b.inner_ && a.attempts_ == b.attempts_;
+  }
+  friend bool operator!=(const throwing_executor& a, const throwing_executor& b) noexcept {
+    return !(a == b);
+  }
+
+private:
+  Executor inner_;
+  std::atomic<std::size_t>* attempts_;
+};
+
+// ---------------------------------------------------------------------------------
+// Cancellation slot.
+
+/// A cancellation slot (Asio's CancellationSlot requirements) over an
+/// `asio::cancellation_slot` that calls `hook()` before installing each handler. The hook
+/// runs where the operation installs its handler, inside the initiating call: it may throw
+/// (std::bad_alloc is what `asio::cancellation_slot::emplace` throws when it cannot
+/// allocate the handler's storage) or act on the operation being initiated. Bind it with
+/// asio::bind_cancellation_slot; the hook must outlive the operation.
+class hooked_slot {
+public:
+  hooked_slot() noexcept = default;
+  hooked_slot(asio::cancellation_slot inner, const std::function<void()>& hook) noexcept
+      : inner_(inner), hook_(&hook) {}
+
+  bool is_connected() const noexcept { return inner_.is_connected(); }
+  bool has_handler() const noexcept { return inner_.has_handler(); }
+
+  template <class Handler, class... Args> Handler& emplace(Args&&... args) {
+    if (hook_ && *hook_)
+      (*hook_)();
+    return inner_.template emplace<Handler>(std::forward<Args>(args)...);
+  }
+  template <class Handler> std::decay_t<Handler>& assign(Handler&& h) {
+    return emplace<std::decay_t<Handler>>(std::forward<Handler>(h));
+  }
+  void clear() { inner_.clear(); }
+
+private:
+  asio::cancellation_slot inner_;
+  const std::function<void()>* hook_ = nullptr;
+};
 
 // ---------------------------------------------------------------------------------
 // Allocators.
@@ -319,6 +415,49 @@ private:
   instance_counters* counters_ = nullptr;
   int value_ = 0;
 };
+
+/// What a throwing_copy copy throws when its copy_control says so.
+struct copy_error : std::runtime_error {
+  copy_error() : std::runtime_error("throwing_copy: copy failed") {}
+};
+
+/// Counts the copies of a family of throwing_copy values and decides when they throw.
+/// Not thread-safe: for single-threaded cases.
+struct copy_control {
+  int copies = 0;   ///< copy constructions that succeeded
+  int allowed = -1; ///< copies succeed while `copies < allowed`; -1: always
+
+  /// The next copy throws, or the one after `more` further successful copies.
+  void fail_after(int more = 0) noexcept { allowed = copies + more; }
+};
+
+/// A copyable value whose copy constructor throws copy_error once its copy_control says
+/// so. It has no move constructor, so every move is a copy that may throw as well (the
+/// worst case for the moves a library makes internally). A default-constructed one has no
+/// control and never throws (the placeholder value of an error completion).
+class throwing_copy {
+public:
+  throwing_copy() noexcept = default;
+  throwing_copy(copy_control& c, int value) noexcept : control_(&c), value_(value) {}
+  throwing_copy(const throwing_copy& o) : control_(o.control_), value_(o.value_) {
+    if (control_) {
+      if (control_->allowed >= 0 && control_->copies >= control_->allowed)
+        throw copy_error();
+      ++control_->copies;
+    }
+  }
+  throwing_copy& operator=(const throwing_copy&) = default;
+  ~throwing_copy() = default;
+
+  int value() const noexcept { return value_; }
+
+private:
+  copy_control* control_ = nullptr;
+  int value_ = 0;
+};
+
+static_assert(std::is_copy_constructible_v<throwing_copy>);
+static_assert(!std::is_nothrow_move_constructible_v<throwing_copy>, "moves copy");
 
 static_assert(!std::is_copy_constructible_v<move_only>);
 static_assert(std::is_nothrow_move_constructible_v<move_only>);

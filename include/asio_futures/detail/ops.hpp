@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <type_traits>
 #include <utility>
 
@@ -95,7 +96,8 @@ std::exception_ptr detached_error();
 
 /// Invoke `h` with the outcome of the done state `st`: `(exception_ptr, T)` or
 /// `(exception_ptr)` for void. Copyable values are copied to every waiter; a move-only value
-/// goes to the first one and later ones get "result already taken".
+/// goes to the first one and later ones get "result already taken". A copy that throws
+/// completes the waiter with that exception (and `T()`).
 template <class T, class Handler>
 void deliver(state<T>& st, Handler& h, std::exception_ptr override_error = nullptr) {
   auto fail = [&](std::exception_ptr e) {
@@ -111,8 +113,19 @@ void deliver(state<T>& st, Handler& h, std::exception_ptr override_error = nullp
     return fail(st.error());
   if constexpr (std::is_void_v<T>) {
     std::move(h)(std::exception_ptr());
-  } else if constexpr (std::is_copy_constructible_v<T>) {
+  } else if constexpr (std::is_nothrow_copy_constructible_v<T>) {
     std::move(h)(std::exception_ptr(), T(st.value()));
+  } else if constexpr (std::is_copy_constructible_v<T>) {
+    // Copy before the upcall: a throwing copy must still complete the waiter (a handler
+    // destroyed uninvoked is a lost completion), while what the handler itself throws is
+    // not caught here. Costs one move of the copy into the handler's argument.
+    std::optional<T> copy;
+    try {
+      copy.emplace(st.value());
+    } catch (...) {
+      return fail(std::current_exception());
+    }
+    std::move(h)(std::exception_ptr(), std::move(*copy));
   } else {
     if (st.take_value())
       std::move(h)(std::exception_ptr(), std::move(st.value()));
@@ -133,6 +146,24 @@ public:
       op_->destroy();
   }
   void operator()() { std::exchange(op_, nullptr)->invoke(); }
+
+private:
+  Op* op_;
+};
+
+/// Destroys a node at the end of its scope unless dismissed. An invoke() holds one while it
+/// moves the handler out of the node, so that a throwing move still frees it (Asio's own
+/// operations do the same with their `ptr`).
+template <class Op> class node_guard {
+public:
+  explicit node_guard(Op* op) noexcept : op_(op) {}
+  node_guard(const node_guard&) = delete;
+  node_guard& operator=(const node_guard&) = delete;
+  ~node_guard() {
+    if (op_)
+      op_->destroy();
+  }
+  void dismiss() noexcept { op_ = nullptr; }
 
 private:
   Op* op_;
@@ -270,29 +301,39 @@ public:
     }
     state<T>* s = st.get();
     wait_op* op = allocate_node<wait_op>(alloc, std::move(st), std::move(h), ex);
-    if (svc) {
-      try {
-        svc->add(op);
-      } catch (...) {
-        op->destroy();
-        throw;
+    // Whatever can throw (installing the cancellation handler allocates; a shut-down
+    // context refuses the registration) comes before the op is linked in the future, and a
+    // throw destroys it: the initiator gets the exception, and no registration, handler or
+    // outstanding work is left behind.
+    try {
+      slot_type slot = asio::get_associated_cancellation_slot(op->handler_);
+      if (slot.is_connected()) {
+        op->slot_ = slot;
+        slot.template emplace<cancel_handler>(op);
       }
+      if (svc)
+        svc->add(op);
+    } catch (...) {
+      op->destroy();
+      throw;
     }
-    slot_type slot = asio::get_associated_cancellation_slot(op->handler_);
-    if (slot.is_connected()) {
-      op->slot_ = slot;
-      slot.template emplace<cancel_handler>(op);
+    if (!s->push(op)) {
+      // Became done meanwhile. Submit the completion here, not through the noexcept do_fn:
+      // a submission failure then reaches the initiator, as on the fast path (`posted`
+      // destroys the op if it does).
+      unregister(op);
+      op->work_.post_and_release(posted<wait_op>(op));
     }
-    if (!s->push(op))
-      do_fn(op, node_action::complete, s); // became done meanwhile
   }
 
   /// Runs on the handler's executor: clear the slot, free the node, then invoke.
   void invoke() {
+    node_guard<wait_op> guard(this);
     clear_slot();
     Handler h(std::move(handler_));
     state_ptr<T> st(std::move(state_));
     std::exception_ptr err = detached_ ? detached_error() : nullptr;
+    guard.dismiss();
     allocator_type alloc(alloc_);
     deallocate_node(alloc, this); // Asio's rule: free the operation before the upcall
     deliver(*st, h, std::move(err));
@@ -372,8 +413,10 @@ public:
   }
 
   void invoke() {
+    node_guard<callback_op> guard(this);
     F f(std::move(f_));
     state_ptr<T> st(std::move(state_));
+    guard.dismiss();
     allocator_type alloc(alloc_);
     deallocate_node(alloc, this);
     std::move(f)(Future(std::move(st)));
@@ -384,12 +427,15 @@ public:
     deallocate_node(alloc, this);
   }
 
-  /// Schedule `f(future)` now (used when the future is already done at registration).
+  /// Schedule `f(future)` now that the future is done. Takes ownership of the node: if the
+  /// submission throws, the node (and `f`) has already been destroyed, exactly once, by the
+  /// `posted` wrapper owning it, and the exception propagates.
   void schedule(state<T>* s) {
+    posted<callback_op> self(this);
     state_ = state_ptr<T>::share(s);
     auto ex = asio::get_associated_executor(f_, s->executor());
     allocator_type alloc(alloc_);
-    post_to(ex, alloc, posted<callback_op>(this));
+    post_to(ex, alloc, std::move(self));
   }
 
 private:

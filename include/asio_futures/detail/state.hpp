@@ -351,9 +351,17 @@ public:
       value_.destroy();
   }
 
-  /// After a successful claim: construct the value and publish.
+  /// After a successful claim: construct the value and publish. If constructing the value
+  /// throws, the state fails with that exception instead (a claimed state must be
+  /// published, or every waiter hangs and nothing else can resolve it), and the exception
+  /// propagates to the caller.
   template <class... A> void finish_value(A&&... a) {
-    value_.construct(std::forward<A>(a)...);
+    try {
+      value_.construct(std::forward<A>(a)...);
+    } catch (...) {
+      finish_exception(std::current_exception(), outcome::exception);
+      throw;
+    }
     outcome_ = outcome::value;
     publish();
   }

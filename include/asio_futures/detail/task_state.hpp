@@ -257,7 +257,12 @@ void task_state<T>::finish(std::exception_ptr e, V&&... v) {
   if (!this->try_claim())
     return;
   if (!e) {
-    this->finish_value(std::forward<V>(v)...);
+    try {
+      this->finish_value(std::forward<V>(v)...);
+    } catch (...) {
+      // Storing the value threw: the task failed with that exception (finish_value
+      // published it), which is where it belongs; a task never makes run() throw.
+    }
     return;
   }
   std::string msg;

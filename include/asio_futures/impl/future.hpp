@@ -19,12 +19,25 @@ template <class T> struct access {
   static state_ptr<T> share(const future<T>& f) noexcept { return f.state_; }
 };
 
-/// Resolve `s` with `v`; false if it was already done. No task check (internal).
+/// Resolve `s` with `v`; false if it was already done. No task check (internal). If
+/// constructing the value throws, `s` fails with that exception, which then propagates.
 template <class T, class... A> bool resolve_value(state<T>& s, A&&... a) {
   if (!s.try_claim())
     return false;
   s.finish_value(std::forward<A>(a)...);
   return true;
+}
+
+/// resolve_value for an outcome the library passes on (a transferred outcome, an
+/// operation's completion): if constructing the value throws, `s` fails with that
+/// exception, and it stays there, where the outcome was going, instead of also escaping
+/// into the scheduler that runs the code passing it on.
+template <class T, class... A> bool forward_value(state<T>& s, A&&... a) noexcept {
+  try {
+    return resolve_value(s, std::forward<A>(a)...);
+  } catch (...) {
+    return true; // finish_value failed `s` with this exception
+  }
 }
 
 inline bool resolve_exception(state_base& s, std::exception_ptr e) {
@@ -53,9 +66,9 @@ template <class T> void transfer_outcome(state<T>& from, state<T>& to) {
   if constexpr (std::is_void_v<T>) {
     resolve_value(to);
   } else if constexpr (std::is_copy_constructible_v<T>) {
-    resolve_value(to, from.value());
+    forward_value(to, from.value());
   } else if (from.take_value()) {
-    resolve_value(to, std::move(from.value()));
+    forward_value(to, std::move(from.value()));
   } else {
     resolve_exception(to, result_taken_error());
   }
@@ -130,7 +143,14 @@ bool future<T>::try_set_result(detail::value_arg<T> v) const requires(!std::is_v
   auto& s = checked_state();
   if (s.hooks() && !s.hooks()->user_settable)
     detail::throw_not_settable();
-  return detail::resolve_value(s, std::move(v));
+  try {
+    return detail::resolve_value(s, std::move(v));
+  } catch (...) {
+    // Constructing the value threw after the claim: the future failed with the exception
+    // (its waiters see it) and the setter sees it thrown, so it is not a lost exception.
+    s.mark_retrieved();
+    throw;
+  }
 }
 
 template <class T> bool future<T>::try_set_result() const requires std::is_void_v<T> {
@@ -191,14 +211,8 @@ requires std::is_invocable_v<std::decay_t<F> &&, future<T>>
   using op_type = detail::callback_op<T, std::decay_t<F>, future<T>>;
   const std::uint64_t serial = detail::next_callback_serial();
   op_type* op = op_type::create(std::forward<F>(f), serial);
-  if (!s.push(op)) {
-    try {
-      op->schedule(&s);
-    } catch (...) {
-      op->destroy();
-      throw;
-    }
-  }
+  if (!s.push(op))
+    op->schedule(&s); // done already; schedule() owns op and destroys it if it throws
   return callback_id(op, serial);
 }
 
