@@ -286,11 +286,13 @@ public:
     // service asio::detail::scheduler that its constructor adds — can: stop() stops it, and
     // so does join() (the pool's last work finishes), and a pool never restarts it. (A
     // stopped io_context, which may be restarted, is not treated as closed.)
-    // relaxed: every caller computes the same pointer; use_service itself synchronises.
-    asio::detail::scheduler* s = scheduler_.load(std::memory_order_relaxed);
+    // Every caller computes the same pointer (use_service synchronises itself); acquire/
+    // release only order the scheduler's construction before its use for a reader that
+    // takes the cached pointer.
+    asio::detail::scheduler* s = scheduler_.load(std::memory_order_acquire);
     if (!s) {
       s = &asio::use_service<asio::detail::scheduler>(*pool);
-      scheduler_.store(s, std::memory_order_relaxed);
+      scheduler_.store(s, std::memory_order_release);
     }
     // stopped() takes the scheduler's mutex, which the submission that follows takes anyway.
     return s->stopped();
@@ -343,9 +345,10 @@ template <unsigned... Bits>
 asio::thread_pool* pool_target(const asio::any_io_executor& ex,
                                std::integer_sequence<unsigned, Bits...>) noexcept {
   asio::thread_pool* pool = nullptr;
-  // Bits: blocking.never (1), relationship.continuation (2), outstanding_work.tracked (4).
-  ((pool || (pool = pool_of_target(ex.target<pool_executor_bits<Bits>>()))), ...);
-  ((pool || (pool = pool_of_target(ex.target<asio::strand<pool_executor_bits<Bits>>>()))), ...);
+  // Template bits of a pool executor: blocking.always (2), relationship.continuation (4),
+  // outstanding_work.tracked (8); blocking.never is a run-time bit (hence Bits * 2).
+  ((pool || (pool = pool_of_target(ex.target<pool_executor_bits<Bits * 2>>()))), ...);
+  ((pool || (pool = pool_of_target(ex.target<asio::strand<pool_executor_bits<Bits * 2>>>()))), ...);
   return pool;
 }
 } // namespace

@@ -619,6 +619,21 @@ BOOST_AUTO_TEST_CASE(stopped_pool_fails_the_future_at_once) {
   BOOST_TEST(holds<af::invalid_state_error>(direct.exception()));
   BOOST_TEST(holds<af::invalid_state_error>(strand.exception()));
   BOOST_TEST(holds<af::invalid_state_error>(with_loop.exception()));
+  // Type-erased: the pool is recognised behind any_io_executor, its properties and strands.
+  {
+    const asio::any_io_executor erased[] = {
+        pool.get_executor(),
+        asio::require(pool.get_executor(), asio::execution::blocking.never),
+        asio::prefer(pool.get_executor(), asio::execution::outstanding_work.tracked),
+        asio::make_strand(pool.get_executor()),
+        asio::make_strand(asio::any_io_executor(pool.get_executor())),
+    };
+    for (const auto& ex : erased) {
+      auto fut = af::run_in_executor(ex, [&] { return ++ran; });
+      BOOST_TEST(fut.done());
+      BOOST_TEST(holds<af::invalid_state_error>(fut.exception()));
+    }
+  } // (the tracked executor counted as pool work until here)
   pool.join();
   BOOST_TEST(ran.load() == 0);
 }
