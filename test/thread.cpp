@@ -293,6 +293,10 @@ CO_TEST_CASE(f_runs_on_a_strand_of_the_pool) {
       }).async_wait();
   BOOST_TEST(in_strand);
   BOOST_TEST(std::this_thread::get_id() == io_thread);
+  // The future's state (whose executor is the strand) is still referenced by the waiter that
+  // resumed us (the core keeps it across the upcall): let that call return before the pool
+  // and its strand service die at the end of this frame. See docs/threads.md, lifetimes.
+  co_await aft::yield_once();
 }
 
 CO_TEST_CASE(f_runs_on_another_io_context) {
@@ -705,17 +709,30 @@ BOOST_AUTO_TEST_SUITE_END() // closed_pools
 // ---------------------------------------------------------------------------------------
 BOOST_AUTO_TEST_SUITE(wrap_future)
 
-CO_TEST_CASE(value_set_later_on_another_thread) {
+CO_TEST_CASE(value_set_later_on_another_thread_is_awaited_on_the_coroutine_executor) {
   auto ex = co_await asio::this_coro::executor;
-  std::promise<int> p;
-  auto fut = af::wrap_future(p.get_future(), ex);
-  BOOST_TEST(!fut.done());
-  BOOST_TEST((fut.get_executor() == ex));
   const auto io_thread = std::this_thread::get_id();
-  aft::bounded_thread setter([&] { p.set_value(42); });
-  const int v = co_await fut.async_wait();
-  BOOST_TEST(v == 42);
-  BOOST_TEST(std::this_thread::get_id() == io_thread);
+  event released; // the value's last copy is gone: the state is gone
+  {
+    std::promise<std::shared_ptr<int>> p;
+    auto fut = af::wrap_future(p.get_future(), ex);
+    BOOST_TEST(!fut.done());
+    BOOST_TEST((fut.get_executor() == ex));
+    aft::bounded_thread setter([&] {
+      p.set_value(std::shared_ptr<int>(new int(42), [&](int* x) {
+        delete x;
+        released.set();
+      }));
+    });
+    const std::shared_ptr<int> v = co_await fut.async_wait();
+    BOOST_TEST(*v == 42);
+    BOOST_TEST(std::this_thread::get_id() == io_thread);
+  }
+  // The waiting thread posted our resumption; before this context may die, it must be done
+  // with it: it is once it dropped its reference to the state (the last one, after the
+  // waiter that resumed us returns).
+  co_await aft::yield_once();
+  BOOST_TEST(released.wait());
 }
 
 BOOST_AUTO_TEST_CASE(ready_std_future_completes_at_once) {

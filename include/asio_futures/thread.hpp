@@ -42,6 +42,8 @@ using offload_result_t =
 /// executor of its waiters) is the pool's executor here and `loop` in the overload below.
 /// Awaiting it resumes on the awaiting coroutine's executor either way:
 /// `co_await af::run_in_executor(pool, f).async_wait()` never resumes on the pool thread.
+/// As for any future, a strand executor must not outlive its context: see docs/threads.md
+/// (lifetimes) for a pool that lives in the awaiting coroutine's frame.
 ///
 /// **Outcome:** `f`'s return value (void and move-only types work) or the exception it throws.
 /// If the pool cannot run the job — it has been stopped, joined or shut down (an
