@@ -94,6 +94,27 @@ template <class T> bool wait_done(const af::future<T>& f) {
   return f.wait_for(aft::default_timeout);
 }
 
+/// Runs the coroutine `body()` on a fresh io_context until `run()` returns — not until a
+/// predicate holds, as CO_TEST_CASE does. For completions that come from threads the test
+/// cannot join (the default pool): such a thread posts the awaiter's completion and only then
+/// releases the awaiter's work, so `run()` returning proves it is done with the context, which
+/// may then be destroyed. A watchdog stops the context if the body hangs.
+template <class Body> void run_to_completion(Body& body) {
+  bool finished = false;
+  std::exception_ptr error;
+  asio::io_context ioc;
+  asio::co_spawn(ioc, body(), [&](std::exception_ptr e) {
+    finished = true;
+    error = e;
+  });
+  {
+    aft::watchdog guard([&] { ioc.stop(); });
+    ioc.run();
+  }
+  BOOST_TEST_REQUIRE(finished);
+  BOOST_TEST(!error, aft::describe(error));
+}
+
 /// Records the thread a function runs on.
 struct thread_record {
   std::mutex mutex;
@@ -311,19 +332,24 @@ CO_TEST_CASE(f_runs_on_another_io_context) {
   BOOST_TEST(std::this_thread::get_id() == io_thread);
 }
 
-CO_TEST_CASE(blocking_work_never_runs_on_the_io_thread) {
+BOOST_AUTO_TEST_CASE(blocking_work_never_runs_on_the_io_thread) {
   asio::thread_pool pool(2);
-  auto ex = co_await asio::this_coro::executor;
   thread_record ran_on;
-  std::vector<af::future<void>> futs;
-  for (int i = 0; i < 50; ++i) {
-    futs.push_back(af::run_in_executor(pool, [&] { ran_on.add(); }));
-    futs.push_back(af::run_in_executor(ex, pool, [&] { ran_on.add(); }));
-    futs.push_back(af::to_thread([&] { ran_on.add(); }));
-  }
-  for (auto& f : futs)
-    co_await f.async_wait();
-  BOOST_TEST(!ran_on.contains(std::this_thread::get_id()));
+  std::thread::id io_thread;
+  auto body = [&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    io_thread = std::this_thread::get_id();
+    std::vector<af::future<void>> futs;
+    for (int i = 0; i < 50; ++i) {
+      futs.push_back(af::run_in_executor(pool, [&] { ran_on.add(); }));
+      futs.push_back(af::run_in_executor(ex, pool, [&] { ran_on.add(); }));
+      futs.push_back(af::to_thread([&] { ran_on.add(); }));
+    }
+    for (auto& f : futs)
+      co_await f.async_wait();
+  };
+  run_to_completion(body); // to_thread: the default pool cannot be joined
+  BOOST_TEST(!ran_on.contains(io_thread));
   BOOST_TEST(!ran_on.ids.empty());
 }
 
@@ -530,22 +556,25 @@ BOOST_AUTO_TEST_SUITE_END() // cancellation
 // ---------------------------------------------------------------------------------------
 BOOST_AUTO_TEST_SUITE(default_pool)
 
-CO_TEST_CASE(to_thread_runs_f_on_the_default_pool) {
+BOOST_AUTO_TEST_CASE(to_thread_runs_f_on_the_default_pool) {
   asio::thread_pool& pool = af::default_thread_pool();
   BOOST_TEST(&af::default_thread_pool() == &pool); // created once
-  const auto io_thread = std::this_thread::get_id();
-  auto fut = af::to_thread(
-      [&](int x) {
-        return pool.get_executor().running_in_this_thread() &&
-                       std::this_thread::get_id() != io_thread
-                   ? x
-                   : -1;
-      },
-      9);
-  BOOST_TEST((fut.get_executor() == asio::any_io_executor(pool.get_executor())));
-  const int v = co_await fut.async_wait();
-  BOOST_TEST(v == 9);
-  BOOST_TEST(std::this_thread::get_id() == io_thread);
+  auto body = [&]() -> asio::awaitable<void> {
+    const auto io_thread = std::this_thread::get_id();
+    auto fut = af::to_thread(
+        [&](int x) {
+          return pool.get_executor().running_in_this_thread() &&
+                         std::this_thread::get_id() != io_thread
+                     ? x
+                     : -1;
+        },
+        9);
+    BOOST_TEST((fut.get_executor() == asio::any_io_executor(pool.get_executor())));
+    const int v = co_await fut.async_wait();
+    BOOST_TEST(v == 9);
+    BOOST_TEST(std::this_thread::get_id() == io_thread);
+  };
+  run_to_completion(body); // the default pool cannot be joined
 }
 
 BOOST_AUTO_TEST_CASE(default_pool_has_hardware_concurrency_threads) {
