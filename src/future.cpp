@@ -2,16 +2,19 @@
 // src/future.cpp
 //
 // Non-template parts of the core: the waiter service, lost-exception reporting, blocking-wait
-// deadlock detection and the error helpers.
+// deadlock detection and the error helpers; and of thread.hpp: the closed-pool check and the
+// default thread pool.
 //
 #include <asio_futures/detail/task_state.hpp>
 #include <asio_futures/future.hpp>
+#include <asio_futures/thread.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/io_context_strand.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <mutex>
 
@@ -208,4 +211,190 @@ void waiter_service::shutdown() {
 }
 
 } // namespace detail
+} // namespace asio_futures
+
+// --- thread offload (thread.hpp) --------------------------------------------------------------
+
+namespace asio_futures {
+namespace detail {
+namespace {
+
+/// Per execution context: whether a function submitted now would never run. One per
+/// context that run_in_executor submitted to, found through a per-thread cache (as
+/// waiter_service::of: use_service takes the registry's mutex).
+class offload_service final : public asio::execution_context::service {
+public:
+  using key_type = offload_service;
+  static asio::execution_context::id id;
+
+  explicit offload_service(asio::execution_context& ctx) : asio::execution_context::service(ctx) {}
+
+  ~offload_service() override {
+    // release: pairs with the acquire in of(); a thread that sees the new epoch refreshes.
+    epoch_.fetch_add(1, std::memory_order_release);
+  }
+
+  static offload_service& of(asio::execution_context& ctx) {
+    // acquire: pairs with the release increment in the destructor.
+    const std::uint64_t epoch = epoch_.load(std::memory_order_acquire);
+    cache& c = cache_;
+    if (c.ctx == &ctx && c.epoch == epoch) [[likely]]
+      return *c.svc;
+    offload_service& s = asio::use_service<offload_service>(ctx);
+    c = {&ctx, &s, epoch};
+    return s;
+  }
+
+  /// `pool`: this context as an asio::thread_pool, if the caller knows it is one.
+  bool closed(asio::thread_pool* pool) {
+    // acquire: pairs with the release in shutdown().
+    if (closed_.load(std::memory_order_acquire))
+      return true;
+    if (!pool)
+      return false;
+    // WORKAROUND(Boost 1.81): asio::thread_pool has no public way to tell that it was stopped
+    // or joined (posting to it then queues the function forever). Its scheduler — the
+    // service asio::detail::scheduler that its constructor adds — can: stop() stops it, and
+    // so does join() (the pool's last work finishes), and a pool never restarts it. (A
+    // stopped io_context, which may be restarted, is not treated as closed.)
+    // Every caller computes the same pointer (use_service synchronises itself); acquire/
+    // release only order the scheduler's construction before its use for a reader that
+    // takes the cached pointer.
+    asio::detail::scheduler* s = scheduler_.load(std::memory_order_acquire);
+    if (!s) {
+      s = &asio::use_service<asio::detail::scheduler>(*pool);
+      scheduler_.store(s, std::memory_order_release);
+    }
+    // stopped() takes the scheduler's mutex, which the submission that follows takes anyway.
+    return s->stopped();
+  }
+
+private:
+  void shutdown() override { closed_.store(true, std::memory_order_release); }
+
+  struct cache {
+    asio::execution_context* ctx = nullptr;
+    offload_service* svc = nullptr;
+    std::uint64_t epoch = 0;
+  };
+  // Bumped whenever an offload_service dies, so that a per-thread cache keyed by context
+  // address never returns the service of a destroyed context whose address was reused.
+  static std::atomic<std::uint64_t> epoch_;
+  static thread_local cache cache_;
+
+  std::atomic<asio::detail::scheduler*> scheduler_{nullptr}; // a pool's, once known
+  std::atomic<bool> closed_{false};
+};
+
+asio::execution_context::id offload_service::id;
+std::atomic<std::uint64_t> offload_service::epoch_{0};
+thread_local offload_service::cache offload_service::cache_;
+
+std::exception_ptr make_invalid_state(const char* what) noexcept {
+  try {
+    return std::make_exception_ptr(invalid_state_error(what));
+  } catch (...) {
+    return std::current_exception(); // bad_alloc while building the message
+  }
+}
+
+} // namespace
+
+bool offload_context_closed(asio::execution_context& ctx, asio::thread_pool* pool) {
+  return offload_service::of(ctx).closed(pool);
+}
+
+namespace {
+template <unsigned Bits>
+using pool_executor_bits = asio::thread_pool::basic_executor_type<std::allocator<void>, Bits>;
+
+template <class Executor> asio::thread_pool* pool_of_target(const Executor* ex) noexcept {
+  return ex ? thread_pool_of(*ex) : nullptr;
+}
+
+template <unsigned... Bits>
+asio::thread_pool* pool_target(const asio::any_io_executor& ex,
+                               std::integer_sequence<unsigned, Bits...>) noexcept {
+  asio::thread_pool* pool = nullptr;
+  // Template bits of a pool executor: blocking.always (2), relationship.continuation (4),
+  // outstanding_work.tracked (8); blocking.never is a run-time bit (hence Bits * 2).
+  ((pool || (pool = pool_of_target(ex.target<pool_executor_bits<Bits * 2>>()))), ...);
+  ((pool || (pool = pool_of_target(ex.target<asio::strand<pool_executor_bits<Bits * 2>>>()))), ...);
+  return pool;
+}
+} // namespace
+
+asio::thread_pool* thread_pool_of_any(const asio::any_io_executor& ex) noexcept {
+  if (!ex || ex.target<asio::io_context::executor_type>())
+    return nullptr;
+  if (const auto* s = ex.target<asio::strand<asio::any_io_executor>>())
+    return thread_pool_of_any(s->get_inner_executor());
+  return pool_target(ex, std::make_integer_sequence<unsigned, 8>());
+}
+
+std::exception_ptr pool_closed_error() noexcept {
+  return make_invalid_state("asio_futures::run_in_executor: the pool has been stopped, joined "
+                            "or shut down; the job was not submitted");
+}
+
+std::exception_ptr job_dropped_error() noexcept {
+  return make_invalid_state("asio_futures::run_in_executor: the pool was shut down before "
+                            "running the job");
+}
+
+} // namespace detail
+
+namespace {
+
+// The pool of to_thread: the installed one, or null until the built-in one exists.
+std::atomic<asio::thread_pool*> default_pool{nullptr};
+// Set once the built-in pool has been destroyed at exit.
+std::atomic<bool> builtin_pool_gone{false};
+
+/// The lazily created default pool, destroyed (stopped and joined) during static destruction.
+struct builtin_pool {
+  asio::thread_pool pool;
+
+  builtin_pool() : pool(std::max(1u, std::thread::hardware_concurrency())) {
+    // Statics that the pool's destruction may use — the lost-exception handler (a dropped
+    // job's future reported when its last handle dies), the service registry of
+    // waiter_service — must be destroyed after the pool: construct them before it is
+    // complete, so that they are destroyed after it.
+    handlers();
+    detail::waiter_service::of(pool);
+  }
+
+  ~builtin_pool() {
+    asio::thread_pool* self = &pool;
+    default_pool.compare_exchange_strong(self, nullptr, std::memory_order_acq_rel);
+    builtin_pool_gone.store(true, std::memory_order_release);
+    // ~thread_pool: stop() (queued jobs never start), join() (running ones finish), then the
+    // shutdown of its services destroys the queued jobs, failing their futures.
+  }
+};
+
+} // namespace
+
+asio::thread_pool& default_thread_pool() {
+  // acquire: an installed pool is fully constructed (pairs with the release stores).
+  if (asio::thread_pool* p = default_pool.load(std::memory_order_acquire)) [[likely]]
+    return *p;
+  if (builtin_pool_gone.load(std::memory_order_acquire))
+    detail::throw_invalid_state("asio_futures::default_thread_pool: the built-in pool was "
+                                "destroyed at exit");
+  static builtin_pool builtin; // thread-safe one-time construction
+  asio::thread_pool* expected = nullptr;
+  // release on success: publishes the constructed pool; acquire on failure: another thread
+  // installed a pool meanwhile, use it.
+  if (default_pool.compare_exchange_strong(expected, &builtin.pool, std::memory_order_acq_rel,
+                                           std::memory_order_acquire))
+    return builtin.pool;
+  return *expected;
+}
+
+void set_default_thread_pool(asio::thread_pool& pool) {
+  // release: pairs with the acquire in default_thread_pool().
+  default_pool.store(&pool, std::memory_order_release);
+}
+
 } // namespace asio_futures

@@ -10,6 +10,7 @@
 #include <asio_futures/future.hpp>
 #include <asio_futures/task.hpp>
 #include <asio_futures/task_group.hpp>
+#include <asio_futures/thread.hpp>
 #include <asio_futures/use_future.hpp>
 
 #endif // ASIO_FUTURES_ASIO_FUTURES_HPP

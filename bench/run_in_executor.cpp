@@ -1,0 +1,152 @@
+// run_in_executor — a coroutine on an io_context hands a small function to a thread
+// pool and awaits its result, over and over: io_context -> pool -> back to the awaiting
+// coroutine (two cross-thread wake-ups per iteration).
+//
+// The benchmark thread runs the io_context; an asio::thread_pool with one thread runs the
+// function (`work`, an addition: what is measured is the hand-off).
+//  - asio_futures: `int v = co_await af::run_in_executor(pool, work, i).async_wait();`
+//    (the future's executor is the pool's; the awaiter resumes on the coroutine's).
+//  - asio_futures_loop: the same with `run_in_executor(ex, pool, work, i)` (the future's
+//    executor is the coroutine's io_context).
+//  - asio_post_roundtrip: the hand-written equivalent in the same awaitable type: an
+//    `async_initiate` whose initiation posts to the pool a function that computes
+//    `work(i)` and posts the handler, with the value, back to the handler's associated
+//    executor (held with outstanding_work.tracked meanwhile, as any Asio operation
+//    does). The DESIGN.md §7 reference: asio_futures <= 1.2x of it.
+//  - std_async_get: `std::async(std::launch::async, work, i).get()` from the benchmark
+//    thread (libstdc++ starts a thread per call; no io_context involved).
+// Timings are wall-clock (UseRealTime): the benchmark thread sleeps while waiting.
+
+#include <asio_futures/thread.hpp>
+
+#include <benchmark/benchmark.h>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <cstdint>
+#include <exception>
+#include <future>
+#include <stdexcept>
+
+namespace {
+
+namespace af = asio_futures;
+namespace asio = boost::asio;
+
+using pool_executor = asio::thread_pool::executor_type;
+
+int work(int x) {
+  return x + 1;
+}
+
+void check(bool ok, const char* what) {
+  if (!ok)
+    throw std::runtime_error(what);
+}
+
+/// Runs `make_loop(n)` (a coroutine doing n round trips) on an io_context driven by the
+/// benchmark thread, once per benchmark run.
+template <class MakeLoop> void run_on_io_thread(benchmark::State& state, MakeLoop make_loop) {
+  asio::io_context ioc;
+  std::exception_ptr error;
+  const std::int64_t n = state.max_iterations;
+  while (state.KeepRunningBatch(n)) {
+    asio::co_spawn(ioc, make_loop(n), [&](std::exception_ptr e) { error = e; });
+    ioc.run();
+    ioc.restart();
+  }
+  if (error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      state.SkipWithError(e.what());
+    }
+  }
+}
+
+asio::awaitable<void> asio_futures_loop(pool_executor pool, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    const int x = static_cast<int>(i);
+    const int v = co_await af::run_in_executor(pool, &work, x).async_wait();
+    check(v == x + 1, "asio_futures: wrong result");
+  }
+}
+
+void asio_futures_offload(benchmark::State& state) {
+  asio::thread_pool pool(1);
+  run_on_io_thread(state,
+                   [&](std::int64_t n) { return asio_futures_loop(pool.get_executor(), n); });
+  pool.join();
+}
+
+asio::awaitable<void> asio_futures_with_loop(pool_executor pool, std::int64_t n) {
+  auto ex = co_await asio::this_coro::executor;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const int x = static_cast<int>(i);
+    const int v = co_await af::run_in_executor(ex, pool, &work, x).async_wait();
+    check(v == x + 1, "asio_futures_loop: wrong result");
+  }
+}
+
+void asio_futures_offload_loop(benchmark::State& state) {
+  asio::thread_pool pool(1);
+  run_on_io_thread(state,
+                   [&](std::int64_t n) { return asio_futures_with_loop(pool.get_executor(), n); });
+  pool.join();
+}
+
+/// The hand-written round trip: post the call to the pool, post the result back.
+struct initiate_offload {
+  pool_executor pool;
+
+  template <class Handler> void operator()(Handler handler, int x) const {
+    auto back = asio::prefer(asio::get_associated_executor(handler),
+                             asio::execution::outstanding_work.tracked);
+    asio::post(pool, [h = std::move(handler), back = std::move(back), x]() mutable {
+      const int r = work(x);
+      asio::post(back, [h = std::move(h), r]() mutable { std::move(h)(r); });
+    });
+  }
+};
+
+asio::awaitable<void> post_roundtrip_loop(pool_executor pool, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    const int x = static_cast<int>(i);
+    const int v = co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(int)>(
+        initiate_offload{pool}, asio::use_awaitable, x);
+    check(v == x + 1, "asio_post_roundtrip: wrong result");
+  }
+}
+
+void asio_post_roundtrip(benchmark::State& state) {
+  asio::thread_pool pool(1);
+  run_on_io_thread(state,
+                   [&](std::int64_t n) { return post_roundtrip_loop(pool.get_executor(), n); });
+  pool.join();
+}
+
+void std_async_get(benchmark::State& state) {
+  int i = 0;
+  for (auto _ : state) {
+    const int v = std::async(std::launch::async, &work, i).get();
+    if (v != i + 1) {
+      state.SkipWithError("std_async_get: wrong result");
+      break;
+    }
+    ++i;
+  }
+}
+
+} // namespace
+
+BENCHMARK(asio_futures_offload)->Name("run_in_executor/asio_futures")->UseRealTime();
+BENCHMARK(asio_futures_offload_loop)->Name("run_in_executor/asio_futures_loop")->UseRealTime();
+BENCHMARK(asio_post_roundtrip)->Name("run_in_executor/asio_post_roundtrip")->UseRealTime();
+BENCHMARK(std_async_get)->Name("run_in_executor/std_async_get")->UseRealTime();
