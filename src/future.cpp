@@ -126,9 +126,13 @@ template <class... Executors> bool running_in(const asio::any_io_executor& ex) n
 }
 
 using ioc_ex = asio::io_context::executor_type;
-using ioc_ex_tracked = asio::io_context::basic_executor_type<std::allocator<void>, 4>;
+using ioc_ex_tracked = std::decay_t<decltype(asio::require(
+    std::declval<ioc_ex>(), asio::execution::outstanding_work.tracked))>;
 using pool_ex = asio::thread_pool::executor_type;
-using pool_ex_tracked = asio::thread_pool::basic_executor_type<std::allocator<void>, 4>;
+// The tracked bit differs between the two (4 for io_context, 8 for thread_pool): derive the
+// types instead of spelling the bits.
+using pool_ex_tracked = std::decay_t<decltype(asio::require(
+    std::declval<pool_ex>(), asio::execution::outstanding_work.tracked))>;
 
 /// For a strand, the thread that runs its underlying context is what matters: a blocking
 /// wait there would starve the strand on a single-threaded context.
