@@ -10,5 +10,6 @@
 #include <asio_futures/future.hpp>
 #include <asio_futures/task.hpp>
 #include <asio_futures/use_future.hpp>
+#include <asio_futures/wait.hpp>
 
 #endif // ASIO_FUTURES_ASIO_FUTURES_HPP
