@@ -83,6 +83,17 @@ template <class T> void finish_from(state<T>& from, state<T>& to) noexcept {
   }
 }
 
+/// After a successful claim: cancel `s` with `msg` (publish).
+inline void finish_cancelled(state_base& s, std::string&& msg) noexcept {
+  std::exception_ptr e;
+  try {
+    e = std::make_exception_ptr(cancelled_error(std::move(msg)));
+  } catch (...) {
+    e = std::current_exception(); // bad_alloc building the message
+  }
+  s.finish_exception(std::move(e), outcome::cancelled);
+}
+
 /// After a successful claim: fail `to` with `e` (or with what building `e` threw).
 template <class MakeError> void finish_failed(state_base& to, MakeError&& make) noexcept {
   std::exception_ptr e;
@@ -291,10 +302,11 @@ private:
 
   static bool cancel(state_base* b, std::string&& msg) {
     auto* self = static_cast<wait_for_state*>(b);
-    std::string inner_msg = msg;
-    if (!self->cancel_state(std::move(msg)))
+    if (!self->try_claim())
       return false;
-    no_throw([&] { self->inner().cancel(std::move(inner_msg)); });
+    // The inner first: once the outer is seen cancelled, a plain inner is cancelled too.
+    no_throw([&] { self->inner().cancel(msg); });
+    finish_cancelled(*self, std::move(msg));
     self->links_.cut();
     return true;
   }
@@ -351,10 +363,11 @@ private:
 
   static bool cancel(state_base* b, std::string&& msg) {
     auto* self = static_cast<first_completed_state*>(b);
-    std::string copy = msg;
-    if (!self->cancel_state(std::move(msg)))
+    if (!self->try_claim())
       return false;
-    self->cancel_all(static_cast<std::size_t>(-1), copy);
+    // The inputs first: once the result is seen cancelled, every plain input is too.
+    self->cancel_all(static_cast<std::size_t>(-1), msg);
+    finish_cancelled(*self, std::move(msg));
     self->links_.cut();
     return true;
   }
