@@ -92,6 +92,17 @@ template <class Pred> bool eventually(Pred pred) {
   return true;
 }
 
+/// Posts `f` to `ioc` after `hops` extra trips through its queue (so that, on a
+/// multi-threaded context, it lands at varying moments relative to the caller).
+template <class F> void post_after(asio::io_context& ioc, int hops, F f) {
+  if (hops == 0) {
+    asio::post(ioc, std::move(f));
+    return;
+  }
+  asio::post(ioc,
+             [&ioc, hops, f = std::move(f)]() mutable { post_after(ioc, hops - 1, std::move(f)); });
+}
+
 /// Observations of a `stubborn` coroutine (single-threaded use).
 struct probe {
   int turns = 0;
@@ -469,9 +480,9 @@ BOOST_AUTO_TEST_CASE(races_between_completion_deadline_and_cancel_on_two_threads
       const af::future<int> a(ioc), b(ioc), c(ioc);
       const auto w = af::wait(std::vector{a, b, c}, modes[rng() % 3], deadlines[rng() % 4]);
       w.add_done_callback([&](auto) { callbacks.fetch_add(1); });
-      asio::post(ioc, [a] { a.set_result(1); });
-      asio::post(ioc, [b] { b.set_exception(std::runtime_error("b")); });
-      asio::post(ioc, [c] { c.set_result(3); });
+      post_after(ioc, rng() % 4, [a] { a.set_result(1); });
+      post_after(ioc, rng() % 4, [b] { b.set_exception(std::runtime_error("b")); });
+      post_after(ioc, rng() % 4, [c] { c.set_result(3); });
       const bool cancel = rng() % 2 == 0;
       const bool ours = cancel && w.cancel("race");
       BOOST_TEST_REQUIRE(w.wait_for(aft::default_timeout));
@@ -834,8 +845,8 @@ BOOST_AUTO_TEST_CASE(races_between_completion_expiry_and_outer_cancel_on_two_thr
     for (int i = 0; i < iterations; ++i) {
       const af::future<int> inner(ioc);
       const auto d = deadlines[rng() % 4];
-      asio::post(ioc, [inner] { inner.try_set_result(7); });
       const auto outer = af::wait_for(inner, d);
+      post_after(ioc, rng() % 4, [inner] { inner.try_set_result(7); });
       outer.add_done_callback([&](auto) { callbacks.fetch_add(1); });
       const bool ours = rng() % 2 == 0 && outer.cancel("race");
       BOOST_TEST_REQUIRE(outer.wait_for(aft::default_timeout));
@@ -870,8 +881,8 @@ BOOST_AUTO_TEST_CASE(task_inner_races_with_expiry_and_outer_cancel_on_two_thread
     for (int i = 0; i < iterations; ++i) {
       const af::future<int> gate(ioc);
       const af::task<int> inner = af::create_task(ioc, value_of(gate));
-      asio::post(ioc, [gate] { gate.try_set_result(1); });
       const auto outer = af::wait_for(inner, deadlines[rng() % 4]);
+      post_after(ioc, rng() % 4, [gate] { gate.try_set_result(1); });
       const bool ours = rng() % 2 == 0 && outer.cancel("race");
       BOOST_TEST_REQUIRE(outer.wait_for(aft::default_timeout));
       BOOST_TEST_REQUIRE(inner.wait_for(aft::default_timeout));
@@ -1178,7 +1189,7 @@ BOOST_AUTO_TEST_CASE(races_between_completions_on_other_threads_deadline_and_nex
       for (int k = 0; k < n; ++k)
         fs.emplace_back(ioc);
       for (int k = 0; k < n; ++k)
-        asio::post(ioc, [f = fs[k], k] { f.set_result(k); });
+        post_after(ioc, rng() % 4, [f = fs[k], k] { f.set_result(k); });
       auto it = af::as_completed(fs, deadlines[rng() % 4]);
       std::set<int> seen_values;
       bool timed = false;
@@ -1332,9 +1343,9 @@ BOOST_AUTO_TEST_CASE(races_between_inputs_completing_on_two_threads_and_cancel) 
     std::mt19937 rng(5);
     for (int i = 0; i < iterations; ++i) {
       const af::future<int> a(ioc), b(ioc);
-      asio::post(ioc, [a] { a.try_set_result(1); });
-      asio::post(ioc, [b] { b.try_set_result(2); });
       const auto first = af::first_completed(std::vector{a, b});
+      post_after(ioc, rng() % 4, [a] { a.try_set_result(1); });
+      post_after(ioc, rng() % 4, [b] { b.try_set_result(2); });
       first.add_done_callback([&](auto) { callbacks.fetch_add(1); });
       const bool ours = rng() % 2 == 0 && first.cancel("race");
       BOOST_TEST_REQUIRE(first.wait_for(aft::default_timeout));
@@ -1561,7 +1572,7 @@ BOOST_AUTO_TEST_CASE(races_between_completion_expiry_and_outer_cancel_on_two_thr
     std::mt19937 rng(9);
     for (int i = 0; i < iterations; ++i) {
       const af::future<int> gate(ioc);
-      asio::post(ioc, [gate] { gate.try_set_result(3); });
+      post_after(ioc, 1 + rng() % 4, [gate] { gate.try_set_result(3); });
       const af::task<int> t =
           af::create_task(ioc, af::timeout(deadlines[rng() % 4], value_of(gate)));
       t.add_done_callback([&](auto) { callbacks.fetch_add(1); });
