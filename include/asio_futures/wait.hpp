@@ -86,7 +86,8 @@ future<wait_result<T>> wait(std::vector<future<T>> futures, return_when when,
 template <class T> future<T> wait_for(future<T> inner, std::chrono::steady_clock::duration d);
 
 /// `wait_for` on a coroutine: runs `inner` as a child task on the awaiting coroutine's
-/// executor and awaits it with a deadline; the same rules as `timeout(d, inner)`, plus: a `d`
+/// executor (inside a task: the executor the task was created on) and awaits it with a
+/// deadline; the same rules as `timeout(d, inner)`, plus: a `d`
 /// of zero or less cancels the child before it ever runs (asyncio: the coroutine wrapped in
 /// a task is cancelled before its first step), giving `timeout_error`.
 ///
@@ -98,7 +99,8 @@ template <class T>
 asio::awaitable<T> wait_for(asio::awaitable<T> inner, std::chrono::steady_clock::duration d);
 
 /// asyncio's `timeout(d)` around `inner` (`async with asyncio.timeout(d): return await
-/// inner`): runs `inner` as a child task on the awaiting coroutine's executor; when `d` has
+/// inner`): runs `inner` as a child task on the awaiting coroutine's executor (inside a task:
+/// the executor the task was created on); when `d` has
 /// passed, cancels it, waits until it has finished, and raises `timeout_error` if it ended
 /// cancelled (its value or exception otherwise: a child that completes in that window wins).
 ///

@@ -25,7 +25,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
-#include <deque>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -443,9 +442,12 @@ public:
       return make_exceptional_future<box>(
           ex_, make_iteration_error("asio_futures::as_completed: async_next is already "
                                     "outstanding (one at a time)"));
-    if (!ready_.empty()) {
-      future<T> f = std::move(ready_.front());
-      ready_.pop_front();
+    if (head_ < ready_.size()) {
+      future<T> f = std::move(ready_[head_]);
+      if (++head_ == ready_.size()) {
+        ready_.clear();
+        head_ = 0;
+      }
       --remaining_;
       future<box> r(ex_);
       resolve_value(*access<box>::get(r), box{std::move(f)});
@@ -557,7 +559,8 @@ private:
   asio::any_io_executor ex_;
   child_links<T> links_;
   mutable std::mutex mutex_;
-  std::deque<future<T>> ready_; // done, not yet handed out, in completion order
+  std::vector<future<T>> ready_; // done, in completion order; [head_, size) not handed out
+  std::size_t head_ = 0;
   std::size_t remaining_;       // not yet handed out (ready, pending, or due as timeouts)
   std::size_t pending_;         // not yet done
   future<box> request_;         // the outstanding async_next, if any

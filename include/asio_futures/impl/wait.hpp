@@ -10,7 +10,9 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_state.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include <algorithm>
 #include <optional>
@@ -171,13 +173,29 @@ private:
   std::atomic<bool> outer_{false};
 };
 
+/// The executor to run a child task on, from the awaiting coroutine's: inside a task, the
+/// executor that task was created on (its task executor unwrapped). The child is a task of its
+/// own and needs no step of the parent's gate; and a task executor over a task executor would
+/// not fit in any_io_executor's small buffer (its shared target counts references with an
+/// acquire fence, which ThreadSanitizer does not model).
+inline asio::any_io_executor child_executor(const asio::any_io_executor& ex) {
+  if (const auto* t = ex.target<task_executor<asio::io_context::executor_type>>())
+    return t->get_inner_executor();
+  if (const auto* t = ex.target<task_executor<asio::thread_pool::executor_type>>())
+    return t->get_inner_executor();
+  if (const auto* t = ex.target<task_executor<asio::any_io_executor>>())
+    return t->get_inner_executor();
+  return ex;
+}
+
 /// The coroutine behind `timeout(d, aw)` and `wait_for(aw, d)`: `aw` runs as a child task on
-/// the awaiting coroutine's executor; the expiry and the awaiting coroutine's cancellation
-/// each become a cancel request of the child, which is always awaited until it is done.
+/// the awaiting coroutine's executor (see child_executor; the timer runs there too); the expiry and
+/// the awaiting coroutine's cancellation each become a cancel request of the child, which is always
+/// awaited until it is done.
 template <class T>
 asio::awaitable<T> await_with_deadline(asio::awaitable<T> inner, wait_duration d, const char* who,
                                        const char* expiry_msg) {
-  const auto ex = co_await asio::this_coro::executor;
+  const asio::any_io_executor ex = child_executor(co_await asio::this_coro::executor);
   const asio::cancellation_state cs = co_await asio::this_coro::cancellation_state;
   const bool throw_if_cancelled = co_await asio::this_coro::throw_if_cancelled();
   const task<T> child = create_task(ex, std::move(inner));
