@@ -104,9 +104,10 @@ template <class MakeError> void finish_failed(state_base& to, MakeError&& make) 
   to.finish_exception(std::move(e), outcome::exception);
 }
 
-/// What every waiting combinator keeps: its input futures (strong handles, in input order),
-/// the inline node it linked to each of them, an optional deadline timer, and the one-shot
-/// *release* that detaches the nodes still linked and cancels the timer.
+/// What every waiting combinator keeps: its input futures (strong handles, in input order;
+/// one inline, several in one array), the inline node it linked to each of them, an optional
+/// deadline timer, and the one-shot *release* that detaches the nodes still linked and cancels the
+/// timer.
 ///
 /// Threads. The combinator's setup (link, start_timer, end_setup) runs on the calling thread;
 /// the nodes' functions run on whichever threads complete the inputs, possibly while setup is
@@ -115,30 +116,43 @@ template <class MakeError> void finish_failed(state_base& to, MakeError&& make) 
 /// ended and a cut was requested, on whichever of the two threads comes last.
 ///
 /// flags_ (the state word):
-///   setup_bit  setup has ended: `nodes_` and `timer_` are written and will not change
+///   setup_bit  setup has ended: the nodes and `timer_` are written and will not change
 ///   cut_bit    a cut was requested: setup links no more inputs and starts no timer
-/// `nodes_` and `timer_` are written by setup only, before its acq_rel fetch_or of setup_bit;
+/// The nodes and `timer_` are written by setup only, before its acq_rel fetch_or of setup_bit;
 /// the releaser reads them after an acq_rel fetch_or that saw setup_bit (or is setup itself).
 template <class T> class child_links {
 public:
-  explicit child_links(std::vector<future<T>> futures)
-      : futures_(std::move(futures)), nodes_(futures_.size(), nullptr) {}
+  /// One input: stored inline (wait_for allocates nothing here).
+  explicit child_links(future<T> single) : one_{std::move(single)}, entries_(&one_), size_(1) {}
+
+  /// Several inputs (moved out of `futures`): one array of {input, node}.
+  explicit child_links(std::vector<future<T>> futures) : size_(futures.size()) {
+    if (size_ == 1) {
+      one_.f = std::move(futures.front());
+      entries_ = &one_;
+      return;
+    }
+    many_.reset(new entry[size_]);
+    for (std::size_t i = 0; i < size_; ++i)
+      many_[i].f = std::move(futures[i]);
+    entries_ = many_.get();
+  }
 
   child_links(const child_links&) = delete;
   child_links& operator=(const child_links&) = delete;
 
-  /// The inputs, in input order (never modified after construction).
-  const std::vector<future<T>>& futures() const noexcept { return futures_; }
-  std::size_t size() const noexcept { return futures_.size(); }
+  /// Input i, in input order (never modified after construction).
+  const future<T>& operator[](std::size_t i) const noexcept { return entries_[i].f; }
+  std::size_t size() const noexcept { return size_; }
 
   /// Setup: links `make(i)` to input i, in input order; a function whose input is already
   /// done runs here, inline. Stops early once a cut was requested (the combinator finished).
   template <class Make> void link(Make&& make) {
-    for (std::size_t i = 0; i < futures_.size(); ++i) {
+    for (std::size_t i = 0; i < size_; ++i) {
       // relaxed: an early exit is an optimisation; correctness comes from end_setup().
       if (flags_.load(std::memory_order_relaxed) & cut_bit)
         break;
-      nodes_[i] = on_done_inline(futures_[i], make(i));
+      entries_[i].n = on_done_inline(entries_[i].f, make(i));
     }
   }
 
@@ -158,8 +172,8 @@ public:
 
   /// Setup is over. Performs the release if a cut was requested meanwhile.
   void end_setup() noexcept {
-    // acq_rel: release our writes of nodes_/timer_ to a later cutter; acquire what a cutter
-    // that came first wrote before its request.
+    // acq_rel: release our writes of the nodes and the timer to a later cutter; acquire what
+    // a cutter that came first wrote before its request.
     if (flags_.fetch_or(setup_bit, std::memory_order_acq_rel) & cut_bit)
       release();
   }
@@ -176,13 +190,18 @@ private:
   static constexpr unsigned setup_bit = 1;
   static constexpr unsigned cut_bit = 2;
 
+  struct entry {
+    future<T> f;
+    node* n = nullptr; // written by setup only (see the class comment)
+  };
+
   void release() noexcept {
     // A node that already ran (or is running on a completer's thread) is no longer linked:
     // detach_inline then does nothing. Inputs are done for good once their node was taken,
     // so a freed node's address can never be found in a list again (no ABA).
-    for (std::size_t i = 0; i < nodes_.size(); ++i)
-      if (nodes_[i])
-        detach_inline(futures_[i], nodes_[i]);
+    for (std::size_t i = 0; i < size_; ++i)
+      if (entries_[i].n)
+        detach_inline(entries_[i].f, entries_[i].n);
     if (timer_) {
       // The timer's handler never touches the timer: this is its only user after setup.
       // Its pending wait completes with operation_aborted and drops its reference.
@@ -191,8 +210,10 @@ private:
     }
   }
 
-  std::vector<future<T>> futures_;
-  std::vector<node*> nodes_;
+  entry one_;
+  std::unique_ptr<entry[]> many_;
+  entry* entries_;
+  std::size_t size_;
   std::optional<asio::steady_timer> timer_;
   std::atomic<unsigned> flags_{0};
 };
@@ -228,7 +249,7 @@ private:
 template <class T> class wait_for_state final : public state<T> {
 public:
   wait_for_state(const asio::any_io_executor& ex, future<T> inner)
-      : state<T>(ex, &hooks_), links_(make_inputs(std::move(inner))) {}
+      : state<T>(ex, &hooks_), links_(std::move(inner)) {}
 
   void start(wait_duration d) {
     try {
@@ -270,13 +291,7 @@ public:
 private:
   static constexpr const char* expiry_message = "asio_futures::wait_for: timed out";
 
-  static std::vector<future<T>> make_inputs(future<T> inner) {
-    std::vector<future<T>> v;
-    v.push_back(std::move(inner));
-    return v;
-  }
-
-  const future<T>& inner() const noexcept { return links_.futures().front(); }
+  const future<T>& inner() const noexcept { return links_[0]; }
 
   void link() {
     links_.link([this](std::size_t) {
@@ -348,16 +363,15 @@ private:
       // is cancelled and every task input has its cancel request. Their own nodes run inline
       // here and find the claim taken.
       cancel_all(i, std::string());
-      finish_from(*access<T>::get(links_.futures()[i]), *this);
+      finish_from(*access<T>::get(links_[i]), *this);
     }
     links_.cut();
   }
 
   void cancel_all(std::size_t except, const std::string& msg) noexcept {
-    const auto& fs = links_.futures();
-    for (std::size_t j = 0; j < fs.size(); ++j)
+    for (std::size_t j = 0; j < links_.size(); ++j)
       if (j != except)
-        no_throw([&] { fs[j].cancel(msg); });
+        no_throw([&] { links_[j].cancel(msg); });
   }
 
   static bool cancel(state_base* b, std::string&& msg) {
@@ -407,7 +421,7 @@ public:
     try {
       const std::weak_ptr<as_completed_core> self = this->weak_from_this();
       links_.link([&](std::size_t i) {
-        return [w = self, child = access<T>::get(links_.futures()[i])](bool completed) {
+        return [w = self, child = access<T>::get(links_[i])](bool completed) {
           if (completed)
             if (auto c = w.lock())
               c->child_done(child);
@@ -561,9 +575,9 @@ private:
   mutable std::mutex mutex_;
   std::vector<future<T>> ready_; // done, in completion order; [head_, size) not handed out
   std::size_t head_ = 0;
-  std::size_t remaining_;       // not yet handed out (ready, pending, or due as timeouts)
-  std::size_t pending_;         // not yet done
-  future<box> request_;         // the outstanding async_next, if any
+  std::size_t remaining_; // not yet handed out (ready, pending, or due as timeouts)
+  std::size_t pending_;   // not yet done
+  future<box> request_;   // the outstanding async_next, if any
   bool expired_ = false;
 };
 

@@ -73,7 +73,7 @@ private:
       return;
     case return_when::first_exception:
       // A cancelled input counts as done, not as an exception (asyncio).
-      if (access<T>::get(links_.futures()[i])->get_outcome() == outcome::exception) {
+      if (access<T>::get(links_[i])->get_outcome() == outcome::exception) {
         finish();
         return;
       }
@@ -92,8 +92,8 @@ private:
       try {
         result_type r;
         r.done.reserve(links_.size());
-        for (const future<T>& f : links_.futures())
-          (access<T>::get(f)->done() ? r.done : r.pending).push_back(f);
+        for (std::size_t i = 0; i < links_.size(); ++i)
+          (access<T>::get(links_[i])->done() ? r.done : r.pending).push_back(links_[i]);
         this->finish_value(std::move(r));
       } catch (...) {
         this->finish_exception(std::current_exception(), outcome::exception);
