@@ -118,8 +118,9 @@ asio::awaitable<T> timeout(std::chrono::steady_clock::duration d, asio::awaitabl
 
 /// The first input to finish decides: a future with its outcome (value, exception, or
 /// cancellation with its message). Every other input is cancelled *before* that outcome is
-/// published: once the result is done, each other plain future is cancelled and each other
-/// task has received its cancel request (the seed's FIRST_COMPLETED pattern).
+/// published: once the result is done, each other plain future is cancelled (unless its own
+/// setter was resolving it concurrently) and each other task has received its cancel request
+/// (the seed's FIRST_COMPLETED pattern).
 ///
 /// Cancelling the result cancels every input with the same message. The result lives on
 /// the executor of the first input. Throws `std::invalid_argument` if `futures` is empty and
