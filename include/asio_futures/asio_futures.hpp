@@ -12,5 +12,6 @@
 #include <asio_futures/task_group.hpp>
 #include <asio_futures/thread.hpp>
 #include <asio_futures/use_future.hpp>
+#include <asio_futures/wait.hpp>
 
 #endif // ASIO_FUTURES_ASIO_FUTURES_HPP
