@@ -2044,23 +2044,25 @@ BOOST_AUTO_TEST_CASE(wait_on_a_thread_of_the_pool_of_a_tracked_pool_executor_thr
   // A thread_pool executor that tracks work has other property bits than an io_context's
   // (tracked is 8 there, 4 here): it must still be recognised.
   asio::thread_pool pool(1);
-  const auto tracked =
-      asio::require(pool.get_executor(), asio::execution::outstanding_work.tracked);
-  const af::future<int> f(tracked);
-  watchdog release([f] { f.try_set_result(-1); });
   std::promise<bool> threw;
-  asio::post(pool, [&] {
-    try {
-      f.wait();
-      threw.set_value(false);
-    } catch (const af::invalid_state_error&) {
-      threw.set_value(true);
-    }
-  });
   auto result = threw.get_future();
-  BOOST_TEST_REQUIRE((result.wait_for(2 * aft::default_timeout) == std::future_status::ready));
+  {
+    const auto tracked =
+        asio::require(pool.get_executor(), asio::execution::outstanding_work.tracked);
+    const af::future<int> f(tracked); // holds tracked work until destroyed
+    watchdog release([f] { f.try_set_result(-1); });
+    asio::post(pool, [&threw, f] {
+      try {
+        f.wait();
+        threw.set_value(false);
+      } catch (const af::invalid_state_error&) {
+        threw.set_value(true);
+      }
+    });
+    BOOST_TEST_REQUIRE((result.wait_for(2 * aft::default_timeout) == std::future_status::ready));
+    BOOST_TEST(!release.fired());
+  }
   BOOST_TEST(result.get());
-  BOOST_TEST(!release.fired());
   pool.join();
 }
 
