@@ -94,10 +94,15 @@ bool task_core::request_cancel(std::string&& msg) {
     // From inside the task. Alone in the gate, this is a step of the coroutine (or a function
     // of the task while the coroutine is suspended): emit now, and Asio's sticky state makes
     // the coroutine's next co_await abort. Otherwise the last reader out emits.
-    if (gate_->sole_reader())
-      emit();
-    else if (gate_->defer())
+    if (gate_->try_write_as_sole_reader()) {
+      {
+        const writing_frame frame(gate_);
+        emit();
+      }
+      gate_->end_sole_write();
+    } else if (gate_->defer()) {
       state_.add_ref(); // held by the pending mark until the emission
+    }
     return true;
   }
   // From outside: the emission runs on the task's executor. The function owns a reference
@@ -117,7 +122,12 @@ bool task_core::request_cancel(std::string&& msg) {
         core = nullptr; // the pending mark holds the reference now
     }
   };
-  asio::post(state_.executor(), emitter(this));
+  try {
+    asio::post(state_.executor(), emitter(this));
+  } catch (...) { // the emission could not be scheduled: the request did not happen
+    cancelling_.fetch_sub(1, std::memory_order_acq_rel);
+    throw;
+  }
   return true;
 }
 
@@ -129,20 +139,27 @@ std::string task_core::message() const {
 void task_core::emit() noexcept {
   if (state_.done() || !body_started_)
     return;
-  const std::string msg = message();
+  std::string msg;
+  try {
+    msg = message();
+  } catch (...) { // bad_alloc copying the message: emit without it
+  }
   const std::string* previous = std::exchange(tls_cancel_message, &msg);
-  signal_.emit(asio::cancellation_type::terminal);
+  try {
+    signal_.emit(asio::cancellation_type::terminal);
+  } catch (...) {
+    // A cancellation handler failed to schedule its completion (bad_alloc, or an executor
+    // that throws). Nothing can be handed the error here; the operation then completes on
+    // its own, and the sticky cancellation state still aborts the coroutine's next co_await.
+  }
   tls_cancel_message = previous;
 }
 
 bool task_core::emit_or_defer() noexcept {
   switch (gate_->write_or_defer()) {
-  case task_gate::write_result::wrote: {
-    const task_gate::position previous = task_gate::exchange_current({gate_, gen_});
+  case task_gate::write_result::wrote:
     write();
-    task_gate::exchange_current(previous);
     return false;
-  }
   case task_gate::write_result::deferred:
     return true;
   case task_gate::write_result::already_pending:
@@ -153,12 +170,20 @@ bool task_core::emit_or_defer() noexcept {
 
 void task_core::write() noexcept {
   // As the writer: emit, then once more for each request marked pending meanwhile (each
-  // mark holds a reference, dropped after its emission; ours keeps the state alive).
-  emit();
-  while (!gate_->try_end_write()) {
+  // mark holds a reference, dropped after its emission; ours keeps the state alive). The
+  // calling thread is inside this task meanwhile, whatever it was inside before (it may be a
+  // reader of an older generation of the gate, leaving last): an emission dispatching to the
+  // task's executor then runs here, nested.
+  const task_gate::position previous = task_gate::exchange_current({gate_, gen_});
+  {
+    const writing_frame frame(gate_);
     emit();
-    state_.release_hooked();
+    while (!gate_->try_end_write()) {
+      emit();
+      state_.release_hooked();
+    }
   }
+  task_gate::exchange_current(previous);
 }
 
 void task_core::perform_pending() noexcept {
@@ -176,6 +201,24 @@ void task_core::perform_pending() noexcept {
 // leaves, which the next reader's enter() acquires. So steps and emissions are totally
 // ordered, as on a strand.
 
+namespace {
+thread_local writing_frame* tls_writing = nullptr;
+} // namespace
+
+writing_frame::writing_frame(task_gate* g) noexcept
+    : gate_(g), previous_(std::exchange(tls_writing, this)) {}
+
+writing_frame::~writing_frame() {
+  tls_writing = previous_;
+}
+
+bool writing_frame::writing(const task_gate* g) noexcept {
+  for (const writing_frame* f = tls_writing; f; f = f->previous_)
+    if (f->gate_ == g)
+      return true;
+  return false;
+}
+
 task_gate::position task_gate::current() noexcept {
   return tls_position;
 }
@@ -184,13 +227,16 @@ task_gate::position task_gate::exchange_current(position p) noexcept {
   return std::exchange(tls_position, p);
 }
 
-bool task_gate::enter(gate_gen gen) noexcept {
+task_gate::entry task_gate::enter(gate_gen gen) noexcept {
   std::uint64_t w = word_.load(std::memory_order_relaxed);
   for (;;) {
     if (gen_of(w) != gen)
-      return false; // the task is gone
+      return entry::stale; // the task is gone
     if (w & writer_bit) {
-      // An emission is running (it only calls cancellation handlers): wait for its end.
+      if (writing_frame::writing(this))
+        return entry::nested; // our own emission dispatching back into the task
+      // An emission is running on another thread (it only calls cancellation handlers):
+      // wait for its end.
       std::this_thread::yield();
       w = word_.load(std::memory_order_relaxed);
       continue;
@@ -198,8 +244,26 @@ bool task_gate::enter(gate_gen gen) noexcept {
     // acquire: see the effects of the last emission.
     if (word_.compare_exchange_weak(w, w + one_reader, std::memory_order_acquire,
                                     std::memory_order_relaxed))
+      return entry::entered;
+  }
+}
+
+bool task_gate::try_write_as_sole_reader() noexcept {
+  std::uint64_t w = word_.load(std::memory_order_relaxed);
+  for (;;) {
+    if ((w & (count_mask | writer_bit | pending_bit)) != one_reader)
+      return false;
+    // acquire: see what readers that left before us did.
+    if (word_.compare_exchange_weak(w, w | writer_bit, std::memory_order_acquire,
+                                    std::memory_order_relaxed))
       return true;
   }
+}
+
+void task_gate::end_sole_write() noexcept {
+  // release: the emission's effects happen before the next reader's step. A pending mark
+  // left meanwhile is performed by our own leave(): we are still the (last) reader.
+  word_.fetch_and(~writer_bit, std::memory_order_release);
 }
 
 void task_gate::leave() noexcept {
@@ -483,8 +547,13 @@ void task_gate::retire() noexcept {
   // reads the owner (the CAS waits for the owner lock to be free). Readers of the old
   // generation may still be inside; they leave normally. No emission can be pending or
   // running: each holds a reference to the owner's state, which is being destroyed.
-  update_unlocked([](std::uint64_t w) { return (w + one_gen) & ~started_bit; });
+  lock_owner();
   owner_.store(nullptr, std::memory_order_relaxed);
+  // One CAS ends the generation and gives the owner lock back.
+  std::uint64_t w = word_.load(std::memory_order_relaxed);
+  while (!word_.compare_exchange_weak(w, (w + one_gen) & ~(started_bit | owner_lock_bit),
+                                      std::memory_order_release, std::memory_order_relaxed))
+    ;
   gate_pool::put(this);
 }
 
@@ -513,8 +582,39 @@ bool is_task_cancellation(const std::exception_ptr& e, const task_core& core, st
 static_assert(sizeof(task_executor<asio::io_context::executor_type>) <= 24);
 static_assert(sizeof(task_executor<asio::thread_pool::executor_type>) <= 24);
 
-asio::any_io_executor make_task_executor(const asio::any_io_executor& ex, const task_core& core) {
+namespace {
+
+/// What a new task's executor wraps: the executor it was given, without a task executor
+/// around it (a task created with `co_await this_coro::executor` must not run inside its
+/// parent's gate too) and without outstanding-work tracking (co_spawn tracks work itself),
+/// so that io_context and thread_pool executors are recognised and not type-erased twice.
+asio::any_io_executor inner_of(const asio::any_io_executor& ex) {
+  using ioc_ex = asio::io_context::executor_type;
+  using pool_ex = asio::thread_pool::executor_type;
+  if (const auto* t = ex.target<task_executor<ioc_ex>>())
+    return asio::any_io_executor(t->get_inner_executor());
+  if (const auto* t = ex.target<task_executor<pool_ex>>())
+    return asio::any_io_executor(t->get_inner_executor());
+  if (const auto* t = ex.target<task_executor<asio::any_io_executor>>())
+    return inner_of(t->get_inner_executor());
+  using asio::execution::outstanding_work;
+  using ioc_tracked =
+      std::decay_t<decltype(asio::require(std::declval<ioc_ex>(), outstanding_work.tracked))>;
+  using pool_tracked =
+      std::decay_t<decltype(asio::require(std::declval<pool_ex>(), outstanding_work.tracked))>;
+  if (const auto* t = ex.target<ioc_tracked>())
+    return asio::any_io_executor(asio::require(*t, outstanding_work.untracked));
+  if (const auto* t = ex.target<pool_tracked>())
+    return asio::any_io_executor(asio::require(*t, outstanding_work.untracked));
+  return ex;
+}
+
+} // namespace
+
+asio::any_io_executor make_task_executor(const asio::any_io_executor& given,
+                                         const task_core& core) {
   const gate_ref g(core.gate(), core.generation());
+  const asio::any_io_executor ex = inner_of(given);
   if (const auto* io = ex.target<asio::io_context::executor_type>())
     return asio::any_io_executor(task_executor<asio::io_context::executor_type>(*io, g));
   if (const auto* pool = ex.target<asio::thread_pool::executor_type>())

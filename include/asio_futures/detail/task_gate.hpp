@@ -22,12 +22,12 @@ namespace asio_futures::detail {
 
 class task_core;
 
-/// A gate's generation: 16 bits, so that a gate pointer and its generation pack into one
+/// A gate's generation: 22 bits, so that a gate pointer and its generation pack into one
 /// word (task_executor then fits Asio's small-object buffer: no allocation, no reference
-/// count). A stale executor meeting the same gate 65536 generations later would be taken for
-/// the new task's: harmless for the gate (one more reader), and only current_task() could
-/// tell.
-using gate_gen = std::uint16_t;
+/// count). A stale executor meeting the same gate 4 194 304 generations later would be taken
+/// for the new task's: harmless for the gate (one more reader); current_task() could tell.
+using gate_gen = std::uint32_t;
+inline constexpr gate_gen gate_gen_mask = (gate_gen{1} << 22) - 1;
 
 /// A reader/writer gate in one atomic word, owned by one task at a time.
 ///
@@ -61,8 +61,14 @@ public:
   /// The current generation.
   gate_gen generation() const noexcept { return gen_of(word_.load(std::memory_order_relaxed)); }
 
-  /// Enters as a reader if `gen` is still current; false (not entered) otherwise.
-  bool enter(gate_gen gen) noexcept;
+  enum class entry {
+    entered, ///< a reader now
+    stale,   ///< `gen` is not current: the task is gone; run outside any gate
+    nested,  ///< this thread is the gate's writer (an emission dispatching back into its own
+             ///< task): run inside the emission, without entering
+  };
+  /// Enters as a reader if `gen` is still current.
+  entry enter(gate_gen gen) noexcept;
   /// Leaves as a reader; the last reader out performs a pending emission first.
   void leave() noexcept;
 
@@ -75,10 +81,11 @@ public:
   /// From inside (a reader): marks an emission pending; true if the mark is new (the caller
   /// then hands a reference to the owner's state over to it).
   bool defer() noexcept;
-  /// Whether the calling reader is alone in the gate.
-  bool sole_reader() const noexcept {
-    return (word_.load(std::memory_order_relaxed) & count_mask) == one_reader;
-  }
+  /// For a reader alone in the gate (a cancel from inside the task): takes the writer role
+  /// too, so that no other reader enters while it emits; false if other readers are inside
+  /// (then defer()). end_sole_write() gives the role back.
+  bool try_write_as_sole_reader() noexcept;
+  void end_sole_write() noexcept;
   /// Leaves the writer role and returns true, or, if an emission was marked pending
   /// meanwhile, clears the mark and returns false (the writer emits again).
   bool try_end_write() noexcept;
@@ -109,7 +116,7 @@ private:
   task_gate() = default;
   friend struct gate_pool;
 
-  // word_: generation (high 16 bits) | readers (count_mask) | flags.
+  // word_: generation (high 22 bits) | readers (count_mask) | flags.
   static constexpr std::uint64_t writer_bit = 1;
   static constexpr std::uint64_t pending_bit = 2;
   static constexpr std::uint64_t started_bit = 4;
@@ -131,20 +138,41 @@ private:
   task_gate* next_free_ = nullptr; // pool link
 };
 
-/// A gate and a generation in one word: the pointer in the low 48 bits (user-space addresses
-/// on x86-64 and AArch64 Linux fit), the generation in the high 16.
+/// Marks the calling thread as the writer of a gate for its lifetime (an emission), so that
+/// an emission dispatching back into its own task runs nested instead of waiting for itself.
+class writing_frame {
+public:
+  explicit writing_frame(task_gate* g) noexcept;
+  writing_frame(const writing_frame&) = delete;
+  writing_frame& operator=(const writing_frame&) = delete;
+  ~writing_frame();
+
+  /// Whether the calling thread is the writer of `g`.
+  static bool writing(const task_gate* g) noexcept;
+
+private:
+  task_gate* gate_;
+  writing_frame* previous_;
+};
+
+/// A gate and a generation in one word: the gate's address uses bits 6..47 (gates are
+/// 64-byte aligned; user-space addresses on x86-64 and AArch64 Linux stay below 2^48), the
+/// generation the 6 low and the 16 high bits.
 class gate_ref {
 public:
   gate_ref(task_gate* g, gate_gen gen) noexcept
-      : bits_(reinterpret_cast<std::uintptr_t>(g) | (std::uintptr_t{gen} << 48)) {}
-  task_gate* gate() const noexcept {
-    return reinterpret_cast<task_gate*>(bits_ & ((std::uintptr_t{1} << 48) - 1));
+      : bits_(reinterpret_cast<std::uintptr_t>(g) | (std::uintptr_t{gen} & 0x3f) |
+              (std::uintptr_t{gen >> 6} << 48)) {}
+  task_gate* gate() const noexcept { return reinterpret_cast<task_gate*>(bits_ & address_mask); }
+  gate_gen gen() const noexcept {
+    return static_cast<gate_gen>(((bits_ >> 48) << 6) | (bits_ & 0x3f));
   }
-  gate_gen gen() const noexcept { return static_cast<gate_gen>(bits_ >> 48); }
   friend bool operator==(gate_ref a, gate_ref b) noexcept { return a.bits_ == b.bits_; }
 
 private:
-  static_assert(sizeof(std::uintptr_t) == 8, "gate_ref packs a pointer and 16 bits");
+  static_assert(sizeof(std::uintptr_t) == 8, "gate_ref packs a pointer and 22 bits");
+  static constexpr std::uintptr_t address_mask =
+      ((std::uintptr_t{1} << 48) - 1) & ~std::uintptr_t{0x3f};
   std::uintptr_t bits_;
 };
 
@@ -152,23 +180,23 @@ private:
 /// (the task is gone) is not entered: the function then runs outside any gate.
 class gate_section {
 public:
-  gate_section(task_gate* g, gate_gen gen) noexcept : gate_(g), entered_(g->enter(gen)) {
-    if (entered_)
+  gate_section(task_gate* g, gate_gen gen) noexcept : gate_(g), entry_(g->enter(gen)) {
+    if (entry_ != task_gate::entry::stale)
       previous_ = task_gate::exchange_current({g, gen});
   }
   gate_section(const gate_section&) = delete;
   gate_section& operator=(const gate_section&) = delete;
   ~gate_section() {
-    if (entered_) {
+    if (entry_ == task_gate::entry::entered)
       gate_->leave();
+    if (entry_ != task_gate::entry::stale)
       task_gate::exchange_current(previous_);
-    }
   }
 
 private:
   task_gate* gate_;
   task_gate::position previous_;
-  bool entered_;
+  task_gate::entry entry_;
 };
 
 } // namespace asio_futures::detail

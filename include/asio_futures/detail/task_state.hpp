@@ -230,7 +230,12 @@ public:
 
   /// The co_spawn completion was destroyed without running: the context shut down.
   void abandon() noexcept {
-    if (this->cancel_state(std::string("the task's execution context shut down")))
+    std::string msg;
+    try {
+      msg = "the task's execution context shut down";
+    } catch (...) { // bad_alloc: cancelled without a message
+    }
+    if (this->cancel_state(std::move(msg)))
       core_.finished();
   }
 
