@@ -33,6 +33,13 @@ template <class T> class future;
 template <class T> struct is_future : std::false_type {};
 template <class T> struct is_future<future<T>> : std::true_type {};
 
+/// A `future<T>` or a type derived from it (such as `task<T>`): what the combinators accept.
+template <class F>
+concept future_like = requires {
+  typename std::decay_t<F>::value_type;
+}
+&&std::is_base_of_v<future<typename std::decay_t<F>::value_type>, std::decay_t<F>>;
+
 namespace detail {
 
 template <class T> struct wait_signature { using type = void(std::exception_ptr, T); };
