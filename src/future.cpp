@@ -89,8 +89,8 @@ std::exception_ptr detached_error() {
 }
 
 void throw_not_settable() {
-  throw invalid_state_error("asio_futures::future: a task resolves itself; set_result and "
-                            "set_exception are not allowed");
+  throw invalid_state_error("asio_futures::future: this future resolves itself (a task, a "
+                            "sleep); set_result and set_exception are not allowed");
 }
 void throw_already_done() {
   throw invalid_state_error("asio_futures::future: the future is already done");

@@ -175,6 +175,19 @@ BOOST_AUTO_TEST_CASE(destroying_the_context_with_a_pending_sleep_cancels_it_with
   v = {}; // the states die after their context: nothing of it is touched (ASan)
 }
 
+BOOST_AUTO_TEST_CASE(a_sleep_resolves_itself_set_result_throws) {
+  asio::io_context ioc;
+  af::future<void> s = af::sleep(ioc, 1h);
+  af::future<int> v = af::sleep(ioc, 1h, 1);
+  BOOST_CHECK_THROW(s.set_result(), af::invalid_state_error);
+  BOOST_CHECK_THROW(v.try_set_result(2), af::invalid_state_error);
+  BOOST_CHECK_THROW(v.set_exception(std::runtime_error("no")), af::invalid_state_error);
+  BOOST_TEST(!s.done());
+  s.cancel();
+  v.cancel();
+  BOOST_TEST(!aft::has_outstanding_work(ioc));
+}
+
 BOOST_AUTO_TEST_CASE(sleep_on_a_shut_down_context_throws) {
   aft::closable_context ioc;
   { af::future<int> touch(ioc); } // the context's service knows about the shutdown

@@ -143,9 +143,9 @@ public:
   bool cancelled() const;
 
   /// Resolves the future with `v` and schedules its waiters and callbacks.
-  /// Throws `invalid_state_error` if it is done (or is a task, which resolves itself). If
-  /// moving `v` into the future throws, the future fails with that exception instead (its
-  /// waiters get it) and the exception propagates from here.
+  /// Throws `invalid_state_error` if it is done (or is a task or a sleep, which resolve
+  /// themselves). If moving `v` into the future throws, the future fails with that exception
+  /// instead (its waiters get it) and the exception propagates from here.
   void set_result(detail::value_arg<T> v) const requires(!std::is_void_v<T>);
   void set_result() const requires std::is_void_v<T>;
 

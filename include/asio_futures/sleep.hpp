@@ -31,6 +31,9 @@ namespace asio_futures {
 /// once and cancels the timer, so nothing stays scheduled: the aborted timer wait completes on
 /// `ex` and releases its work (an `io_context::run()` with nothing else to do returns).
 ///
+/// A sleep resolves itself: `set_result`/`set_exception` on it throw `invalid_state_error`
+/// (they would leave the timer pending); `cancel()` ends it early.
+///
 /// **Shutdown.** If `ex`'s context is destroyed while the sleep is pending, the timer wait is
 /// destroyed with it and the future ends cancelled; nothing leaks. On a context that has
 /// already shut down, `sleep` throws `invalid_state_error`.
