@@ -92,8 +92,8 @@ std::exception_ptr detached_error() {
 }
 
 void throw_not_settable() {
-  throw invalid_state_error("asio_futures::future: a task resolves itself; set_result and "
-                            "set_exception are not allowed");
+  throw invalid_state_error("asio_futures::future: this future resolves itself (a task, a "
+                            "sleep); set_result and set_exception are not allowed");
 }
 void throw_already_done() {
   throw invalid_state_error("asio_futures::future: the future is already done");
@@ -110,9 +110,18 @@ void throw_would_deadlock() {
 }
 
 std::uint64_t next_callback_serial() noexcept {
-  static std::atomic<std::uint64_t> serial{0};
-  // relaxed: only uniqueness matters.
-  return serial.fetch_add(1, std::memory_order_relaxed) + 1;
+  // Each thread takes blocks of serials from the process-wide counter, so that registering a
+  // callback costs no atomic read-modify-write (then_chain spent 5% of its time here).
+  constexpr std::uint64_t block = 1024;
+  static std::atomic<std::uint64_t> taken{0};
+  thread_local std::uint64_t next = 0;
+  thread_local std::uint64_t end = 0;
+  if (next == end) {
+    // relaxed: only uniqueness matters. The first block is [1, 1025): a serial is never 0.
+    next = taken.fetch_add(block, std::memory_order_relaxed) + 1;
+    end = next + block;
+  }
+  return next++;
 }
 
 namespace {

@@ -8,6 +8,9 @@
 
 #include <asio_futures/error.hpp>
 #include <asio_futures/future.hpp>
+#include <asio_futures/gather.hpp>
+#include <asio_futures/shield.hpp>
+#include <asio_futures/sleep.hpp>
 #include <asio_futures/task.hpp>
 #include <asio_futures/task_group.hpp>
 #include <asio_futures/thread.hpp>

@@ -33,6 +33,13 @@ template <class T> class future;
 template <class T> struct is_future : std::false_type {};
 template <class T> struct is_future<future<T>> : std::true_type {};
 
+/// A `future<T>` or a type derived from it (such as `task<T>`): what the combinators accept.
+template <class F>
+concept future_like = requires {
+  typename std::decay_t<F>::value_type;
+}
+&&std::is_base_of_v<future<typename std::decay_t<F>::value_type>, std::decay_t<F>>;
+
 namespace detail {
 
 template <class T> struct wait_signature { using type = void(std::exception_ptr, T); };
@@ -136,9 +143,9 @@ public:
   bool cancelled() const;
 
   /// Resolves the future with `v` and schedules its waiters and callbacks.
-  /// Throws `invalid_state_error` if it is done (or is a task, which resolves itself). If
-  /// moving `v` into the future throws, the future fails with that exception instead (its
-  /// waiters get it) and the exception propagates from here.
+  /// Throws `invalid_state_error` if it is done (or is a task or a sleep, which resolve
+  /// themselves). If moving `v` into the future throws, the future fails with that exception
+  /// instead (its waiters get it) and the exception propagates from here.
   void set_result(detail::value_arg<T> v) const requires(!std::is_void_v<T>);
   void set_result() const requires std::is_void_v<T>;
 

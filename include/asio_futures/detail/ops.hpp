@@ -60,9 +60,24 @@ template <class Handler> handler_allocator_t<Handler> get_handler_allocator(cons
 
 /// Submit `f` to `ex` for later execution: never inline (blocking.never), using `alloc` for the
 /// executor's own bookkeeping. This is `asio::post` without the handler-executor indirection.
+/// relationship.continuation: what is posted (a waiter's or callback's completion) continues
+/// the work of the poster; on a thread that runs the same scheduler it goes to the
+/// thread-private queue, without the scheduler's mutex.
 template <class Executor, class Alloc, class F>
 void post_to(const Executor& ex, const Alloc& alloc, F&& f) {
+  if constexpr (std::is_same_v<Executor, asio::any_io_executor>) {
+    // An io_context target is unwrapped: no type-erased property calls, and no second
+    // allocation for the type-erased function object.
+    if (const auto* io = ex.template target<asio::io_context::executor_type>()) {
+      asio::execution::execute(asio::prefer(asio::require(*io, asio::execution::blocking.never),
+                                            asio::execution::relationship.continuation,
+                                            asio::execution::allocator(alloc)),
+                               std::forward<F>(f));
+      return;
+    }
+  }
   asio::execution::execute(asio::prefer(asio::require(ex, asio::execution::blocking.never),
+                                        asio::execution::relationship.continuation,
                                         asio::execution::allocator(alloc)),
                            std::forward<F>(f));
 }
@@ -113,9 +128,9 @@ void deliver(state<T>& st, Handler& h, std::exception_ptr override_error = nullp
     return fail(st.error());
   if constexpr (std::is_void_v<T>) {
     std::move(h)(std::exception_ptr());
-  } else if constexpr (std::is_nothrow_copy_constructible_v<T>) {
+  } else if constexpr (is_copyable_v<T> && std::is_nothrow_copy_constructible_v<T>) {
     std::move(h)(std::exception_ptr(), T(st.value()));
-  } else if constexpr (std::is_copy_constructible_v<T>) {
+  } else if constexpr (is_copyable_v<T>) {
     // Copy before the upcall: a throwing copy must still complete the waiter (a handler
     // destroyed uninvoked is a lost completion), while what the handler itself throws is
     // not caught here. Costs one move of the copy into the handler's argument.

@@ -16,10 +16,13 @@
 #include <exception>
 #include <memory>
 #include <new>
+#include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace asio_futures::detail {
 
@@ -316,6 +319,26 @@ private:
   const state_hooks* hooks_;
   boost::asio::any_io_executor ex_;
 };
+
+/// Whether a future's value is copied to each of its consumers (otherwise the first one moves
+/// it out). `std::is_copy_constructible`, except that standard types whose copy constructor is
+/// declared even for move-only elements answer for their elements: `std::vector<std::unique_ptr<
+/// int>>` — what gather of move-only futures yields — is moved, not (ill-formedly) copied.
+/// Specialised beside other such wrappers (`outcome<T>` in gather.hpp).
+template <class T> struct is_copyable : std::is_copy_constructible<T> {};
+template <class T, class A>
+struct is_copyable<std::vector<T, A>>
+    : std::conjunction<std::is_copy_constructible<std::vector<T, A>>, is_copyable<T>> {};
+template <class... Ts>
+struct is_copyable<std::tuple<Ts...>>
+    : std::conjunction<std::is_copy_constructible<std::tuple<Ts...>>, is_copyable<Ts>...> {};
+template <class A, class B>
+struct is_copyable<std::pair<A, B>> : std::conjunction<std::is_copy_constructible<std::pair<A, B>>,
+                                                       is_copyable<A>, is_copyable<B>> {};
+template <class T>
+struct is_copyable<std::optional<T>>
+    : std::conjunction<std::is_copy_constructible<std::optional<T>>, is_copyable<T>> {};
+template <class T> inline constexpr bool is_copyable_v = is_copyable<T>::value;
 
 /// Storage for the value; empty for void.
 template <class T> class value_storage {

@@ -65,7 +65,7 @@ template <class T> void transfer_outcome(state<T>& from, state<T>& to) {
   from.mark_retrieved();
   if constexpr (std::is_void_v<T>) {
     resolve_value(to);
-  } else if constexpr (std::is_copy_constructible_v<T>) {
+  } else if constexpr (detail::is_copyable_v<T>) {
     forward_value(to, from.value());
   } else if (from.take_value()) {
     forward_value(to, std::move(from.value()));
@@ -84,6 +84,9 @@ void throw_already_done();
 void throw_not_ready();
 void throw_result_taken();
 void throw_would_deadlock();
+
+/// The default executor given to associated_executor to learn whether a type has its own.
+struct no_associated_executor {};
 
 template <class R> struct then_value { using type = R; };
 template <class U> struct then_value<future<U>> { using type = U; };
@@ -181,7 +184,7 @@ template <class T> typename detail::result_ref<T>::type future<T>::result() cons
   if (s.get_outcome() != detail::outcome::value)
     std::rethrow_exception(s.error());
   if constexpr (!std::is_void_v<T>) {
-    if constexpr (!std::is_copy_constructible_v<T>) {
+    if constexpr (!detail::is_copyable_v<T>) {
       if (s.value_taken())
         detail::throw_result_taken();
     }
@@ -280,7 +283,7 @@ bool future<T>::wait_for(std::chrono::duration<Rep, Period> d) const {
 template <class T> T future<T>::get() const {
   wait();
   auto& s = *state_;
-  if constexpr (std::is_void_v<T> || std::is_copy_constructible_v<T>) {
+  if constexpr (std::is_void_v<T> || detail::is_copyable_v<T>) {
     return T(result());
   } else {
     s.mark_retrieved();
@@ -302,6 +305,11 @@ template <class T> template <class F> auto future<T>::then(F f) const {
   constexpr bool flatten = is_future<R0>::value;
   using RR = typename detail::then_value<R0>::type;
   future<RR> out(s.executor());
+  // f's own associated executor, if it has one (bound below); otherwise the callback runs on
+  // the future's executor, the done-callbacks' default, with no executor copy to carry.
+  constexpr bool own_executor =
+      !std::is_same_v<asio::associated_executor_t<F, detail::no_associated_executor>,
+                      detail::no_associated_executor>;
   auto ex = asio::get_associated_executor(f, s.executor());
   auto step = [f = std::move(f), out](future<T> src) mutable {
     auto& from = *detail::access<T>::get(src);
@@ -317,7 +325,7 @@ template <class T> template <class F> auto future<T>::then(F f) const {
       auto call = [&]() -> R0 {
         if constexpr (std::is_void_v<T>) {
           return f();
-        } else if constexpr (std::is_copy_constructible_v<T>) {
+        } else if constexpr (detail::is_copyable_v<T>) {
           return f(from.value());
         } else {
           if (!from.take_value())
@@ -342,7 +350,10 @@ template <class T> template <class F> auto future<T>::then(F f) const {
       detail::resolve_exception(to, std::current_exception());
     }
   };
-  add_done_callback(asio::bind_executor(ex, std::move(step)));
+  if constexpr (own_executor)
+    add_done_callback(asio::bind_executor(ex, std::move(step)));
+  else
+    add_done_callback(std::move(step));
   return out;
 }
 
