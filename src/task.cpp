@@ -591,20 +591,20 @@ namespace {
 asio::any_io_executor inner_of(const asio::any_io_executor& ex) {
   using ioc_ex = asio::io_context::executor_type;
   using pool_ex = asio::thread_pool::executor_type;
-  if (const auto* t = ex.target<task_executor<ioc_ex>>())
+  if (const auto* t = target_fast<task_executor<ioc_ex>>(ex))
     return asio::any_io_executor(t->get_inner_executor());
-  if (const auto* t = ex.target<task_executor<pool_ex>>())
+  if (const auto* t = target_fast<task_executor<pool_ex>>(ex))
     return asio::any_io_executor(t->get_inner_executor());
-  if (const auto* t = ex.target<task_executor<asio::any_io_executor>>())
+  if (const auto* t = target_fast<task_executor<asio::any_io_executor>>(ex))
     return inner_of(t->get_inner_executor());
   using asio::execution::outstanding_work;
   using ioc_tracked =
       std::decay_t<decltype(asio::require(std::declval<ioc_ex>(), outstanding_work.tracked))>;
   using pool_tracked =
       std::decay_t<decltype(asio::require(std::declval<pool_ex>(), outstanding_work.tracked))>;
-  if (const auto* t = ex.target<ioc_tracked>())
+  if (const auto* t = target_fast<ioc_tracked>(ex))
     return asio::any_io_executor(asio::require(*t, outstanding_work.untracked));
-  if (const auto* t = ex.target<pool_tracked>())
+  if (const auto* t = target_fast<pool_tracked>(ex))
     return asio::any_io_executor(asio::require(*t, outstanding_work.untracked));
   return ex;
 }
@@ -614,6 +614,10 @@ asio::any_io_executor inner_of(const asio::any_io_executor& ex) {
 asio::any_io_executor make_task_executor(const asio::any_io_executor& given,
                                          const task_core& core) {
   const gate_ref g(core.gate(), core.generation());
+  // The common case first: each failed target<>() check is a type_info comparison, which may
+  // compare the names character by character.
+  if (const auto* io = target_fast<asio::io_context::executor_type>(given))
+    return asio::any_io_executor(task_executor<asio::io_context::executor_type>(*io, g));
   const asio::any_io_executor ex = inner_of(given);
   if (const auto* io = ex.target<asio::io_context::executor_type>())
     return asio::any_io_executor(task_executor<asio::io_context::executor_type>(*io, g));

@@ -32,6 +32,7 @@
 #include <mutex>
 #include <optional>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 
 namespace asio_futures::detail {
@@ -58,6 +59,15 @@ template <class Handler> handler_allocator_t<Handler> get_handler_allocator(cons
       asio::get_associated_allocator(h, std::allocator<void>()));
 }
 
+/// `ex.target<T>()` if `ex` holds a T, tested by type_info *identity*: for optional fast paths
+/// only. libstdc++ compares two distinct type_info objects by name (a strcmp of two long
+/// mangled names per failed check); identity is one pointer comparison. A T whose type_info
+/// comes from another shared object may be missed, so the caller's other path must be
+/// correct for it too.
+template <class T, class Executor> const T* target_fast(const Executor& ex) noexcept {
+  return &ex.target_type() == &typeid(T) ? ex.template target<T>() : nullptr;
+}
+
 /// Submit `f` to `ex` for later execution: never inline (blocking.never), using `alloc` for the
 /// executor's own bookkeeping. This is `asio::post` without the handler-executor indirection.
 /// relationship.continuation: what is posted (a waiter's or callback's completion) continues
@@ -68,7 +78,7 @@ void post_to(const Executor& ex, const Alloc& alloc, F&& f) {
   if constexpr (std::is_same_v<Executor, asio::any_io_executor>) {
     // An io_context target is unwrapped: no type-erased property calls, and no second
     // allocation for the type-erased function object.
-    if (const auto* io = ex.template target<asio::io_context::executor_type>()) {
+    if (const auto* io = target_fast<asio::io_context::executor_type>(ex)) {
       asio::execution::execute(asio::prefer(asio::require(*io, asio::execution::blocking.never),
                                             asio::execution::relationship.continuation,
                                             asio::execution::allocator(alloc)),
@@ -235,7 +245,7 @@ template <class Alloc> class completion_executor<asio::any_io_executor, Alloc> {
 
 public:
   completion_executor(const asio::any_io_executor& ex, const Alloc& alloc) {
-    if (const auto* io = ex.target<asio::io_context::executor_type>()) {
+    if (const auto* io = target_fast<asio::io_context::executor_type>(ex)) {
       std::construct_at(&io_, asio::prefer(asio::require(*io, asio::execution::blocking.never),
                                            asio::execution::relationship.continuation,
                                            asio::execution::allocator(alloc),
@@ -278,7 +288,7 @@ private:
 /// `any_io_executor` holding an io_context executor without a type-erased call.
 template <class Executor> asio::execution_context* context_of(const Executor& ex) {
   if constexpr (std::is_same_v<Executor, asio::any_io_executor>) {
-    if (const auto* io = ex.template target<asio::io_context::executor_type>())
+    if (const auto* io = target_fast<asio::io_context::executor_type>(ex))
       return &io->context();
     return &asio::query(ex, asio::execution::context);
   } else if constexpr (asio::can_query<const Executor&, asio::execution::context_t>::value) {
