@@ -29,6 +29,8 @@
 // amortised. DESIGN.md §7 target: asio_futures <= 1.3x the baseline, faster than
 // channel and promise.
 
+#include "support.hpp"
+
 #include <asio_futures/future.hpp>
 
 #include <benchmark/benchmark.h>
@@ -85,21 +87,12 @@ struct pingpong_run {
       spawn(n);
       ioc.run();
     }
-    if (error) {
-      try {
-        std::rethrow_exception(error);
-      } catch (const std::exception& e) {
-        state.SkipWithError(e.what());
-      }
-    } else if (handoffs_done != 2 * n)
+    if (!asio_futures_bench::skip_on_error(state, error) && handoffs_done != 2 * n)
       state.SkipWithError("wrong number of hand-offs");
   }
 };
 
-void check(bool ok, const char* what) {
-  if (!ok)
-    throw std::runtime_error(what);
-}
+using asio_futures_bench::check;
 
 // --- baseline: co_await asio::post ------------------------------------------
 

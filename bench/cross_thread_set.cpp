@@ -19,6 +19,8 @@
 #define BOOST_THREAD_VERSION 5
 #endif
 
+#include "support.hpp"
+
 #include <asio_futures/future.hpp>
 
 #include <benchmark/benchmark.h>
@@ -52,13 +54,7 @@ template <class MakeLoop> void run_on_io_thread(benchmark::State& state, MakeLoo
     asio::co_spawn(ioc, make_loop(n), [&](std::exception_ptr e) { error = e; });
     ioc.run();
   }
-  if (error) {
-    try {
-      std::rethrow_exception(error);
-    } catch (const std::exception& e) {
-      state.SkipWithError(e.what());
-    }
-  }
+  asio_futures_bench::skip_on_error(state, error);
 }
 
 asio::awaitable<void> asio_futures_loop(pool_executor pool, std::int64_t n) {

@@ -31,6 +31,8 @@
 #define BOOST_THREAD_VERSION 5
 #endif
 
+#include "support.hpp"
+
 #include <asio_futures/gather.hpp>
 
 #include <benchmark/benchmark.h>
@@ -55,10 +57,7 @@ namespace asio = boost::asio;
 constexpr int kN = 1000;
 constexpr std::int64_t kSum = std::int64_t{kN} * (kN - 1) / 2;
 
-void check(bool ok, const char* what) {
-  if (!ok)
-    throw std::runtime_error(what);
-}
+using asio_futures_bench::check;
 
 /// Drives one benchmark run of whole rounds of kN elements: `spawn(rounds)` starts the
 /// coroutine, which counts the elements it collected in `done`.
@@ -80,13 +79,7 @@ struct gather_run {
       spawn(rounds);
       ioc.run();
     }
-    if (error) {
-      try {
-        std::rethrow_exception(error);
-      } catch (const std::exception& e) {
-        state.SkipWithError(e.what());
-      }
-    } else if (done != rounds * kN)
+    if (!asio_futures_bench::skip_on_error(state, error) && done != rounds * kN)
       state.SkipWithError("wrong number of elements");
   }
 };

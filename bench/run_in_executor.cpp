@@ -17,6 +17,8 @@
 //    thread (libstdc++ starts a thread per call; no io_context involved).
 // Timings are wall-clock (UseRealTime): the benchmark thread sleeps while waiting.
 
+#include "support.hpp"
+
 #include <asio_futures/thread.hpp>
 
 #include <benchmark/benchmark.h>
@@ -46,10 +48,7 @@ int work(int x) {
   return x + 1;
 }
 
-void check(bool ok, const char* what) {
-  if (!ok)
-    throw std::runtime_error(what);
-}
+using asio_futures_bench::check;
 
 /// Runs `make_loop(n)` (a coroutine doing n round trips) on an io_context driven by the
 /// benchmark thread, once per benchmark run.
@@ -62,13 +61,7 @@ template <class MakeLoop> void run_on_io_thread(benchmark::State& state, MakeLoo
     ioc.run();
     ioc.restart();
   }
-  if (error) {
-    try {
-      std::rethrow_exception(error);
-    } catch (const std::exception& e) {
-      state.SkipWithError(e.what());
-    }
-  }
+  asio_futures_bench::skip_on_error(state, error);
 }
 
 asio::awaitable<void> asio_futures_loop(pool_executor pool, std::int64_t n) {

@@ -22,6 +22,8 @@
 // (KeepRunningBatch); the per-operation time is the run's wall-clock time divided
 // by the number of coroutines started. Results are checked (sum of values, count).
 
+#include "support.hpp"
+
 #include <asio_futures/task.hpp>
 
 #include <benchmark/benchmark.h>
@@ -45,10 +47,7 @@ namespace asio = boost::asio;
 
 constexpr int kBatch = 1000;
 
-void check(bool ok, const char* what) {
-  if (!ok)
-    throw std::runtime_error(what);
-}
+using asio_futures_bench::check;
 
 /// The spawned coroutine: as cheap as a coroutine gets.
 asio::awaitable<int> body(int i) {
@@ -81,13 +80,7 @@ struct spawn_run {
       spawn(n);
       ioc.run();
     }
-    if (error) {
-      try {
-        std::rethrow_exception(error);
-      } catch (const std::exception& e) {
-        state.SkipWithError(e.what());
-      }
-    } else if (done != n)
+    if (!asio_futures_bench::skip_on_error(state, error) && done != n)
       state.SkipWithError("wrong number of spawns");
   }
 };

@@ -29,6 +29,8 @@
 // the per-operation time is the run's wall-clock time divided by the number of waits.
 // Results are checked.
 
+#include "support.hpp"
+
 #include <asio_futures/wait.hpp>
 
 #include <benchmark/benchmark.h>
@@ -53,10 +55,7 @@ namespace asio = boost::asio;
 
 constexpr std::chrono::seconds kDeadline{10};
 
-void check(bool ok, const char* what) {
-  if (!ok)
-    throw std::runtime_error(what);
-}
+using asio_futures_bench::check;
 
 /// Drives one benchmark run: `spawn(n)` starts a driver doing `n` waits, counted in `done`.
 struct wait_run {
@@ -86,13 +85,7 @@ struct wait_run {
       spawn(n, earlier);
       ioc.run();
     }
-    if (error) {
-      try {
-        std::rethrow_exception(error);
-      } catch (const std::exception& e) {
-        state.SkipWithError(e.what());
-      }
-    } else if (done != n)
+    if (!asio_futures_bench::skip_on_error(state, error) && done != n)
       state.SkipWithError("wrong number of waits");
   }
 };
