@@ -1824,6 +1824,40 @@ BOOST_AUTO_TEST_CASE(the_tasks_executor_stays_usable_after_the_task_is_gone) {
   BOOST_TEST(!current_inside->has_value());
 }
 
+BOOST_AUTO_TEST_CASE(tasks_on_strands_of_a_multi_threaded_context_cancelled_from_outside) {
+  // A strand executor does not fit any_io_executor's small buffer: the task's executor then
+  // holds it type-erased on the heap. Many such tasks, their steps on two threads, cancelled
+  // from this one: each ends once, cancelled or with its value.
+  constexpr int n = 500;
+  asio::io_context ioc;
+  aft::context_threads runners(ioc, 2);
+  std::vector<af::task<int>> tasks;
+  std::vector<af::future<int>> gates;
+  for (int i = 0; i < n; ++i) {
+    gates.emplace_back(ioc);
+    tasks.push_back(af::create_task(asio::make_strand(ioc), value_of(gates.back())));
+  }
+  for (int i = 0; i < n; ++i) {
+    if (i % 2 == 0)
+      tasks[static_cast<std::size_t>(i)].cancel("stop");
+    else
+      gates[static_cast<std::size_t>(i)].set_result(i);
+  }
+  int cancelled = 0, valued = 0;
+  for (int i = 0; i < n; ++i) {
+    const af::task<int>& t = tasks[static_cast<std::size_t>(i)];
+    BOOST_TEST_REQUIRE(t.wait_for(aft::default_timeout));
+    if (t.cancelled())
+      ++cancelled;
+    else if (t.result() == i)
+      ++valued;
+  }
+  BOOST_TEST(cancelled == n / 2);
+  BOOST_TEST(valued == n / 2);
+  for (auto& g : gates)
+    g.try_set_result(-1); // the cancelled tasks' gates: nobody waits any more
+}
+
 BOOST_AUTO_TEST_CASE(cancel_while_functions_posted_to_the_task_run_on_other_threads) {
   // Readers of a task's gate do not exclude each other: functions posted to the task's
   // executor run concurrently with its coroutine on a multi-threaded context. A cancel from
