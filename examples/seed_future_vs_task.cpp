@@ -1,0 +1,94 @@
+//
+// examples/seed_future_vs_task.cpp
+//
+// The seed's "Key Differences Between Tasks and Futures": a future is just marked cancelled,
+// a task gets the cancellation injected into its coroutine. Prints the seed's output:
+//
+//   Coroutine was cancelled
+//   Future completed with: Future result
+//   Task was cancelled
+//
+// The delays are the seed's divided by 100 (2 s → 20 ms, ...), so that CTest runs it fast;
+// their order, which is what the output depends on, is the same. Exits 1 if the output
+// differs.
+//
+#include <asio_futures/asio_futures.hpp>
+
+#include <boost/asio/io_context.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <type_traits>
+
+namespace asio = boost::asio;
+namespace af = asio_futures;
+using namespace std::chrono_literals;
+
+std::string output;
+
+void print(const std::string& line) {
+  std::printf("%s\n", line.c_str());
+  output += line + "\n";
+}
+
+asio::awaitable<std::string> coro() {
+  try {
+    co_await af::sleep(co_await asio::this_coro::executor, 20ms).async_wait();
+    co_return "Coroutine result";
+  } catch (const af::cancelled_error&) { // asyncio.CancelledError
+    print("Coroutine was cancelled");
+    throw;
+  }
+}
+
+asio::awaitable<void> set_after_delay(af::future<std::string> future, std::string result,
+                                      std::chrono::milliseconds delay) {
+  co_await af::sleep(co_await asio::this_coro::executor, delay).async_wait();
+  future.set_result(std::move(result));
+}
+
+asio::awaitable<void> cancel_after_delay(af::task<std::string> task,
+                                         std::chrono::milliseconds delay) {
+  co_await af::sleep(co_await asio::this_coro::executor, delay).async_wait();
+  task.cancel();
+}
+
+asio::awaitable<void> future_vs_task() {
+  const auto ex = co_await asio::this_coro::executor;
+  // A future: created empty, resolved by hand.
+  const af::future<std::string> future(ex);
+  // A task: a future that runs a coroutine (af::task<T> derives from af::future<T>).
+  const af::task<std::string> task = af::create_task(ex, coro());
+  static_assert(std::is_base_of_v<af::future<std::string>, af::task<std::string>>);
+
+  af::create_task(ex, set_after_delay(future, "Future result", 10ms));
+  af::create_task(ex, cancel_after_delay(task, 5ms));
+
+  try {
+    const std::string future_result = co_await future.async_wait();
+    print("Future completed with: " + future_result);
+  } catch (const af::cancelled_error&) {
+    print("Future was cancelled");
+  }
+  try {
+    const std::string task_result = co_await task.async_wait();
+    print("Task completed with: " + task_result);
+  } catch (const af::cancelled_error&) {
+    print("Task was cancelled");
+  }
+}
+
+int main() {
+  asio::io_context ioc;
+  const af::task<void> main_task = af::create_task(ioc, future_vs_task());
+  ioc.run();
+  const std::string expected = "Coroutine was cancelled\n"
+                               "Future completed with: Future result\n"
+                               "Task was cancelled\n";
+  if (!main_task.done() || main_task.exception() || output != expected) {
+    std::printf("FAILED: unexpected output\n");
+    return 1;
+  }
+  return 0;
+}
