@@ -74,18 +74,19 @@ struct executor_stats {
   }
 };
 
-/// Wraps a standard (P0443-style) executor. Every property query/require/prefer is
-/// forwarded to the inner executor, so it converts to `asio::any_io_executor` and works
-/// as a handler's associated executor (asio::bind_executor) or as a future's executor.
-template <class Executor> class tracking_executor {
+/// The property forwarding shared by the test executor wrappers: `Wrapper<Inner>` is built
+/// from an inner executor and a pointer to shared `State`. Every query goes to the inner
+/// executor and require/prefer rewrap their result, so a wrapper converts to
+/// `asio::any_io_executor` and works as a handler's associated executor (asio::bind_executor)
+/// or as a future's executor. Wrappers add `execute`.
+template <template <class> class Wrapper, class Executor, class State> class wrapping_executor {
 public:
   using inner_executor_type = Executor;
 
-  tracking_executor(Executor inner, executor_stats& stats) noexcept
-      : inner_(std::move(inner)), stats_(&stats) {}
+  wrapping_executor(Executor inner, State& state) noexcept
+      : inner_(std::move(inner)), state_(&state) {}
 
   const Executor& inner() const noexcept { return inner_; }
-  executor_stats& stats() const noexcept { return *stats_; }
 
   template <class Property>
   requires asio::can_query<const Executor&, const Property&>::value decltype(auto)
@@ -97,21 +98,43 @@ public:
   requires asio::can_require<const Executor&, const Property&>::value auto
   require(const Property& p) const {
     using inner_t = std::decay_t<decltype(asio::require(inner_, p))>;
-    return tracking_executor<inner_t>(asio::require(inner_, p), *stats_);
+    return Wrapper<inner_t>(asio::require(inner_, p), *state_);
   }
 
   template <class Property>
   requires asio::can_prefer<const Executor&, const Property&>::value auto
   prefer(const Property& p) const {
     using inner_t = std::decay_t<decltype(asio::prefer(inner_, p))>;
-    return tracking_executor<inner_t>(asio::prefer(inner_, p), *stats_);
+    return Wrapper<inner_t>(asio::prefer(inner_, p), *state_);
   }
 
+  friend bool operator==(const wrapping_executor& a, const wrapping_executor& b) noexcept {
+    return a.inner_ == b.inner_ && a.state_ == b.state_;
+  }
+  friend bool operator!=(const wrapping_executor& a, const wrapping_executor& b) noexcept {
+    return !(a == b);
+  }
+
+protected:
+  Executor inner_;
+  State* state_;
+};
+
+/// Wraps a standard (P0443-style) executor and counts what runs through it (see
+/// wrapping_executor for the forwarding).
+template <class Executor>
+class tracking_executor : public wrapping_executor<tracking_executor, Executor, executor_stats> {
+public:
+  using wrapping_executor<tracking_executor, Executor, executor_stats>::wrapping_executor;
+
+  executor_stats& stats() const noexcept { return *this->state_; }
+
   template <class F> void execute(F&& f) const {
-    stats_->executes.fetch_add(1, std::memory_order_relaxed);
+    executor_stats* stats = this->state_;
+    stats->executes.fetch_add(1, std::memory_order_relaxed);
     // A blocking.possibly inner executor may run the function right here; the wrapper
     // records that as an inline run if we are inside a marked setter call.
-    asio::execution::execute(inner_, [stats = stats_, fn = std::forward<F>(f)]() mutable {
+    asio::execution::execute(this->inner_, [stats, fn = std::forward<F>(f)]() mutable {
       stats->runs.fetch_add(1, std::memory_order_relaxed);
       if (inside_call::active())
         stats->inline_runs.fetch_add(1, std::memory_order_relaxed);
@@ -122,18 +145,10 @@ public:
       std::move(fn)();
     });
   }
-
-  friend bool operator==(const tracking_executor& a, const tracking_executor& b) noexcept {
-    return a.inner_ == b.inner_ && a.stats_ == b.stats_;
-  }
-  friend bool operator!=(const tracking_executor& a, const tracking_executor& b) noexcept {
-    return !(a == b);
-  }
-
-private:
-  Executor inner_;
-  executor_stats* stats_;
 };
+
+template <class Executor>
+tracking_executor(Executor, executor_stats&) -> tracking_executor<Executor>;
 
 /// `tracking_executor` over `ex`, counting into `stats`.
 template <class Executor>
@@ -150,51 +165,22 @@ struct execute_error : std::runtime_error {
 /// execute() counts the attempt and throws execute_error without touching the function.
 /// Queries, require and prefer are forwarded (so it names its context and converts to
 /// `asio::any_io_executor`); bind it to a handler with asio::bind_executor.
-template <class Executor> class throwing_executor {
+template <class Executor>
+class throwing_executor
+    : public wrapping_executor<throwing_executor, Executor, std::atomic<std::size_t>> {
 public:
-  using inner_executor_type = Executor;
-
-  throwing_executor(Executor inner, std::atomic<std::size_t>& attempts) noexcept
-      : inner_(std::move(inner)), attempts_(&attempts) {}
-
-  template <class Property>
-  requires asio::can_query<const Executor&, const Property&>::value decltype(auto)
-  query(const Property& p) const {
-    return asio::query(inner_, p);
-  }
-
-  template <class Property>
-  requires asio::can_require<const Executor&, const Property&>::value auto
-  require(const Property& p) const {
-    using inner_t = std::decay_t<decltype(asio::require(inner_, p))>;
-    return throwing_executor<inner_t>(asio::require(inner_, p), *attempts_);
-  }
-
-  template <class Property>
-  requires asio::can_prefer<const Executor&, const Property&>::value auto
-  prefer(const Property& p) const {
-    using inner_t = std::decay_t<decltype(asio::prefer(inner_, p))>;
-    return throwing_executor<inner_t>(asio::prefer(inner_, p), *attempts_);
-  }
+  using wrapping_executor<throwing_executor, Executor, std::atomic<std::size_t>>::wrapping_executor;
 
   template <class F> void execute(F&&) const {
-    attempts_->fetch_add(1, std::memory_order_relaxed);
+    this->state_->fetch_add(1, std::memory_order_relaxed);
     throw execute_error();
   }
 
-  std::atomic<std::size_t>& attempts() const noexcept { return *attempts_; }
-
-  friend bool operator==(const throwing_executor& a, const throwing_executor& b) noexcept {
-    return a.inner_ == b.inner_ && a.attempts_ == b.attempts_;
-  }
-  friend bool operator!=(const throwing_executor& a, const throwing_executor& b) noexcept {
-    return !(a == b);
-  }
-
-private:
-  Executor inner_;
-  std::atomic<std::size_t>* attempts_;
+  std::atomic<std::size_t>& attempts() const noexcept { return *this->state_; }
 };
+
+template <class Executor>
+throwing_executor(Executor, std::atomic<std::size_t>&) -> throwing_executor<Executor>;
 
 // ---------------------------------------------------------------------------------
 // Cancellation slot.

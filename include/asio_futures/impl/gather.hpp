@@ -70,6 +70,28 @@ void store_child_outcome(state<T>& cs, value_storage<::asio_futures::outcome<T>>
   }
 }
 
+/// Takes the outcome of the done child `cs` for a gather whose result is `out`: into `slot`
+/// (then `filled` is set), or, for the plain form, a failure into the result. The first
+/// failure fails the gather (a cancelled child gives its cancelled_error, as an exception: the
+/// gather is not cancelled); later ones are only retrieved.
+template <bool Collect, class T, class R, class Slot>
+void store_child(state<T>& cs, state<R>& out, Slot& slot, bool& filled) noexcept {
+  if constexpr (Collect) {
+    store_child_outcome(cs, slot);
+    filled = true;
+  } else if (cs.get_outcome() != outcome::value) {
+    cs.mark_retrieved();
+    resolve_exception(out, cs.error());
+  } else if (!out.done()) {
+    try {
+      store_child_value(cs, slot);
+      filled = true;
+    } catch (...) {
+      resolve_exception(out, std::current_exception());
+    }
+  }
+}
+
 /// The message of the cancelled_error in `e` (empty if it is something else).
 std::string cancel_message_of(const std::exception_ptr& e) noexcept;
 
@@ -225,24 +247,7 @@ private:
 
   /// Takes child I's outcome: into its slot, or (plain form, a failure) into the result.
   template <std::size_t I, class T> void store(state<T>& cs) noexcept {
-    state<result_type>& out = *out_;
-    auto& slot = std::get<I>(slots_);
-    if constexpr (Collect) {
-      store_child_outcome(cs, slot);
-      filled_[I] = true;
-    } else if (cs.get_outcome() != outcome::value) {
-      // The first failure fails the gather (a cancelled child gives its cancelled_error,
-      // as an exception: the gather is not cancelled). Later ones are only retrieved.
-      cs.mark_retrieved();
-      resolve_exception(out, cs.error());
-    } else if (!out.done()) {
-      try {
-        store_child_value(cs, slot);
-        filled_[I] = true;
-      } catch (...) {
-        resolve_exception(out, std::current_exception());
-      }
-    }
+    store_child<Collect>(cs, *out_, std::get<I>(slots_), filled_[I]);
   }
 
   /// Runs inline in whoever completes the result (once): cancels the pending children if the
@@ -362,23 +367,7 @@ private:
   }
 
   /// Takes a child's outcome (see gather_tuple::store).
-  void store(entry& e, state<T>& cs) noexcept {
-    state<result_type>& out = *out_;
-    if constexpr (Collect) {
-      store_child_outcome(cs, e.slot);
-      e.filled = true;
-    } else if (cs.get_outcome() != outcome::value) {
-      cs.mark_retrieved();
-      resolve_exception(out, cs.error());
-    } else if (!out.done()) {
-      try {
-        store_child_value(cs, e.slot);
-        e.filled = true;
-      } catch (...) {
-        resolve_exception(out, std::current_exception());
-      }
-    }
-  }
+  void store(entry& e, state<T>& cs) noexcept { store_child<Collect>(cs, *out_, e.slot, e.filled); }
 
   static void on_out(node* n, node_action a, state_base* s) noexcept {
     auto* g = static_cast<gather_node<gather_vector>*>(n)->owner_;
