@@ -8,15 +8,15 @@
 // As in asyncio, a done-callback receives the (done) future and is scheduled on the
 // future's executor, never run inside set_result().
 //
+#include "transcript.hpp"
+
 #include <asio_futures/asio_futures.hpp>
 
-#include <boost/asio/io_context.hpp>
-
-#include <cstdio>
 #include <string>
 
 namespace asio = boost::asio;
 namespace af = asio_futures;
+using example::print;
 
 asio::awaitable<std::string> by_callbacks() {
   const auto ex = co_await asio::this_coro::executor;
@@ -42,17 +42,12 @@ asio::awaitable<std::string> by_then() {
   co_return co_await future3.async_wait();
 }
 
+asio::awaitable<void> future_composition() {
+  print(co_await by_callbacks()); // "Future 1 -> Future 2 -> Future 3"
+  print(co_await by_then());
+}
+
 int main() {
-  asio::io_context ioc;
-  const af::task<std::string> a = af::create_task(ioc, by_callbacks());
-  const af::task<std::string> b = af::create_task(ioc, by_then());
-  ioc.run();
-  const std::string expected = "Future 1 -> Future 2 -> Future 3";
-  bool ok = true;
-  for (const af::task<std::string>* t : {&a, &b}) {
-    const std::string result = t->done() && !t->exception() ? t->result() : "(failed)";
-    std::printf("%s\n", result.c_str());
-    ok = ok && result == expected;
-  }
-  return ok ? 0 : 1;
+  return example::run_and_check(future_composition, "Future 1 -> Future 2 -> Future 3\n"
+                                                    "Future 1 -> Future 2 -> Future 3\n");
 }

@@ -12,12 +12,11 @@
 // their order, which is what the output depends on, is the same. Exits 1 if the output
 // differs.
 //
+#include "transcript.hpp"
+
 #include <asio_futures/asio_futures.hpp>
 
-#include <boost/asio/io_context.hpp>
-
 #include <chrono>
-#include <cstdio>
 #include <string>
 #include <type_traits>
 
@@ -25,12 +24,7 @@ namespace asio = boost::asio;
 namespace af = asio_futures;
 using namespace std::chrono_literals;
 
-std::string output;
-
-void print(const std::string& line) {
-  std::printf("%s\n", line.c_str());
-  output += line + "\n";
-}
+using example::print;
 
 asio::awaitable<std::string> coro() {
   try {
@@ -80,15 +74,7 @@ asio::awaitable<void> future_vs_task() {
 }
 
 int main() {
-  asio::io_context ioc;
-  const af::task<void> main_task = af::create_task(ioc, future_vs_task());
-  ioc.run();
-  const std::string expected = "Coroutine was cancelled\n"
-                               "Future completed with: Future result\n"
-                               "Task was cancelled\n";
-  if (!main_task.done() || main_task.exception() || output != expected) {
-    std::printf("FAILED: unexpected output\n");
-    return 1;
-  }
-  return 0;
+  return example::run_and_check(future_vs_task, "Coroutine was cancelled\n"
+                                                "Future completed with: Future result\n"
+                                                "Task was cancelled\n");
 }

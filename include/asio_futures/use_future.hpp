@@ -41,7 +41,11 @@ struct use_future_t {
 /// into the operation's cancellation slot, on the operation's I/O executor (Asio's
 /// cancellation signals are not thread-safe; as with any Asio object used from several
 /// threads, use a strand executor for the I/O object when its context runs several threads).
-/// The future's executor (for its done-callbacks) is the operation's I/O executor.
+/// The future's executor (for its done-callbacks) is the operation's I/O executor: the one
+/// its initiation object names with `get_executor()`, as Asio's own initiations do. An
+/// initiation that names none gets `asio::system_executor` (Asio's default association), whose
+/// functions run on a system thread: a hand-written operation should name its executor (see
+/// examples/seed_custom_awaitable.cpp).
 inline constexpr use_future_t use_future{};
 
 namespace detail {
