@@ -63,7 +63,9 @@
 //      `af::gather(af::return_exceptions, ...)`; every future must end exactly once with the
 //      exact outcome, functions must run exactly as often as they should (never for jobs
 //      cancelled while queued), every job's storage must be freed, and the workers and pool
-//      must shut down. First on an io_context run by one thread, then by two.
+//      must shut down. First on an io_context run by one thread, then by two;
+//   3. a busy system destroyed without shutdown() (every future ends cancelled, queued jobs
+//      never run), the pickup race, and a submit() after shutdown() (the future fails).
 //   `--jobs N` and `--threads N` run only the check, with N jobs / N io_context threads.
 //
 #include <asio_futures/asio_futures.hpp>
@@ -889,6 +891,92 @@ bool run_check(std::size_t jobs, int threads) {
   return st.errors.empty();
 }
 
+// =============================================================================================
+// 3. The other ways a system ends
+// =============================================================================================
+
+/// Jobs that stay busy until cancelled (bounded: 10 s), counting how many started.
+struct parked_jobs {
+  std::atomic<int> started{0};
+  af::future<void> two_started; ///< set when the second job starts
+};
+
+asio::awaitable<int> parked_job(parked_jobs* p) {
+  if (p->started.fetch_add(1) + 1 == 2)
+    p->two_started.set_result();
+  co_await af::sleep(co_await asio::this_coro::executor, 10s).async_wait();
+  co_return 0;
+}
+
+/// Destroying a system without shutdown(): its queued jobs end cancelled and never run, the
+/// running ones are cancelled through their (cancelled) workers; nothing hangs. A job
+/// cancelled between its worker's wake-up and its pickup is dropped unrun. And submit()
+/// after shutdown() fails the future.
+bool run_abandon_check() {
+  asio::io_context ioc;
+  asio::thread_pool pool(1);
+  parked_jobs parked;
+  std::vector<std::string> errors;
+  const af::task<void> main_task = af::create_task(ioc, [&]() -> asio::awaitable<void> {
+    const auto ex = co_await asio::this_coro::executor;
+    parked.two_started = af::future<void>(ex);
+    std::vector<af::future<int>> futures;
+    {
+      task_system system(ex, ex, pool, {.workers = 2});
+      for (int i = 0; i < 6; ++i)
+        futures.push_back(system.submit(parked_job, &parked));
+      co_await af::wait_for(parked.two_started, 10s).async_wait(); // both workers busy
+    }                                                              // destroyed without shutdown()
+    const std::vector<af::outcome<int>> outcomes =
+        co_await af::wait_for(af::gather(af::return_exceptions, futures), 10s).async_wait();
+    for (std::size_t i = 0; i < outcomes.size(); ++i) {
+      // The first two were running: their workers were cancelled; the rest were queued.
+      const std::string want = i < 2 ? "worker cancelled" : "task_system destroyed";
+      try {
+        std::rethrow_exception(outcomes[i].exception());
+      } catch (const af::cancelled_error& e) {
+        if (e.message() != want)
+          errors.push_back("abandoned job " + std::to_string(i) + ": " + e.message());
+      } catch (...) {
+        errors.push_back("abandoned job " + std::to_string(i) + ": not cancelled");
+      }
+    }
+
+    {
+      // The race the pickup check covers: the worker woken for a job runs before the job's
+      // cancel callback (both wait on the executor, the wake-up first). It drops the job.
+      task_system racy(ex, ex, pool, {.workers = 1});
+      co_await asio::post(ex, asio::use_awaitable); // the worker starts and parks
+      const af::future<int> f = racy.submit(parked_job, &parked);
+      f.cancel();
+      co_await racy.shutdown();
+      if (racy.stats().skipped_at_pickup != 1 || racy.stats().started != 0)
+        errors.push_back("a job cancelled before its pickup was not dropped by the worker");
+    }
+
+    task_system closed(ex, ex, pool, {.workers = 1});
+    co_await closed.shutdown();
+    try {
+      (void)co_await closed.submit(compute_task, 6, 7).async_wait();
+      errors.push_back("submit after shutdown: the job ran");
+    } catch (const std::logic_error& e) {
+      std::printf("Submit after shutdown: %s\n", e.what());
+    }
+  });
+  ioc.run();
+  pool.join();
+  if (!main_task.done() || main_task.exception())
+    errors.push_back("the abandon check did not finish");
+  if (parked.started.load() != 2)
+    errors.push_back("abandoned jobs started: " + std::to_string(parked.started.load()));
+  for (const std::string& e : errors)
+    std::printf("FAILED: %s\n", e.c_str());
+  if (errors.empty())
+    std::printf("Destroyed a busy system: 2 running jobs cancelled, 4 queued jobs cancelled "
+                "unrun\n");
+  return errors.empty();
+}
+
 int main(int argc, char** argv) {
   std::size_t jobs = 10'000;
   int threads = 0; // 0: the demo, then the check on 1 and on 2 threads
@@ -898,6 +986,8 @@ int main(int argc, char** argv) {
       jobs = std::strtoul(argv[a + 1], nullptr, 10);
     else if (opt == "--threads")
       threads = std::atoi(argv[a + 1]);
+    else
+      jobs = 0; // unknown option: print the usage
   }
   if (argc % 2 == 0 || jobs == 0 || threads < 0) {
     std::printf("usage: %s [--jobs N] [--threads N]\n", argv[0]);
@@ -907,5 +997,5 @@ int main(int argc, char** argv) {
     return run_check(jobs, threads == 0 ? 1 : threads) ? 0 : 1;
   if (run_demo() != 0)
     return 1;
-  return run_check(jobs, 1) && run_check(jobs, 2) ? 0 : 1;
+  return run_check(jobs, 1) && run_check(jobs, 2) && run_abandon_check() ? 0 : 1;
 }
