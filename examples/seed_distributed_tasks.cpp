@@ -320,9 +320,9 @@ public:
   asio::awaitable<std::exception_ptr> run(system_core& core) override {
     phase_ = phase::running;
     ++core.stats().started;
-    running_ = start(core);
     std::exception_ptr failure;
     try {
+      running_ = start(core); // throws if the context or the pool has shut down
       if constexpr (std::is_void_v<value_type>) {
         co_await running_.async_wait();
         result_.try_set_result();
@@ -336,7 +336,7 @@ public:
     if (worker_state.cancelled() != asio::cancellation_type::none) {
       // The worker itself was cancelled (its group is shutting down): its wait cancelled the
       // work, or Asio's throw_if_cancelled threw before the wait began.
-      running_.cancel();
+      cancel_running();
       result_.cancel("worker cancelled");
     } else if (failure) {
       // Usually the submitted future was cancelled and cancelled the work (then cancel() is
@@ -496,6 +496,8 @@ private:
           std::rethrow_exception(e);
         } catch (const std::exception& x) {
           core->log("Worker %s failed on task %zu: %s\n", name.c_str(), j->id(), x.what());
+        } catch (...) {
+          core->log("Worker %s failed on task %zu\n", name.c_str(), j->id());
         }
       } else {
         core->log("Worker %s completed task %zu\n", name.c_str(), j->id());
@@ -699,6 +701,37 @@ std::uint64_t blocking_job(std::stop_token st, job_ref r) {
   return pool_value(r.index()); // dropped: the future is cancelled
 }
 
+/// An outcome as text: "value N", "exception: what" or "cancelled: message".
+template <class T> std::string describe(const af::outcome<T>& o) {
+  if (o.has_value())
+    return "value " + std::to_string(o.value());
+  try {
+    std::rethrow_exception(o.exception());
+  } catch (const af::cancelled_error& e) {
+    return "cancelled: " + e.message();
+  } catch (const std::exception& e) {
+    return std::string("exception: ") + e.what();
+  } catch (...) {
+    return "exception of an unknown type";
+  }
+}
+
+/// What `describe` must say of job `i`.
+std::string expected_outcome(const check_state& st, std::size_t i) {
+  switch (st.fates[i]) {
+  case fate::ok:
+    return "value " +
+           std::to_string(st.kinds[i] == kind::coroutine ? coroutine_value(i) : pool_value(i));
+  case fate::fail:
+    return "exception: " + failure_message(i);
+  case fate::cancel_queued:
+    return "cancelled: cancelled while queued";
+  case fate::cancel_running:
+    return "cancelled: cancelled while running";
+  }
+  return {};
+}
+
 /// The planned outcome of each job: ~10% fail, 5% cancelled while queued, 5% while running;
 /// coroutine and pool jobs alternate. Shuffled with a fixed seed, so runs are reproducible.
 void plan(check_state& st) {
@@ -774,48 +807,13 @@ asio::awaitable<check_result> run_jobs(check_state& st, asio::any_io_executor co
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   for (std::size_t i = 0; i < n; ++i) {
-    const af::outcome<std::uint64_t>& o = outcomes[i];
-    const std::string job = "job " + std::to_string(i);
-    switch (st.fates[i]) {
-    case fate::ok: {
-      const std::uint64_t expected =
-          st.kinds[i] == kind::coroutine ? coroutine_value(i) : pool_value(i);
-      if (!o.has_value())
-        st.fail(job + ": expected a value, got an exception");
-      else if (o.value() != expected)
-        st.fail(job + ": wrong value");
-      break;
-    }
-    case fate::fail:
-      try {
-        if (o.has_value())
-          st.fail(job + ": expected an exception, got a value");
-        else
-          std::rethrow_exception(o.exception());
-      } catch (const af::cancelled_error&) {
-        st.fail(job + ": expected its exception, got a cancellation");
-      } catch (const std::runtime_error& e) {
-        if (e.what() != failure_message(i))
-          st.fail(job + ": wrong exception: " + e.what());
-      }
-      break;
-    case fate::cancel_queued:
-    case fate::cancel_running:
-      try {
-        if (o.has_value())
-          st.fail(job + ": expected a cancellation, got a value");
-        else
-          std::rethrow_exception(o.exception());
-      } catch (const af::cancelled_error& e) {
-        const char* msg = st.fates[i] == fate::cancel_queued ? "cancelled while queued"
-                                                             : "cancelled while running";
-        if (e.message() != msg || !st.futures[i].cancelled())
-          st.fail(job + ": wrong cancellation: " + e.message());
-      } catch (const std::exception& e) {
-        st.fail(job + ": expected a cancellation, got: " + e.what());
-      }
-      break;
-    }
+    const std::string got = describe(outcomes[i]);
+    if (got != expected_outcome(st, i))
+      st.fail("job " + std::to_string(i) + ": " + got + ", expected " + expected_outcome(st, i));
+    const bool cancelled =
+        st.fates[i] == fate::cancel_queued || st.fates[i] == fate::cancel_running;
+    if (st.futures[i].cancelled() != cancelled)
+      st.fail("job " + std::to_string(i) + ": cancelled() is wrong");
   }
 
   // Clean shutdown, bounded too.
@@ -931,15 +929,10 @@ bool run_abandon_check() {
         co_await af::wait_for(af::gather(af::return_exceptions, futures), 10s).async_wait();
     for (std::size_t i = 0; i < outcomes.size(); ++i) {
       // The first two were running: their workers were cancelled; the rest were queued.
-      const std::string want = i < 2 ? "worker cancelled" : "task_system destroyed";
-      try {
-        std::rethrow_exception(outcomes[i].exception());
-      } catch (const af::cancelled_error& e) {
-        if (e.message() != want)
-          errors.push_back("abandoned job " + std::to_string(i) + ": " + e.message());
-      } catch (...) {
-        errors.push_back("abandoned job " + std::to_string(i) + ": not cancelled");
-      }
+      const std::string want =
+          i < 2 ? "cancelled: worker cancelled" : "cancelled: task_system destroyed";
+      if (describe(outcomes[i]) != want)
+        errors.push_back("abandoned job " + std::to_string(i) + ": " + describe(outcomes[i]));
     }
 
     {
