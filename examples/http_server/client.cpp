@@ -31,6 +31,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -228,7 +229,14 @@ asio::awaitable<void> load(unsigned short port, int n) {
   std::vector<af::future<std::string>> requesters;
   for (int i = 0; i < n; ++i)
     requesters.push_back(af::create_task(ex, requester(port, "load-" + std::to_string(i))));
-  co_await poll_stats(port, [&](const stats& s) { return s.waiting == before.waiting + n; });
+  // All registered, or one requester already finished (failed: nobody has answered yet).
+  auto finished = [&] {
+    return std::any_of(requesters.begin(), requesters.end(), [](auto& f) { return f.done(); });
+  };
+  co_await poll_stats(
+      port, [&](const stats& s) { return s.waiting == before.waiting + n || finished(); });
+  if (finished()) // fail with the first requester's exception
+    (void)co_await af::first_completed(requesters).async_wait();
   const auto t1 = std::chrono::steady_clock::now();
 
   std::vector<af::future<int>> responders;

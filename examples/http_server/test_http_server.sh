@@ -5,7 +5,8 @@
 #   functional  every behaviour, with curl and example_http_client, on three servers
 #               (default options; --max-waiting 2; --timeout 0.5), each ended by a signal
 #               that must make it answer waiting requests 503 and exit 0 with its summary
-#   load        500 concurrent waiting requests and 500 responders (example_http_client load)
+#   load        500 concurrent waiting requests and 500 responders (example_http_client load),
+#               then SIGTERM
 # Extra options (e.g. --threads 2) go to every server started.
 #
 # Every step is bounded: curl --max-time, `timeout` around the client, deadlines on every
@@ -179,13 +180,18 @@ functional() {
   step "50 concurrent pairs (Beast client)"
   client load 50
 
-  step "graceful shutdown: a waiting request gets 503, the server exits 0"
+  step "graceful shutdown: every waiting request gets 503, the server exits 0"
   [[ $(counter waiting) == 0 ]] || fail "entries left behind: waiting is $(counter waiting)"
-  bg_request last last
-  local last=$bg_pid
-  poll 20 waiting_is 1 || fail "/request/last never registered"
+  local last=()
+  for i in 1 2 3; do
+    bg_request "last$i" "last$i"
+    last+=("$bg_pid")
+  done
+  poll 20 waiting_is 3 || fail "/request/last1..3 never registered"
   stop_server A TERM
-  bg_result last "$last" "503 shutting down"
+  for i in 1 2 3; do
+    bg_result "last$i" "${last[i - 1]}" "503 shutting down"
+  done
 
   step "server B: --max-waiting 2"
   start_server B --max-waiting 2
