@@ -303,6 +303,20 @@ reply text_reply(http::status status, std::string body, bool close = false) {
   return reply{status, std::move(body), close, false, false};
 }
 
+/// Cancels a task when the scope ends (by return or by exception).
+struct stop_on_exit {
+  explicit stop_on_exit(af::task<bool> t) : task(std::move(t)) {}
+  af::task<bool> task;
+  stop_on_exit(const stop_on_exit&) = delete;
+  stop_on_exit& operator=(const stop_on_exit&) = delete;
+  ~stop_on_exit() {
+    try {
+      task.cancel();
+    } catch (...) { // bad_alloc: the task then ends when its connection does
+    }
+  }
+};
+
 /// One client connection. Held by shared_ptr by the connection's task and by its hang-up
 /// watcher, so neither can outlive the socket and buffer the other's operation uses.
 struct connection {
@@ -526,6 +540,9 @@ private:
 
     // The watcher reads the socket while we wait: a hang-up cancels `waiting` at once.
     const af::task<bool> watcher = af::create_task(ex, watch_hangup(conn, waiting), "watch " + id);
+    // However this coroutine ends, the watcher must not read on forever.
+    const stop_on_exit stop_watcher{watcher};
+    constexpr auto none = asio::cancellation_type::none;
     std::optional<std::string> text;
     bool timed_out = false;
     try {
@@ -536,16 +553,21 @@ private:
       // By the watcher (hang-up) or by the shutdown (our task was cancelled): see below.
     }
     // Asio's cancellation is sticky: if our task was cancelled (shutdown), every further
-    // co_await would throw at once. Note it, then reset it to stop the watcher and send 503.
-    const asio::cancellation_state cs = co_await asio::this_coro::cancellation_state;
-    const bool shutdown = cs.cancelled() != asio::cancellation_type::none;
+    // co_await would throw at once. Note it, then reset it to stop the watcher and answer.
+    // (Inline: co_await of a nested awaitable would itself throw while cancelled.)
+    bool shutdown = (co_await asio::this_coro::cancellation_state).cancelled() != none;
     if (shutdown)
       co_await asio::this_coro::reset_cancellation_state();
 
     // Stop watching, and wait until the watcher is done with the socket and the buffer.
+    // (A shutdown arriving meanwhile cancels the watcher too; it is noted again after.)
     watcher.cancel();
     auto [watch_error, hung_up] = co_await watcher.async_wait(asio::as_tuple(asio::use_awaitable));
     (void)watch_error; // cancelled before its first step: it never read anything
+    if ((co_await asio::this_coro::cancellation_state).cancelled() != none) {
+      shutdown = true;
+      co_await asio::this_coro::reset_cancellation_state();
+    }
     rendezvous_.leave(id, waiting);
 
     if (text) {
