@@ -41,6 +41,10 @@ struct use_future_t {
 /// into the operation's cancellation slot, on the operation's I/O executor (Asio's
 /// cancellation signals are not thread-safe; as with any Asio object used from several
 /// threads, use a strand executor for the I/O object when its context runs several threads).
+/// Because the future is cancelled *before* the operation has completed, a cancelled future
+/// says nothing about the operation's buffers and I/O object: they must stay alive until the
+/// operation's own completion (keep them alive by other means, or run the operation in a
+/// task, whose end is the operation's end).
 /// The future's executor (for its done-callbacks) is the operation's I/O executor: the one
 /// its initiation object names with `get_executor()`, as Asio's own initiations do. An
 /// initiation that names none gets `asio::system_executor` (Asio's default association), whose
