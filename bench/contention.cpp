@@ -96,10 +96,13 @@ template <class MakeDriver> void run_rounds(benchmark::State& state, MakeDriver 
   pool.join();
 }
 
-// --- asio_futures_callbacks: callback waiters attached first ----------------------------
+// --- asio_futures and asio_futures_callbacks ------------------------------------------------
 
-asio::awaitable<void> callbacks_driver(asio::thread_pool& pool, std::int64_t rounds,
-                                       std::int64_t& done) {
+/// Rounds of kN futures set by the pool's setters. With `callbacks`, a callback waiter is
+/// attached to every future before the setters start; without, the coroutine awaits the
+/// futures in order while they are being set.
+asio::awaitable<void> futures_driver(asio::thread_pool& pool, std::int64_t rounds,
+                                     std::int64_t& done, bool callbacks) {
   auto ex = co_await asio::this_coro::executor;
   std::vector<af::future<int>> futures;
   futures.reserve(kN);
@@ -107,43 +110,36 @@ asio::awaitable<void> callbacks_driver(asio::thread_pool& pool, std::int64_t rou
     round_state round(ex);
     for (std::int64_t i = 0; i < kN; ++i) {
       futures.emplace_back(ex);
-      futures.back().async_wait([&round](std::exception_ptr e, int v) {
-        if (!e)
-          round.sum += v;
-        round.arrive();
-      });
+      if (callbacks)
+        futures.back().async_wait([&round](std::exception_ptr e, int v) {
+          if (!e)
+            round.sum += v;
+          round.arrive();
+        });
     }
     start_setters(pool, ex, round,
                   [&futures](std::int64_t i) { futures[i].set_result(static_cast<int>(i)); });
-    co_await round.finished.async_wait();
-    check(round.sum == kSum, "asio_futures_callbacks: wrong sum");
-    done += kN;
-    futures.clear();
-  }
-}
-
-// --- asio_futures: awaited in order while being set --------------------------------------
-
-asio::awaitable<void> coroutine_driver(asio::thread_pool& pool, std::int64_t rounds,
-                                       std::int64_t& done) {
-  auto ex = co_await asio::this_coro::executor;
-  std::vector<af::future<int>> futures;
-  futures.reserve(kN);
-  for (std::int64_t r = 0; r < rounds; ++r) {
-    round_state round(ex);
-    for (std::int64_t i = 0; i < kN; ++i)
-      futures.emplace_back(ex);
-    start_setters(pool, ex, round,
-                  [&futures](std::int64_t i) { futures[i].set_result(static_cast<int>(i)); });
-    for (auto& f : futures) {
-      round.sum += co_await f.async_wait();
-      round.arrive();
+    if (!callbacks) {
+      for (auto& f : futures) {
+        round.sum += co_await f.async_wait();
+        round.arrive();
+      }
     }
     co_await round.finished.async_wait();
     check(round.sum == kSum, "asio_futures: wrong sum");
     done += kN;
     futures.clear();
   }
+}
+
+asio::awaitable<void> coroutine_driver(asio::thread_pool& pool, std::int64_t rounds,
+                                       std::int64_t& done) {
+  return futures_driver(pool, rounds, done, false);
+}
+
+asio::awaitable<void> callbacks_driver(asio::thread_pool& pool, std::int64_t rounds,
+                                       std::int64_t& done) {
+  return futures_driver(pool, rounds, done, true);
 }
 
 // --- asio_post: the floor -----------------------------------------------------------------

@@ -65,18 +65,10 @@ namespace af = asio_futures;
 namespace asio = boost::asio;
 
 using asio_futures_bench::check;
-using asio_futures_bench::coroutine_run;
 
 /// The sum of the values 0 .. n-1 that a round collects.
 std::int64_t expected_sum(std::int64_t n) {
   return n * (n - 1) / 2;
-}
-
-/// Runs whole rounds of N = state.range(0) elements: `make(rounds, n)` is the coroutine.
-template <class MakeCoroutine> void run_rounds(benchmark::State& state, MakeCoroutine make) {
-  const std::int64_t n = state.range(0);
-  coroutine_run r(state);
-  r.run_coroutine([&](std::int64_t ops) { return make(ops / n, n, r.done); }, n);
 }
 
 /// Resolves futures[i] with i, in order, on the next turn.
@@ -109,7 +101,7 @@ asio::awaitable<void> gather_driver(std::int64_t rounds, std::int64_t n, std::in
 }
 
 void asio_futures_gather(benchmark::State& state) {
-  run_rounds(state, gather_driver);
+  asio_futures_bench::run_rounds_of_n(state, gather_driver);
 }
 
 // --- experimental::parallel_group over the same futures ------------------------------
@@ -137,7 +129,7 @@ asio::awaitable<void> group_driver(std::int64_t rounds, std::int64_t n, std::int
 }
 
 void parallel_group_all(benchmark::State& state) {
-  run_rounds(state, group_driver);
+  asio_futures_bench::run_rounds_of_n(state, group_driver);
 }
 
 // --- blocking peers: whole rounds on the benchmark thread -----------------------------
@@ -176,45 +168,48 @@ void boost_when_all(benchmark::State& state) {
   });
 }
 
+/// One round of the "get each" peers: n promises; `start_setter(promises)` hands them to
+/// whoever resolves them in order (it owns them: a promise must outlive its set_value's
+/// wake-up), then the benchmark thread get()s each future in order. Returns the sum.
+template <class Promise, class StartSetter>
+std::int64_t get_each_round(std::int64_t n, StartSetter start_setter) {
+  std::vector<Promise> promises(static_cast<std::size_t>(n));
+  std::vector<decltype(promises[0].get_future())> futures;
+  futures.reserve(promises.size());
+  for (auto& p : promises)
+    futures.push_back(p.get_future());
+  start_setter(std::move(promises));
+  std::int64_t sum = 0;
+  for (auto& f : futures)
+    sum += f.get();
+  return sum;
+}
+
+/// Resolves promises[i] with i, in order.
+template <class Promise> void resolve_in_order(std::vector<Promise>& promises) {
+  for (std::size_t i = 0; i < promises.size(); ++i)
+    promises[i].set_value(static_cast<int>(i));
+}
+
 void boost_fiber_get_each(benchmark::State& state) {
   namespace bf = boost::fibers;
-  std::vector<bf::promise<int>> promises;
-  std::vector<bf::future<int>> futures;
-  run_blocking_rounds(state, [&](std::int64_t n) {
-    promises.clear();
-    futures.clear();
-    promises.resize(static_cast<std::size_t>(n));
-    for (auto& p : promises)
-      futures.push_back(p.get_future());
-    bf::fiber setter([&promises] {
-      for (std::size_t i = 0; i < promises.size(); ++i)
-        promises[i].set_value(static_cast<int>(i));
+  run_blocking_rounds(state, [](std::int64_t n) {
+    return get_each_round<bf::promise<int>>(n, [](std::vector<bf::promise<int>> promises) {
+      // Runs when the first get() suspends the benchmark thread's fiber; it ends before
+      // that fiber runs again (set_value does not yield), so nothing outlives the round.
+      bf::fiber([promises = std::move(promises)]() mutable {
+        resolve_in_order(promises);
+      }).detach();
     });
-    std::int64_t sum = 0;
-    for (auto& f : futures)
-      sum += f.get();
-    setter.join();
-    return sum;
   });
 }
 
 void std_future_get_each(benchmark::State& state) {
   asio::thread_pool pool(1);
-  std::vector<std::future<int>> futures;
-  run_blocking_rounds(state, [&](std::int64_t n) {
-    futures.clear();
-    std::vector<std::promise<int>> promises(static_cast<std::size_t>(n));
-    for (auto& p : promises)
-      futures.push_back(p.get_future());
-    // The job owns the promises: each must outlive its set_value's wake-up of get().
-    asio::post(pool, [promises = std::move(promises)]() mutable {
-      for (std::size_t i = 0; i < promises.size(); ++i)
-        promises[i].set_value(static_cast<int>(i));
+  run_blocking_rounds(state, [&pool](std::int64_t n) {
+    return get_each_round<std::promise<int>>(n, [&pool](std::vector<std::promise<int>> promises) {
+      asio::post(pool, [promises = std::move(promises)]() mutable { resolve_in_order(promises); });
     });
-    std::int64_t sum = 0;
-    for (auto& f : futures)
-      sum += f.get();
-    return sum;
   });
   pool.join();
 }

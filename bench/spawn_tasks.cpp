@@ -150,13 +150,6 @@ std::int64_t batch_sum(std::int64_t n) {
   return n * (n - 1) / 2;
 }
 
-/// Runs whole batches of N = state.range(0) spawns: `make(batches, n, done)` is the driver.
-template <class MakeDriver> void run_batches(benchmark::State& state, MakeDriver make) {
-  const std::int64_t n = state.range(0);
-  coroutine_run r(state);
-  r.run_coroutine([&](std::int64_t ops) { return make(ops / n, n, r.done); }, n);
-}
-
 asio::awaitable<void> asio_futures_batch_driver(std::int64_t batches, std::int64_t n,
                                                 std::int64_t& done) {
   auto ex = co_await asio::this_coro::executor;
@@ -175,7 +168,7 @@ asio::awaitable<void> asio_futures_batch_driver(std::int64_t batches, std::int64
 }
 
 void asio_futures_batch(benchmark::State& state) {
-  run_batches(state, asio_futures_batch_driver);
+  asio_futures_bench::run_rounds_of_n(state, asio_futures_batch_driver);
 }
 
 asio::awaitable<void> detached_batch_driver(std::int64_t batches, std::int64_t n,
@@ -205,7 +198,7 @@ asio::awaitable<void> detached_batch_driver(std::int64_t batches, std::int64_t n
 }
 
 void co_spawn_detached_batch(benchmark::State& state) {
-  run_batches(state, detached_batch_driver);
+  asio_futures_bench::run_rounds_of_n(state, detached_batch_driver);
 }
 
 void boost_fiber_async_batch(benchmark::State& state) {

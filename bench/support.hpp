@@ -92,6 +92,14 @@ struct coroutine_run {
   }
 };
 
+/// A coroutine_run in whole rounds of N = state.range(0) operations (a gather of N futures, a
+/// batch of N tasks): `make(rounds, n, done)` is the coroutine doing them.
+template <class MakeCoroutine> void run_rounds_of_n(benchmark::State& state, MakeCoroutine make) {
+  const std::int64_t n = state.range(0);
+  coroutine_run r(state);
+  r.run_coroutine([&](std::int64_t ops) { return make(ops / n, n, r.done); }, n);
+}
+
 /// Runs `make_loop(pool_executor, n, done)`, a coroutine doing n round trips between the
 /// io_context (driven by the benchmark thread) and a one-thread asio::thread_pool.
 template <class MakeLoop> void run_with_pool(benchmark::State& state, MakeLoop make_loop) {
