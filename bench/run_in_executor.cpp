@@ -19,7 +19,13 @@
 //    `asio::post(pool, asio::use_future(fn)).get()` (no io_context involved).
 //  - std_async_get: `std::async(std::launch::async, work, i).get()` from the benchmark
 //    thread (libstdc++ starts a thread per call; no io_context involved).
+//  - boost_async_get: the same with `boost::async(boost::launch::async, work, i).get()`
+//    (Boost.Thread also starts a thread per call).
 // Timings are wall-clock (UseRealTime): the benchmark thread sleeps while waiting.
+
+#ifndef BOOST_THREAD_VERSION
+#define BOOST_THREAD_VERSION 5
+#endif
 
 #include "support.hpp"
 
@@ -36,6 +42,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+#include <boost/thread/future.hpp>
 
 #include <cstdint>
 #include <future>
@@ -144,16 +151,29 @@ void asio_use_future_get(benchmark::State& state) {
   pool.join();
 }
 
-void std_async_get(benchmark::State& state) {
+/// `launch(x)` starts work(x) on a thread of its own and returns its future; get() it.
+template <class Launch> void async_get(benchmark::State& state, Launch launch, const char* what) {
   int i = 0;
   for (auto _ : state) {
-    const int v = std::async(std::launch::async, &work, i).get();
+    const int v = launch(i).get();
     if (v != i + 1) {
-      state.SkipWithError("std_async_get: wrong result");
+      state.SkipWithError(what);
       break;
     }
     ++i;
   }
+}
+
+void std_async_get(benchmark::State& state) {
+  async_get(
+      state, [](int x) { return std::async(std::launch::async, &work, x); },
+      "std_async_get: wrong result");
+}
+
+void boost_async_get(benchmark::State& state) {
+  async_get(
+      state, [](int x) { return boost::async(boost::launch::async, &work, x); },
+      "boost_async_get: wrong result");
 }
 
 } // namespace
@@ -164,3 +184,4 @@ BENCHMARK(asio_post_roundtrip)->Name("run_in_executor/asio_post_roundtrip")->Use
 BENCHMARK(co_spawn_pool)->Name("run_in_executor/co_spawn_pool")->UseRealTime();
 BENCHMARK(asio_use_future_get)->Name("run_in_executor/asio_use_future_get")->UseRealTime();
 BENCHMARK(std_async_get)->Name("run_in_executor/std_async_get")->UseRealTime();
+BENCHMARK(boost_async_get)->Name("run_in_executor/boost_async_get")->UseRealTime();
