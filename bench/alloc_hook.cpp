@@ -59,6 +59,11 @@ alloc_counts counting_scope::counts() const {
   return counted;
 }
 
+std::int64_t heap_in_use() {
+  const struct mallinfo2 m = mallinfo2();
+  return static_cast<std::int64_t>(m.uordblks + m.hblkhd);
+}
+
 } // namespace asio_futures_bench
 
 #if ASIO_FUTURES_BENCH_ALLOC_HOOK

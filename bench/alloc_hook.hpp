@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 // Sanitizer runtimes own malloc: the hooks stand aside and footprint skips.
@@ -41,5 +42,9 @@ public:
   /// What this thread allocated since construction.
   alloc_counts counts() const;
 };
+
+/// The process heap's bytes in use (glibc mallinfo2: uordblks + hblkhd, every arena): what
+/// the blocks handed out cost, malloc's per-block headers included.
+std::int64_t heap_in_use();
 
 } // namespace asio_futures_bench

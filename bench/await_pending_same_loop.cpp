@@ -23,11 +23,14 @@
 //    value to a waiter attached before completion.
 //  - steady_timer: a timer at time_point::max() used as an event; cancel() wakes
 //    the waiter (operation_aborted), the value travels in a plain int.
+//  - boost_fiber_future: the same ping-pong between two fibers of Boost.Fiber on the
+//    benchmark thread, through boost::fibers::promise/future (its own scheduler, no Asio).
+//  - asio_post_handler: the floor without a coroutine: a plain handler that posts itself
+//    (for information: what a scheduler trip costs with nothing to resume).
 //
-// The io_context runs once per benchmark run: both coroutines are spawned to do
-// state.max_iterations hand-offs between them (KeepRunningBatch), so spawning is
-// amortised. DESIGN.md §7 target: asio_futures <= 1.3x the baseline, faster than
-// channel and promise.
+// The io_context runs once per benchmark run (asio_futures_bench::coroutine_run): both
+// coroutines are spawned to do the run's hand-offs between them, so spawning is amortised.
+// DESIGN.md §7 target: asio_futures <= 1.3x the baseline, faster than channel and promise.
 
 #include "support.hpp"
 
@@ -44,12 +47,11 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/fiber/fiber.hpp>
+#include <boost/fiber/future.hpp>
 
 #include <cstdint>
-#include <exception>
 #include <optional>
-#include <stdexcept>
-#include <string>
 
 namespace {
 
@@ -57,42 +59,20 @@ namespace af = asio_futures;
 namespace asio = boost::asio;
 using boost::system::error_code;
 
-/// Drives one benchmark run: `spawn(per_player)` starts the coroutines, which
-/// together perform 2 * per_player hand-offs and count them in `done`.
-struct pingpong_run {
-  benchmark::State& state;
-  asio::io_context ioc;
-  std::int64_t handoffs_done = 0;
-  std::exception_ptr error;
-
-  explicit pingpong_run(benchmark::State& s) : state(s) {}
-
-  // Each of the two players waits this many times.
-  std::int64_t per_player() const { return (state.max_iterations + 1) / 2; }
-
-  // Completion of every spawned coroutine: a failure stops the run (the other
-  // coroutine would wait forever) and is reported by run().
-  auto on_exit() {
-    return [this](std::exception_ptr e) {
-      if (e && !error) {
-        error = e;
-        ioc.stop();
-      }
-    };
-  }
-
-  template <class Spawn> void run(Spawn spawn) {
-    const std::int64_t n = per_player();
-    while (state.KeepRunningBatch(2 * n)) {
-      spawn(n);
-      ioc.run();
-    }
-    if (!asio_futures_bench::skip_on_error(state, error) && handoffs_done != 2 * n)
-      state.SkipWithError("wrong number of hand-offs");
-  }
-};
-
 using asio_futures_bench::check;
+using asio_futures_bench::coroutine_run;
+
+/// Runs two players on `r`'s io_context: `make_player(me, per_player, starter)` returns the
+/// coroutine of player `me`; together they make the run's (even) number of hand-offs.
+template <class MakePlayer> void run_players(coroutine_run& r, MakePlayer make_player) {
+  r.run(
+      [&](std::int64_t n) {
+        // The waiter first: it is waiting by the time the starter wakes it.
+        asio::co_spawn(r.ioc, make_player(0, n / 2, false), r.on_exit());
+        asio::co_spawn(r.ioc, make_player(1, n / 2, true), r.on_exit());
+      },
+      2);
+}
 
 // --- baseline: co_await asio::post ------------------------------------------
 
@@ -105,10 +85,26 @@ asio::awaitable<void> post_loop(std::int64_t n, std::int64_t& done) {
 }
 
 void baseline_post(benchmark::State& state) {
-  pingpong_run r(state);
-  r.run([&](std::int64_t n) {
-    asio::co_spawn(r.ioc, post_loop(2 * n, r.handoffs_done), r.on_exit());
-  });
+  coroutine_run r(state);
+  r.run_coroutine([&](std::int64_t n) { return post_loop(n, r.done); });
+}
+
+// --- the floor without a coroutine: a handler that posts itself ------------------
+
+struct repost {
+  asio::io_context& ioc;
+  std::int64_t& done;
+  std::int64_t left;
+  void operator()() {
+    ++done;
+    if (--left > 0)
+      asio::post(ioc, repost{ioc, done, left});
+  }
+};
+
+void baseline_post_handler(benchmark::State& state) {
+  coroutine_run r(state);
+  r.run([&](std::int64_t n) { asio::post(r.ioc, repost{r.ioc, r.done, n}); });
 }
 
 // --- asio_futures ------------------------------------------------------------
@@ -130,13 +126,11 @@ asio::awaitable<void> future_player(af::future<int> (&slot)[2], int me, std::int
 }
 
 void asio_futures_pingpong(benchmark::State& state) {
-  pingpong_run r(state);
+  coroutine_run r(state);
   af::future<int> slot[2] = {af::future<int>(r.ioc.get_executor()),
                              af::future<int>(r.ioc.get_executor())};
-  r.run([&](std::int64_t n) {
-    // The waiter first: it is waiting by the time the starter wakes it.
-    asio::co_spawn(r.ioc, future_player(slot, 0, n, false, r.handoffs_done), r.on_exit());
-    asio::co_spawn(r.ioc, future_player(slot, 1, n, true, r.handoffs_done), r.on_exit());
+  run_players(r, [&](int me, std::int64_t n, bool starter) {
+    return future_player(slot, me, n, starter, r.done);
   });
 }
 
@@ -157,11 +151,10 @@ asio::awaitable<void> channel_player(int_channel (&ch)[2], int me, std::int64_t 
 }
 
 void channel_pingpong(benchmark::State& state) {
-  pingpong_run r(state);
+  coroutine_run r(state);
   int_channel ch[2] = {int_channel(r.ioc, 0), int_channel(r.ioc, 0)};
-  r.run([&](std::int64_t n) {
-    asio::co_spawn(r.ioc, channel_player(ch, 0, n, false, r.handoffs_done), r.on_exit());
-    asio::co_spawn(r.ioc, channel_player(ch, 1, n, true, r.handoffs_done), r.on_exit());
+  run_players(r, [&](int me, std::int64_t n, bool starter) {
+    return channel_player(ch, me, n, starter, r.done);
   });
 }
 
@@ -215,13 +208,12 @@ asio::awaitable<void> promise_player(promise_slot (&slot)[2], int me, std::int64
 }
 
 void promise_pingpong(benchmark::State& state) {
-  pingpong_run r(state);
+  coroutine_run r(state);
   promise_slot slot[2];
   arm(slot[0], r.ioc.get_executor());
   arm(slot[1], r.ioc.get_executor());
-  r.run([&](std::int64_t n) {
-    asio::co_spawn(r.ioc, promise_player(slot, 0, n, false, r.handoffs_done), r.on_exit());
-    asio::co_spawn(r.ioc, promise_player(slot, 1, n, true, r.handoffs_done), r.on_exit());
+  run_players(r, [&](int me, std::int64_t n, bool starter) {
+    return promise_player(slot, me, n, starter, r.done);
   });
 }
 
@@ -252,18 +244,51 @@ asio::awaitable<void> timer_player(timer_event (&ev)[2], int me, std::int64_t n,
 }
 
 void timer_pingpong(benchmark::State& state) {
-  pingpong_run r(state);
+  coroutine_run r(state);
   timer_event ev[2] = {timer_event(r.ioc), timer_event(r.ioc)};
-  r.run([&](std::int64_t n) {
-    asio::co_spawn(r.ioc, timer_player(ev, 0, n, false, r.handoffs_done), r.on_exit());
-    asio::co_spawn(r.ioc, timer_player(ev, 1, n, true, r.handoffs_done), r.on_exit());
+  run_players(r, [&](int me, std::int64_t n, bool starter) {
+    return timer_player(ev, me, n, starter, r.done);
   });
+}
+
+// --- Boost.Fiber: two fibers, fibers::promise/future -------------------------------
+
+void boost_fiber_pingpong(benchmark::State& state) {
+  namespace bf = boost::fibers;
+  const std::int64_t per_player = (state.max_iterations + 1) / 2;
+  std::int64_t done = 0;
+  while (state.KeepRunningBatch(2 * per_player)) {
+    bf::promise<int> slot[2];
+    bf::future<int> fut[2] = {slot[0].get_future(), slot[1].get_future()};
+    // Same protocol as future_player; an exception escaping a fiber terminates the process.
+    auto player = [&](int me, bool starter) {
+      if (starter)
+        slot[1 - me].set_value(0);
+      for (std::int64_t i = 0; i < per_player; ++i) {
+        int v = fut[me].get(); // suspends this fiber; the scheduler runs the other one
+        ++done;
+        slot[me] = bf::promise<int>();
+        fut[me] = slot[me].get_future();
+        if (!(starter && i + 1 == per_player))
+          slot[1 - me].set_value(v + 1);
+      }
+    };
+    // launch::post (the default): both start when the benchmark thread's fiber joins.
+    bf::fiber waiter(player, 0, false);
+    bf::fiber starter(player, 1, true);
+    waiter.join();
+    starter.join();
+  }
+  if (done != 2 * per_player)
+    state.SkipWithError("boost_fiber: wrong number of hand-offs");
 }
 
 } // namespace
 
 BENCHMARK(baseline_post)->Name("await_pending_same_loop/asio_post")->UseRealTime();
+BENCHMARK(baseline_post_handler)->Name("await_pending_same_loop/asio_post_handler")->UseRealTime();
 BENCHMARK(asio_futures_pingpong)->Name("await_pending_same_loop/asio_futures")->UseRealTime();
 BENCHMARK(channel_pingpong)->Name("await_pending_same_loop/channel")->UseRealTime();
 BENCHMARK(promise_pingpong)->Name("await_pending_same_loop/promise")->UseRealTime();
 BENCHMARK(timer_pingpong)->Name("await_pending_same_loop/steady_timer")->UseRealTime();
+BENCHMARK(boost_fiber_pingpong)->Name("await_pending_same_loop/boost_fiber_future")->UseRealTime();

@@ -9,6 +9,14 @@
 // and records the compiler and Boost version in the JSON "context" so that
 // bench/report can describe the machine.
 //
+// It also fixes glibc malloc's mmap and trim thresholds. By default glibc moves them at run
+// time (freeing a large mmapped block raises both), so with randomly interleaved benchmarks
+// one benchmark's allocations changed the next one's costs (a batch of Boost.Fiber stacks
+// ran 6x slower after a benchmark whose 128 KiB stacks had moved the thresholds), and the
+// scaling benchmarks' heap was returned to the kernel and faulted in again on every round.
+// With fixed thresholds (blocks < 32 MiB from the heap, freed memory kept) every benchmark
+// sees the same allocator, whatever ran before it.
+//
 // Benchmark names are "<scenario>/<impl>" ("ready_roundtrip/asio_futures",
 // "ready_roundtrip/std_future", ...): bench/report groups by scenario and computes
 // the ratio of "asio_futures" to every other impl of the same scenario.
@@ -16,6 +24,8 @@
 #include <benchmark/benchmark.h>
 
 #include <boost/version.hpp>
+
+#include <malloc.h>
 
 #include <string>
 #include <string_view>
@@ -45,6 +55,8 @@ std::string compiler_version() {
 } // namespace
 
 int main(int argc, char** argv) {
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024); // also turns the dynamic thresholds off
+  mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
   std::vector<char*> args(argv, argv + argc);
   std::string interleave = "--benchmark_enable_random_interleaving=true";
   std::string repetitions = "--benchmark_repetitions=10";

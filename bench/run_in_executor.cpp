@@ -13,9 +13,19 @@
 //    `work(i)` and posts the handler, with the value, back to the handler's associated
 //    executor (held with outstanding_work.tracked meanwhile, as any Asio operation
 //    does). The DESIGN.md §7 reference: asio_futures <= 1.2x of it.
+//  - co_spawn_pool: Asio's own spawn-and-await across executors, in the same awaitable
+//    type: `co_await asio::co_spawn(pool, work_coroutine(i), use_awaitable)`.
+//  - asio_use_future_get: Asio's own bridge to std::future, from the benchmark thread:
+//    `asio::post(pool, asio::use_future(fn)).get()` (no io_context involved).
 //  - std_async_get: `std::async(std::launch::async, work, i).get()` from the benchmark
 //    thread (libstdc++ starts a thread per call; no io_context involved).
+//  - boost_async_get: the same with `boost::async(boost::launch::async, work, i).get()`
+//    (Boost.Thread also starts a thread per call).
 // Timings are wall-clock (UseRealTime): the benchmark thread sleeps while waiting.
+
+#ifndef BOOST_THREAD_VERSION
+#define BOOST_THREAD_VERSION 5
+#endif
 
 #include "support.hpp"
 
@@ -31,9 +41,10 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/thread/future.hpp>
 
 #include <cstdint>
-#include <exception>
 #include <future>
 #include <stdexcept>
 
@@ -50,49 +61,34 @@ int work(int x) {
 
 using asio_futures_bench::check;
 
-/// Runs `make_loop(n)` (a coroutine doing n round trips) on an io_context driven by the
-/// benchmark thread, once per benchmark run.
-template <class MakeLoop> void run_on_io_thread(benchmark::State& state, MakeLoop make_loop) {
-  asio::io_context ioc;
-  std::exception_ptr error;
-  const std::int64_t n = state.max_iterations;
-  while (state.KeepRunningBatch(n)) {
-    asio::co_spawn(ioc, make_loop(n), [&](std::exception_ptr e) { error = e; });
-    ioc.run();
-    ioc.restart();
-  }
-  asio_futures_bench::skip_on_error(state, error);
-}
+using asio_futures_bench::run_with_pool;
 
-asio::awaitable<void> asio_futures_loop(pool_executor pool, std::int64_t n) {
+asio::awaitable<void> asio_futures_loop(pool_executor pool, std::int64_t n, std::int64_t& done) {
   for (std::int64_t i = 0; i < n; ++i) {
     const int x = static_cast<int>(i);
     const int v = co_await af::run_in_executor(pool, &work, x).async_wait();
     check(v == x + 1, "asio_futures: wrong result");
+    ++done;
   }
 }
 
 void asio_futures_offload(benchmark::State& state) {
-  asio::thread_pool pool(1);
-  run_on_io_thread(state,
-                   [&](std::int64_t n) { return asio_futures_loop(pool.get_executor(), n); });
-  pool.join();
+  run_with_pool(state, asio_futures_loop);
 }
 
-asio::awaitable<void> asio_futures_with_loop(pool_executor pool, std::int64_t n) {
+asio::awaitable<void> asio_futures_with_loop(pool_executor pool, std::int64_t n,
+                                             std::int64_t& done) {
   auto ex = co_await asio::this_coro::executor;
   for (std::int64_t i = 0; i < n; ++i) {
     const int x = static_cast<int>(i);
     const int v = co_await af::run_in_executor(ex, pool, &work, x).async_wait();
     check(v == x + 1, "asio_futures_loop: wrong result");
+    ++done;
   }
 }
 
 void asio_futures_offload_loop(benchmark::State& state) {
-  asio::thread_pool pool(1);
-  run_on_io_thread(state,
-                   [&](std::int64_t n) { return asio_futures_with_loop(pool.get_executor(), n); });
-  pool.join();
+  run_with_pool(state, asio_futures_with_loop);
 }
 
 /// The hand-written round trip: post the call to the pool, post the result back.
@@ -109,32 +105,75 @@ struct initiate_offload {
   }
 };
 
-asio::awaitable<void> post_roundtrip_loop(pool_executor pool, std::int64_t n) {
+asio::awaitable<void> post_roundtrip_loop(pool_executor pool, std::int64_t n, std::int64_t& done) {
   for (std::int64_t i = 0; i < n; ++i) {
     const int x = static_cast<int>(i);
     const int v = co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(int)>(
         initiate_offload{pool}, asio::use_awaitable, x);
     check(v == x + 1, "asio_post_roundtrip: wrong result");
+    ++done;
   }
 }
 
 void asio_post_roundtrip(benchmark::State& state) {
-  asio::thread_pool pool(1);
-  run_on_io_thread(state,
-                   [&](std::int64_t n) { return post_roundtrip_loop(pool.get_executor(), n); });
-  pool.join();
+  run_with_pool(state, post_roundtrip_loop);
 }
 
-void std_async_get(benchmark::State& state) {
+/// Body of co_spawn_pool: what run_in_executor runs, as a coroutine.
+asio::awaitable<int> work_coroutine(int x) {
+  co_return work(x);
+}
+
+asio::awaitable<void> co_spawn_pool_loop(pool_executor pool, std::int64_t n, std::int64_t& done) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    const int x = static_cast<int>(i);
+    const int v = co_await asio::co_spawn(pool, work_coroutine(x), asio::use_awaitable);
+    check(v == x + 1, "co_spawn_pool: wrong result");
+    ++done;
+  }
+}
+
+void co_spawn_pool(benchmark::State& state) {
+  run_with_pool(state, co_spawn_pool_loop);
+}
+
+void asio_use_future_get(benchmark::State& state) {
+  asio::thread_pool pool(1);
   int i = 0;
   for (auto _ : state) {
-    const int v = std::async(std::launch::async, &work, i).get();
-    if (v != i + 1) {
-      state.SkipWithError("std_async_get: wrong result");
+    std::future<int> f = asio::post(pool, asio::use_future([x = i] { return work(x); }));
+    if (f.get() != i + 1) {
+      state.SkipWithError("asio_use_future_get: wrong result");
       break;
     }
     ++i;
   }
+  pool.join();
+}
+
+/// `launch(x)` starts work(x) on a thread of its own and returns its future; get() it.
+template <class Launch> void async_get(benchmark::State& state, Launch launch, const char* what) {
+  int i = 0;
+  for (auto _ : state) {
+    const int v = launch(i).get();
+    if (v != i + 1) {
+      state.SkipWithError(what);
+      break;
+    }
+    ++i;
+  }
+}
+
+void std_async_get(benchmark::State& state) {
+  async_get(
+      state, [](int x) { return std::async(std::launch::async, &work, x); },
+      "std_async_get: wrong result");
+}
+
+void boost_async_get(benchmark::State& state) {
+  async_get(
+      state, [](int x) { return boost::async(boost::launch::async, &work, x); },
+      "boost_async_get: wrong result");
 }
 
 } // namespace
@@ -142,4 +181,7 @@ void std_async_get(benchmark::State& state) {
 BENCHMARK(asio_futures_offload)->Name("run_in_executor/asio_futures")->UseRealTime();
 BENCHMARK(asio_futures_offload_loop)->Name("run_in_executor/asio_futures_loop")->UseRealTime();
 BENCHMARK(asio_post_roundtrip)->Name("run_in_executor/asio_post_roundtrip")->UseRealTime();
+BENCHMARK(co_spawn_pool)->Name("run_in_executor/co_spawn_pool")->UseRealTime();
+BENCHMARK(asio_use_future_get)->Name("run_in_executor/asio_use_future_get")->UseRealTime();
 BENCHMARK(std_async_get)->Name("run_in_executor/std_async_get")->UseRealTime();
+BENCHMARK(boost_async_get)->Name("run_in_executor/boost_async_get")->UseRealTime();

@@ -10,17 +10,23 @@
 //    spawn whose completion handler counts the result and spawns the next one (the
 //    chain of callbacks is the driver: no coroutine is resumed to learn the result).
 //
-// In batches of kBatch: kBatch coroutines are started back to back, then their results
-// are collected (one iteration = one coroutine of a batch):
-//  - asio_futures_batch_1000: the driver creates kBatch tasks, then awaits each.
-//  - co_spawn_detached_batch_1000: the driver co_spawns kBatch coroutines with a
-//    callback that counts completions; the last one wakes the driver (a steady_timer
-//    used as an event, once per batch, so amortised).
-// bench/report compares `<peer>_batch_1000` with `asio_futures_batch_1000`.
+//  - boost_fiber_async: `boost::fibers::async(body_fn, i).get()` from the benchmark thread's
+//    fiber: Boost.Fiber's spawn-and-await (a stackful fiber, its own scheduler, no Asio).
+//
+// In batches of N (N = 10, 1 000, 100 000, 1 000 000; "spawn_tasks/<impl>_batch/<N>"): N
+// coroutines are started back to back, then their results are collected (one iteration =
+// one coroutine of a batch); the cost per coroutine should not depend on N:
+//  - asio_futures_batch: the driver creates N tasks, then awaits each.
+//  - co_spawn_detached_batch: the driver co_spawns N coroutines with a callback that
+//    counts completions; the last one wakes the driver (a steady_timer used as an event,
+//    once per batch, so amortised).
+//  - boost_fiber_async_batch: N `fibers::async` then N `get()`; every fiber has a stack of
+//    its own (16 KiB here) alive until it runs, so this peer stops at N = 100 000.
+// bench/report compares `<peer>_batch` with `asio_futures_batch` at the same N.
 //
 // Every benchmark run spawns one driver and runs the io_context once
-// (KeepRunningBatch); the per-operation time is the run's wall-clock time divided
-// by the number of coroutines started. Results are checked (sum of values, count).
+// (asio_futures_bench::coroutine_run); the per-operation time is the run's wall-clock time
+// divided by the number of coroutines started. Results are checked (sum of values, count).
 
 #include "support.hpp"
 
@@ -33,9 +39,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/fiber/fiber.hpp>
+#include <boost/fiber/fixedsize_stack.hpp>
+#include <boost/fiber/future.hpp>
 
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <vector>
@@ -45,45 +55,13 @@ namespace {
 namespace af = asio_futures;
 namespace asio = boost::asio;
 
-constexpr int kBatch = 1000;
-
 using asio_futures_bench::check;
+using asio_futures_bench::coroutine_run;
 
 /// The spawned coroutine: as cheap as a coroutine gets.
 asio::awaitable<int> body(int i) {
   co_return i;
 }
-
-/// Drives one benchmark run: `spawn(n)` starts whatever performs `n` spawns on `ioc`
-/// and counts each checked result in `done`.
-struct spawn_run {
-  benchmark::State& state;
-  asio::io_context ioc;
-  std::int64_t done = 0;
-  std::exception_ptr error;
-
-  explicit spawn_run(benchmark::State& s) : state(s) {}
-
-  auto on_exit() {
-    return [this](std::exception_ptr e) {
-      if (e && !error) {
-        error = e;
-        ioc.stop();
-      }
-    };
-  }
-
-  /// `n` rounded up to a multiple of `multiple` (a batch variant spawns whole batches).
-  template <class Spawn> void run(Spawn spawn, std::int64_t multiple = 1) {
-    const std::int64_t n = (state.max_iterations + multiple - 1) / multiple * multiple;
-    while (state.KeepRunningBatch(n)) {
-      spawn(n);
-      ioc.run();
-    }
-    if (!asio_futures_bench::skip_on_error(state, error) && done != n)
-      state.SkipWithError("wrong number of spawns");
-  }
-};
 
 // --- one at a time ------------------------------------------------------------
 
@@ -98,9 +76,8 @@ asio::awaitable<void> asio_futures_driver(std::int64_t n, std::int64_t& done) {
 }
 
 void asio_futures_spawn(benchmark::State& state) {
-  spawn_run r(state);
-  r.run(
-      [&](std::int64_t n) { asio::co_spawn(r.ioc, asio_futures_driver(n, r.done), r.on_exit()); });
+  coroutine_run r(state);
+  r.run_coroutine([&](std::int64_t n) { return asio_futures_driver(n, r.done); });
 }
 
 asio::awaitable<void> use_awaitable_driver(std::int64_t n, std::int64_t& done) {
@@ -113,15 +90,14 @@ asio::awaitable<void> use_awaitable_driver(std::int64_t n, std::int64_t& done) {
 }
 
 void co_spawn_use_awaitable(benchmark::State& state) {
-  spawn_run r(state);
-  r.run(
-      [&](std::int64_t n) { asio::co_spawn(r.ioc, use_awaitable_driver(n, r.done), r.on_exit()); });
+  coroutine_run r(state);
+  r.run_coroutine([&](std::int64_t n) { return use_awaitable_driver(n, r.done); });
 }
 
 /// co_spawn with a plain completion handler: each completion checks the result and
 /// starts the next spawn, until n are done.
 struct callback_chain {
-  spawn_run& r;
+  coroutine_run& r;
   asio::any_io_executor ex;
   std::int64_t n;
   std::int64_t i = 0;
@@ -140,75 +116,112 @@ struct callback_chain {
   }
 };
 
-asio::awaitable<void> callback_driver(spawn_run& r, std::int64_t n,
+asio::awaitable<void> callback_driver(coroutine_run& r, std::int64_t n,
                                       std::optional<callback_chain>& chain) {
   chain.emplace(callback_chain{r, co_await asio::this_coro::executor, n});
   chain->spawn_next();
 }
 
 void co_spawn_callback(benchmark::State& state) {
-  spawn_run r(state);
+  coroutine_run r(state);
   std::optional<callback_chain> chain;
-  r.run([&](std::int64_t n) { asio::co_spawn(r.ioc, callback_driver(r, n, chain), r.on_exit()); });
+  r.run_coroutine([&](std::int64_t n) { return callback_driver(r, n, chain); });
+}
+
+int body_fn(int i) {
+  return i;
+}
+
+void boost_fiber_async(benchmark::State& state) {
+  int i = 0;
+  for (auto _ : state) {
+    const int v = boost::fibers::async(&body_fn, i).get();
+    if (v != i++) {
+      state.SkipWithError("boost_fiber_async: wrong result");
+      break;
+    }
+  }
 }
 
 // --- in batches -----------------------------------------------------------------
 
-asio::awaitable<void> asio_futures_batch_driver(std::int64_t n, std::int64_t& done) {
+/// The sum of a batch's results 0 .. n-1.
+std::int64_t batch_sum(std::int64_t n) {
+  return n * (n - 1) / 2;
+}
+
+asio::awaitable<void> asio_futures_batch_driver(std::int64_t batches, std::int64_t n,
+                                                std::int64_t& done) {
   auto ex = co_await asio::this_coro::executor;
   std::vector<af::task<int>> tasks;
-  tasks.reserve(kBatch);
-  for (std::int64_t round = 0; round < n / kBatch; ++round) {
-    for (int j = 0; j < kBatch; ++j)
-      tasks.push_back(af::create_task(ex, body(j)));
+  tasks.reserve(static_cast<std::size_t>(n));
+  for (std::int64_t b = 0; b < batches; ++b) {
+    for (std::int64_t j = 0; j < n; ++j)
+      tasks.push_back(af::create_task(ex, body(static_cast<int>(j))));
     std::int64_t sum = 0;
     for (auto& t : tasks)
       sum += co_await t.async_wait();
-    check(sum == std::int64_t{kBatch} * (kBatch - 1) / 2, "asio_futures_batch: wrong sum");
-    done += kBatch;
+    check(sum == batch_sum(n), "asio_futures_batch: wrong sum");
+    done += n;
     tasks.clear();
   }
 }
 
 void asio_futures_batch(benchmark::State& state) {
-  spawn_run r(state);
-  r.run(
-      [&](std::int64_t n) {
-        asio::co_spawn(r.ioc, asio_futures_batch_driver(n, r.done), r.on_exit());
-      },
-      kBatch);
+  asio_futures_bench::run_rounds_of_n(state, asio_futures_batch_driver);
 }
 
-asio::awaitable<void> detached_batch_driver(std::int64_t n, std::int64_t& done) {
+asio::awaitable<void> detached_batch_driver(std::int64_t batches, std::int64_t n,
+                                            std::int64_t& done) {
   auto ex = co_await asio::this_coro::executor;
   asio::steady_timer all_done(ex, asio::steady_timer::time_point::max());
-  for (std::int64_t round = 0; round < n / kBatch; ++round) {
-    int completed = 0;
+  for (std::int64_t b = 0; b < batches; ++b) {
+    std::int64_t completed = 0;
     std::int64_t sum = 0;
     std::exception_ptr error;
-    for (int j = 0; j < kBatch; ++j)
-      asio::co_spawn(ex, body(j), [&](std::exception_ptr e, int v) {
+    for (std::int64_t j = 0; j < n; ++j)
+      asio::co_spawn(ex, body(static_cast<int>(j)), [&](std::exception_ptr e, int v) {
         if (e && !error)
           error = e;
         sum += v;
-        if (++completed == kBatch)
+        if (++completed == n)
           all_done.cancel();
       });
-    if (completed != kBatch)
+    if (completed != n)
       co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
     if (error)
       std::rethrow_exception(error);
-    check(completed == kBatch, "co_spawn_detached_batch: missing completions");
-    check(sum == std::int64_t{kBatch} * (kBatch - 1) / 2, "co_spawn_detached_batch: wrong sum");
-    done += kBatch;
+    check(completed == n, "co_spawn_detached_batch: missing completions");
+    check(sum == batch_sum(n), "co_spawn_detached_batch: wrong sum");
+    done += n;
   }
 }
 
 void co_spawn_detached_batch(benchmark::State& state) {
-  spawn_run r(state);
-  r.run(
-      [&](std::int64_t n) { asio::co_spawn(r.ioc, detached_batch_driver(n, r.done), r.on_exit()); },
-      kBatch);
+  asio_futures_bench::run_rounds_of_n(state, detached_batch_driver);
+}
+
+void boost_fiber_async_batch(benchmark::State& state) {
+  namespace bf = boost::fibers;
+  const std::int64_t n = state.range(0);
+  const std::int64_t batches = (state.max_iterations + n - 1) / n;
+  std::vector<bf::future<int>> futures;
+  futures.reserve(static_cast<std::size_t>(n));
+  while (state.KeepRunningBatch(batches * n)) {
+    for (std::int64_t b = 0; b < batches; ++b) {
+      for (std::int64_t j = 0; j < n; ++j)
+        futures.push_back(bf::async(bf::launch::post, std::allocator_arg,
+                                    bf::fixedsize_stack(16 * 1024), &body_fn, static_cast<int>(j)));
+      std::int64_t sum = 0;
+      for (auto& f : futures)
+        sum += f.get();
+      futures.clear();
+      if (sum != batch_sum(n)) {
+        state.SkipWithError("boost_fiber_async_batch: wrong sum");
+        return;
+      }
+    }
+  }
 }
 
 } // namespace
@@ -216,5 +229,22 @@ void co_spawn_detached_batch(benchmark::State& state) {
 BENCHMARK(asio_futures_spawn)->Name("spawn_tasks/asio_futures")->UseRealTime();
 BENCHMARK(co_spawn_use_awaitable)->Name("spawn_tasks/co_spawn_use_awaitable")->UseRealTime();
 BENCHMARK(co_spawn_callback)->Name("spawn_tasks/co_spawn_callback")->UseRealTime();
-BENCHMARK(asio_futures_batch)->Name("spawn_tasks/asio_futures_batch_1000")->UseRealTime();
-BENCHMARK(co_spawn_detached_batch)->Name("spawn_tasks/co_spawn_detached_batch_1000")->UseRealTime();
+BENCHMARK(boost_fiber_async)->Name("spawn_tasks/boost_fiber_async")->UseRealTime();
+
+using asio_futures_bench::scaling_args;
+
+BENCHMARK(asio_futures_batch)
+    ->Name("spawn_tasks/asio_futures_batch")
+    ->Apply(scaling_args)
+    ->UseRealTime();
+BENCHMARK(co_spawn_detached_batch)
+    ->Name("spawn_tasks/co_spawn_detached_batch")
+    ->Apply(scaling_args)
+    ->UseRealTime();
+// N stacks are alive at once: not at N = 1 000 000.
+BENCHMARK(boost_fiber_async_batch)
+    ->Name("spawn_tasks/boost_fiber_async_batch")
+    ->Arg(10)
+    ->Arg(1'000)
+    ->Arg(100'000)
+    ->UseRealTime();

@@ -1,13 +1,18 @@
 //
 // bench/support.hpp
 //
-// What every benchmark scenario shares: result checks and error reporting.
+// What every benchmark scenario shares: result checks, error reporting, the driver that runs
+// coroutines on an io_context for one benchmark run, and the N of the scaling benchmarks.
 //
 #ifndef ASIO_FUTURES_BENCH_SUPPORT_HPP
 #define ASIO_FUTURES_BENCH_SUPPORT_HPP
 
 #include <benchmark/benchmark.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
 
+#include <cstdint>
 #include <exception>
 #include <stdexcept>
 
@@ -31,6 +36,77 @@ inline bool skip_on_error(benchmark::State& state, const std::exception_ptr& err
     state.SkipWithError("unknown exception");
   }
   return true;
+}
+
+/// The sizes of the scaling benchmarks (gather_N, spawn_tasks' batches, footprint): each runs
+/// at every N, and bench/report shows the cost per element against N (it should be flat).
+inline constexpr std::int64_t scaling_sizes[] = {10, 1'000, 100'000, 1'000'000};
+
+/// `->Apply(scaling_args)`: one benchmark instance per N of scaling_sizes (state.range(0)).
+inline void scaling_args(benchmark::internal::Benchmark* b) {
+  for (std::int64_t n : scaling_sizes)
+    b->Arg(n);
+}
+
+/// Drives one benchmark run of coroutines on an io_context that the benchmark thread runs.
+///
+/// `run(spawn, unit)` takes the run's operation count n (the iterations Google Benchmark asks
+/// for, rounded up to a whole number of `unit`s: a ping-pong does hand-offs in pairs, a gather
+/// whole rounds of N), calls `spawn(n)` to start coroutines that perform n operations and count
+/// each checked one in `done`, and runs the io_context once; spawning is thus amortised over
+/// the run (KeepRunningBatch). A coroutine that fails stops the run (the others might wait for
+/// it forever) and its exception is reported, as is a wrong count.
+struct coroutine_run {
+  benchmark::State& state;
+  boost::asio::io_context ioc;
+  std::int64_t done = 0;
+  std::exception_ptr error;
+
+  explicit coroutine_run(benchmark::State& s) : state(s) {}
+
+  /// The completion of every spawned coroutine.
+  auto on_exit() {
+    return [this](std::exception_ptr e) {
+      if (e && !error) {
+        error = e;
+        ioc.stop();
+      }
+    };
+  }
+
+  template <class Spawn> void run(Spawn spawn, std::int64_t unit = 1) {
+    const std::int64_t n = (state.max_iterations + unit - 1) / unit * unit;
+    // n >= max_iterations: the loop body runs once.
+    while (state.KeepRunningBatch(n)) {
+      spawn(n);
+      ioc.run();
+      ioc.restart();
+    }
+    if (!skip_on_error(state, error) && done != n)
+      state.SkipWithError("wrong number of operations");
+  }
+
+  /// run() with one coroutine, `make(n)`, an `awaitable<void>` doing the n operations.
+  template <class MakeCoroutine> void run_coroutine(MakeCoroutine make, std::int64_t unit = 1) {
+    run([&](std::int64_t n) { boost::asio::co_spawn(ioc, make(n), on_exit()); }, unit);
+  }
+};
+
+/// A coroutine_run in whole rounds of N = state.range(0) operations (a gather of N futures, a
+/// batch of N tasks): `make(rounds, n, done)` is the coroutine doing them.
+template <class MakeCoroutine> void run_rounds_of_n(benchmark::State& state, MakeCoroutine make) {
+  const std::int64_t n = state.range(0);
+  coroutine_run r(state);
+  r.run_coroutine([&](std::int64_t ops) { return make(ops / n, n, r.done); }, n);
+}
+
+/// Runs `make_loop(pool_executor, n, done)`, a coroutine doing n round trips between the
+/// io_context (driven by the benchmark thread) and a one-thread asio::thread_pool.
+template <class MakeLoop> void run_with_pool(benchmark::State& state, MakeLoop make_loop) {
+  boost::asio::thread_pool pool(1);
+  coroutine_run r(state);
+  r.run_coroutine([&](std::int64_t n) { return make_loop(pool.get_executor(), n, r.done); });
+  pool.join(); // before the io_context goes: a pool job may still hold a handle to it
 }
 
 } // namespace asio_futures_bench

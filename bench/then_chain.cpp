@@ -11,6 +11,10 @@
 //  - boost_future_then_sync: Boost.Thread's `f = f.then(boost::launch::sync, [](auto x) {
 //    return x.get() + 1; })`: continuations run inline in the thread that resolves the
 //    previous future (no scheduler), each with its own shared state, mutex and condition.
+//  - asio_post_chain: the raw-Asio floor of a posted continuation: 100 handlers, each posted
+//    by the previous one with the value + 1 (no future, no node: only the scheduler trips
+//    that DESIGN.md §2 makes every link pay).
+// std::future and boost::fibers::future have no continuations.
 //
 // Target (issue 4): asio_futures >= 5x faster than boost_future_then_sync.
 
@@ -22,6 +26,7 @@
 
 #include <benchmark/benchmark.h>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/thread/future.hpp>
 
 #include <cstdint>
@@ -70,7 +75,39 @@ void boost_future_then_sync(benchmark::State& state) {
   }
 }
 
+/// Link number `value` of the floor: posts the next link (value + 1) until none is `left`.
+struct post_link {
+  asio::io_context& ioc;
+  int& result;
+  int value;
+  int left;
+  void operator()() const {
+    if (left == 0)
+      result = value;
+    else
+      asio::post(ioc, post_link{ioc, result, value + 1, left - 1});
+  }
+};
+
+void asio_post_chain(benchmark::State& state) {
+  asio::io_context ioc;
+  const std::int64_t rounds = (state.max_iterations + kLinks - 1) / kLinks;
+  while (state.KeepRunningBatch(rounds * kLinks)) {
+    for (std::int64_t r = 0; r < rounds; ++r) {
+      int result = -1;
+      asio::post(ioc, post_link{ioc, result, 1, kLinks - 1}); // kLinks handlers in all
+      ioc.restart();
+      ioc.run();
+      if (result != kLinks) {
+        state.SkipWithError("asio_post_chain: wrong result");
+        return;
+      }
+    }
+  }
+}
+
 } // namespace
 
 BENCHMARK(asio_futures_then)->Name("then_chain/asio_futures")->UseRealTime();
 BENCHMARK(boost_future_then_sync)->Name("then_chain/boost_future_then_sync")->UseRealTime();
+BENCHMARK(asio_post_chain)->Name("then_chain/asio_post_chain")->UseRealTime();

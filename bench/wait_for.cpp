@@ -25,7 +25,7 @@
 // Every impl pays the future's creation and the posted setter. No DESIGN.md target: the
 // report prints the ratios (bench/report lists the scenario without bars).
 //
-// Every benchmark run spawns one driver and runs the io_context once (KeepRunningBatch);
+// Every benchmark run spawns one driver and runs the io_context once (coroutine_run);
 // the per-operation time is the run's wall-clock time divided by the number of waits.
 // Results are checked.
 
@@ -57,38 +57,19 @@ constexpr std::chrono::seconds kDeadline{10};
 
 using asio_futures_bench::check;
 
-/// Drives one benchmark run: `spawn(n)` starts a driver doing `n` waits, counted in `done`.
-struct wait_run {
-  benchmark::State& state;
-  asio::io_context ioc;
-  std::int64_t done = 0;
-  std::exception_ptr error;
+using asio_futures_bench::coroutine_run;
 
-  explicit wait_run(benchmark::State& s) : state(s) {}
-
-  auto on_exit() {
-    return [this](std::exception_ptr e) {
-      if (e && !error) {
-        error = e;
-        ioc.stop();
-      }
-    };
-  }
-
-  /// `earlier_timer`: keep a 1 s timer pending on the context while the driver runs.
-  template <class Spawn> void run(Spawn spawn, bool earlier_timer = false) {
-    const std::int64_t n = state.max_iterations;
-    while (state.KeepRunningBatch(n)) {
-      asio::steady_timer earlier(ioc, std::chrono::seconds(1));
-      if (earlier_timer)
-        earlier.async_wait([](boost::system::error_code) {});
-      spawn(n, earlier);
-      ioc.run();
-    }
-    if (!asio_futures_bench::skip_on_error(state, error) && done != n)
-      state.SkipWithError("wrong number of waits");
-  }
-};
+/// Runs `make(n, done, earlier)`, a driver doing the run's n waits; with `earlier_timer`, a
+/// 1 s timer is pending on the context meanwhile (the driver cancels `earlier` when done).
+template <class MakeDriver>
+void run_waits(benchmark::State& state, bool earlier_timer, MakeDriver make) {
+  coroutine_run r(state);
+  // Constructed in every variant: the context has a reactor, as any with a timer or socket.
+  asio::steady_timer earlier(r.ioc, std::chrono::seconds(1));
+  if (earlier_timer)
+    earlier.async_wait([](boost::system::error_code) {});
+  r.run_coroutine([&](std::int64_t n) { return make(n, r.done, earlier); });
+}
 
 /// A fresh future on `ex`, resolved with `v` on the executor's next turn.
 af::future<int> resolved_soon(const asio::any_io_executor& ex, int v) {
@@ -117,12 +98,7 @@ asio::awaitable<void> wait_for_driver(std::int64_t n, std::int64_t& done,
 }
 
 template <bool Earlier> void asio_futures_wait_for(benchmark::State& state) {
-  wait_run r(state);
-  r.run(
-      [&](std::int64_t n, asio::steady_timer& e) {
-        asio::co_spawn(r.ioc, wait_for_driver(n, r.done, e), r.on_exit());
-      },
-      Earlier);
+  run_waits(state, Earlier, wait_for_driver);
 }
 
 // --- awaitable_operators: f.async_wait() || timer.async_wait() ---------------------------
@@ -143,12 +119,7 @@ asio::awaitable<void> operators_driver(std::int64_t n, std::int64_t& done,
 }
 
 template <bool Earlier> void awaitable_operators_wait_for(benchmark::State& state) {
-  wait_run r(state);
-  r.run(
-      [&](std::int64_t n, asio::steady_timer& e) {
-        asio::co_spawn(r.ioc, operators_driver(n, r.done, e), r.on_exit());
-      },
-      Earlier);
+  run_waits(state, Earlier, operators_driver);
 }
 
 // --- bare_await: no deadline (the floor) -------------------------------------------------
@@ -166,12 +137,7 @@ asio::awaitable<void> bare_driver(std::int64_t n, std::int64_t& done, asio::stea
 }
 
 template <bool Earlier> void bare_await(benchmark::State& state) {
-  wait_run r(state);
-  r.run(
-      [&](std::int64_t n, asio::steady_timer& e) {
-        asio::co_spawn(r.ioc, bare_driver(n, r.done, e), r.on_exit());
-      },
-      Earlier);
+  run_waits(state, Earlier, bare_driver);
 }
 
 // --- asio_futures_awaitable_form: wait_for(awaitable, d) ---------------------------------
@@ -190,10 +156,7 @@ asio::awaitable<void> awaitable_form_driver(std::int64_t n, std::int64_t& done,
 }
 
 void asio_futures_awaitable_form(benchmark::State& state) {
-  wait_run r(state);
-  r.run([&](std::int64_t n, asio::steady_timer& e) {
-    asio::co_spawn(r.ioc, awaitable_form_driver(n, r.done, e), r.on_exit());
-  });
+  run_waits(state, false, awaitable_form_driver);
 }
 
 } // namespace
