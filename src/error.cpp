@@ -5,21 +5,43 @@
 
 #include <boost/asio/error.hpp>
 
+#include <string>
+#include <string_view>
 #include <typeinfo>
 
 namespace asio_futures {
 
 namespace {
-boost::system::error_code aborted() {
-  return boost::asio::error::operation_aborted;
+
+// Building a boost::system::system_error formats its what() string (the category's message
+// and "[system:125]"): ~150 ns, most of the cost of cancelling a future. Every
+// cancelled_error starts as a copy of one prototype instead (std::runtime_error copies share
+// the string: ~10 ns); one with a message replaces the text, reusing the formatted suffix.
+// A function-local static: thread-safe initialisation, and usable during static
+// initialisation and destruction of other translation units.
+const boost::system::system_error& aborted_prototype() {
+  static const boost::system::system_error prototype(boost::asio::error::operation_aborted,
+                                                     "cancelled");
+  return prototype;
 }
+
+/// What follows the prefix in the prototype's what(): ": Operation canceled [system:125]".
+const std::string& aborted_suffix() {
+  static const std::string suffix =
+      std::string(aborted_prototype().what()).substr(std::string_view("cancelled").size());
+  return suffix;
+}
+
 } // namespace
 
-cancelled_error::cancelled_error() : boost::system::system_error(aborted(), "cancelled") {}
+cancelled_error::cancelled_error() : boost::system::system_error(aborted_prototype()) {}
 
 cancelled_error::cancelled_error(std::string message)
-    : boost::system::system_error(aborted(), message.empty() ? "cancelled" : message),
-      message_(std::move(message)) {}
+    : boost::system::system_error(aborted_prototype()), message_(std::move(message)) {
+  // what() is "<message>: Operation canceled [...]", as system_error(code, message) makes.
+  if (!message_.empty())
+    static_cast<std::runtime_error&>(*this) = std::runtime_error(message_ + aborted_suffix());
+}
 
 timeout_error::timeout_error()
     : boost::system::system_error(boost::asio::error::timed_out, "timeout") {}

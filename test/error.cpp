@@ -45,6 +45,18 @@ BOOST_AUTO_TEST_CASE(cancelled_error_carries_the_cancel_message) {
   BOOST_TEST(copy.message() == "shutting down");
 }
 
+BOOST_AUTO_TEST_CASE(cancelled_error_what_is_what_system_error_would_say) {
+  // cancelled_error copies a prebuilt prototype instead of formatting (a speed measure); its
+  // what() must still be exactly system_error(operation_aborted, prefix)'s.
+  const boost::system::system_error plain(asio::error::operation_aborted, "cancelled");
+  const boost::system::system_error with_message(asio::error::operation_aborted, "bye now");
+  BOOST_TEST(std::string(af::cancelled_error().what()) == plain.what());
+  BOOST_TEST(std::string(af::cancelled_error("").what()) == plain.what());
+  BOOST_TEST(std::string(af::cancelled_error("bye now").what()) == with_message.what());
+  BOOST_TEST(af::cancelled_error("bye now").message() == "bye now");
+  BOOST_TEST((af::cancelled_error("bye now").code() == asio::error::operation_aborted));
+}
+
 BOOST_AUTO_TEST_CASE(cancelled_error_is_caught_by_asio_style_handlers) {
   bool caught = false;
   try {
