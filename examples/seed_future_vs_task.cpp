@@ -8,8 +8,10 @@
 //   Future completed with: Future result
 //   Task was cancelled
 //
-// The delays are the seed's divided by 100 (2 s → 20 ms, ...), so that CTest runs it fast;
-// their order, which is what the output depends on, is the same. Exits 1 if the output
+// The output depends only on the order of the seed's delays (cancel at 0.5 s, set at 1 s,
+// the coroutine's own sleep of 2 s). Here: cancel at 10 ms, set at 200 ms, sleep 5 s (it is
+// cancelled, so it costs nothing): the run is short, and the gaps are wide enough that a
+// loaded machine (sanitizer builds, parallel tests) cannot reorder the steps. Exits 1 if the output
 // differs.
 //
 #include "transcript.hpp"
@@ -28,7 +30,7 @@ using example::print;
 
 asio::awaitable<std::string> coro() {
   try {
-    co_await af::sleep(co_await asio::this_coro::executor, 20ms).async_wait();
+    co_await af::sleep(co_await asio::this_coro::executor, 5s).async_wait();
     co_return "Coroutine result";
   } catch (const af::cancelled_error&) { // asyncio.CancelledError
     print("Coroutine was cancelled");
@@ -56,8 +58,8 @@ asio::awaitable<void> future_vs_task() {
   const af::task<std::string> task = af::create_task(ex, coro());
   static_assert(std::is_base_of_v<af::future<std::string>, af::task<std::string>>);
 
-  af::create_task(ex, set_after_delay(future, "Future result", 10ms));
-  af::create_task(ex, cancel_after_delay(task, 5ms));
+  af::create_task(ex, set_after_delay(future, "Future result", 200ms));
+  af::create_task(ex, cancel_after_delay(task, 10ms));
 
   try {
     const std::string future_result = co_await future.async_wait();
