@@ -171,16 +171,16 @@ asio::awaitable<void> patterns() {
         std::to_string(agg.results[0]) + ", " + std::to_string(agg.results[1]) + "), " +
         std::to_string(agg.exceptions.size()) + " exception (" + agg.exceptions[0] + ")");
 
-  // 3. Three racers; the fastest wins, the others are cancelled (the losers' delays are long
-  // so that even a stalled machine cannot let them finish before they are cancelled; being
-  // cancelled, they cost no time).
-  std::vector<af::future<std::string>> racers{af::sleep(ex, 10s, std::string("slow")),
+  // 3. Three racers; the fastest wins, the others are cancelled. The losers' delays are long
+  // (they never run out: they are cancelled) so that a late timer on a loaded machine cannot
+  // let one of them finish before the cancel.
+  std::vector<af::future<std::string>> racers{af::sleep(ex, 2s, std::string("slow")),
                                               af::sleep(ex, 1ms, std::string("fast")),
-                                              af::sleep(ex, 5s, std::string("medium"))};
+                                              af::sleep(ex, 1s, std::string("medium"))};
   print("First completed: " + co_await first_completed(racers));
   print(std::string("Others cancelled: ") + py(racers[0].cancelled() && racers[2].cancelled()));
   // The library's one-call form cancels the losers before its result is published.
-  const std::vector<af::future<std::string>> again{af::sleep(ex, 10s, std::string("slow")),
+  const std::vector<af::future<std::string>> again{af::sleep(ex, 2s, std::string("slow")),
                                                    af::sleep(ex, 1ms, std::string("fast"))};
   print("af::first_completed: " + co_await af::first_completed(again).async_wait());
 

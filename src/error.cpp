@@ -17,19 +17,22 @@ namespace {
 // and "[system:125]"): ~150 ns, most of the cost of cancelling a future. Every
 // cancelled_error starts as a copy of one prototype instead (std::runtime_error copies share
 // the string: ~10 ns); one with a message replaces the text, reusing the formatted suffix.
-// A function-local static: thread-safe initialisation, and usable during static
-// initialisation and destruction of other translation units.
+// Created on first use (thread-safe initialisation of a function-local static) and never
+// destroyed: a cancelled_error may be made during static destruction (a context destroyed at
+// exit, such as to_thread's default pool, cancels the futures pending on it), possibly after
+// a static object constructed later than that context would be gone. A pointer held by a
+// static keeps it reachable, so leak checkers do not report it.
 const boost::system::system_error& aborted_prototype() {
-  static const boost::system::system_error prototype(boost::asio::error::operation_aborted,
-                                                     "cancelled");
-  return prototype;
+  static const auto* const prototype =
+      new boost::system::system_error(boost::asio::error::operation_aborted, "cancelled");
+  return *prototype;
 }
 
 /// What follows the prefix in the prototype's what(): ": Operation canceled [system:125]".
 const std::string& aborted_suffix() {
-  static const std::string suffix =
-      std::string(aborted_prototype().what()).substr(std::string_view("cancelled").size());
-  return suffix;
+  static const auto* const suffix = new std::string(
+      std::string(aborted_prototype().what()).substr(std::string_view("cancelled").size()));
+  return *suffix;
 }
 
 } // namespace

@@ -5,6 +5,8 @@
 #include <boost/system/system_error.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <stdexcept>
 #include <string>
@@ -28,7 +30,36 @@ static_assert(std::is_same_v<decltype(std::declval<const af::exception_group&>()
 static_assert(std::is_copy_constructible_v<af::cancelled_error>);
 static_assert(std::is_copy_constructible_v<af::exception_group>);
 
+namespace {
+
+// A cancelled_error may be made during static destruction: a context destroyed at exit (the
+// default thread pool of to_thread) cancels the futures still pending on it. This handler is
+// registered before main, so before the first cancelled_error of the process: it runs after
+// every function-local static that cancelled_error set up on first use has been destroyed.
+void make_cancelled_errors_at_exit() noexcept {
+  const std::string plain = af::cancelled_error().what();
+  const std::string with_message = af::cancelled_error("at exit").what();
+  if (plain != boost::system::system_error(asio::error::operation_aborted, "cancelled").what() ||
+      with_message !=
+          boost::system::system_error(asio::error::operation_aborted, "at exit").what()) {
+    std::fprintf(stderr, "cancelled_error during static destruction: what() is '%s' / '%s'\n",
+                 plain.c_str(), with_message.c_str());
+    std::_Exit(1);
+  }
+}
+
+const int at_exit_registered = std::atexit(make_cancelled_errors_at_exit);
+
+} // namespace
+
 BOOST_AUTO_TEST_SUITE(error_)
+
+BOOST_AUTO_TEST_CASE(cancelled_error_can_be_made_during_static_destruction) {
+  // The check itself runs at exit (make_cancelled_errors_at_exit); here: it is registered,
+  // and this process has made a cancelled_error since (which set up its statics).
+  BOOST_TEST(at_exit_registered == 0);
+  BOOST_TEST(std::string(af::cancelled_error("now").what()).starts_with("now: "));
+}
 
 BOOST_AUTO_TEST_CASE(cancelled_error_is_operation_aborted_system_error) {
   const af::cancelled_error e;

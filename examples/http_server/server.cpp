@@ -14,8 +14,9 @@
 //   example_http_server [--address A] [--port P] [--threads N] [--timeout SECONDS]
 //                       [--max-waiting M]
 //
-// The first stdout line is "listening on ADDRESS:PORT" (flushed), so a test starting the
-// server with --port 0 finds the ephemeral port. On SIGINT/SIGTERM the server stops
+// The first stdout line is "listening on ADDRESS:PORT" (flushed, once the signal handler is
+// installed), so a test starting the server with --port 0 finds the ephemeral port and may
+// signal it at once. On SIGINT/SIGTERM the server stops
 // accepting, answers every waiting request 503, closes every connection, prints
 //   summary: N requests served, M pairs matched, T timed out, H hung up, R requests/s
 // and exits 0 (R counts from the first request read to the last response written).
@@ -721,11 +722,6 @@ int main(int argc, char** argv) {
                  static_cast<unsigned>(opt.port), e.what());
     return 1;
   }
-  const tcp::endpoint ep = srv->local_endpoint();
-  std::printf("listening on %s:%u\n", ep.address().to_string().c_str(),
-              static_cast<unsigned>(ep.port()));
-  std::fflush(stdout);
-
   // asyncio.run's shape: a main task; a signal cancels it, and its cancellation flows down
   // to every connection through the task group it joins.
   const af::task<void> main_task = af::create_task(srv->executor(), srv->run(), "server");
@@ -739,6 +735,13 @@ int main(int argc, char** argv) {
   // The signal wait is the last work left once the server is done: end it then. (The
   // callback runs on the main task's executor, the strand that owns the signal set.)
   main_task.add_done_callback([&](const af::future<void>&) { signals.cancel(); });
+
+  // Announced only now: the signal set is installed, so a SIGTERM sent as soon as this line
+  // is read is a graceful shutdown, not the default action (which kills the process).
+  const tcp::endpoint ep = srv->local_endpoint();
+  std::printf("listening on %s:%u\n", ep.address().to_string().c_str(),
+              static_cast<unsigned>(ep.port()));
+  std::fflush(stdout);
 
   std::vector<std::thread> threads;
   for (int i = 1; i < opt.threads; ++i)

@@ -4,7 +4,9 @@
 # The CTest driver of example_http_server. MODE:
 #   functional  every behaviour, with curl and example_http_client, on three servers
 #               (default options; --max-waiting 2; --timeout 0.5), each ended by a signal
-#               that must make it answer waiting requests 503 and exit 0 with its summary
+#               that must make it answer waiting requests 503 and exit 0 with its summary;
+#               and a fourth signalled at once (the handler is installed before the port
+#               is announced)
 #   load        500 concurrent waiting requests and 500 responders (example_http_client load),
 #               then SIGTERM
 # Extra options (e.g. --threads 2) go to every server started.
@@ -221,6 +223,10 @@ functional() {
     fail "after the timeout: $(curl -sS --max-time 10 "$base/stats")"
   expect "404 no request is waiting for this id" GET "/response/slow?text=late"
   stop_server C INT
+
+  step "server D: SIGTERM as soon as the port is announced is a graceful shutdown too"
+  start_server D
+  stop_server D TERM
 }
 
 load() {
