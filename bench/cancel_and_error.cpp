@@ -39,10 +39,6 @@
 // and faster than every peer (not ">= 10x std": the exception_ptr's own reference counting
 // puts even the floor at ~9x std here; see bench/report).
 
-#ifndef BOOST_THREAD_VERSION
-#define BOOST_THREAD_VERSION 5
-#endif
-
 #include "support.hpp"
 
 #include <asio_futures/future.hpp>

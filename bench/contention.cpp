@@ -23,10 +23,6 @@
 // cross_thread_set, here under contention); faster than concurrent_channel (as
 // await_pending_same_loop asks against the channel), std and boost futures.
 
-#ifndef BOOST_THREAD_VERSION
-#define BOOST_THREAD_VERSION 5
-#endif
-
 #include "support.hpp"
 
 #include <asio_futures/future.hpp>

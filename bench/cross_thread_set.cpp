@@ -20,10 +20,6 @@
 //    and the pool job `try_send`s the value into it.
 // Timings are wall-clock (UseRealTime): the benchmark thread sleeps while waiting.
 
-#ifndef BOOST_THREAD_VERSION
-#define BOOST_THREAD_VERSION 5
-#endif
-
 #include "support.hpp"
 
 #include <asio_futures/future.hpp>

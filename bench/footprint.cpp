@@ -26,10 +26,6 @@
 // waiter (async_wait with a plain lambda) to a pending future costs.
 // DESIGN.md §7 target: a pending future<int> costs one allocation, <= 128 bytes.
 
-#ifndef BOOST_THREAD_VERSION
-#define BOOST_THREAD_VERSION 5
-#endif
-
 #include "alloc_hook.hpp"
 #include "support.hpp"
 

@@ -35,10 +35,6 @@
 // await_pending_same_loop hand-off of asio_futures (a cross-scenario bar, see bench/report),
 // >= 5x faster than boost_when_all, faster than parallel_group; and (issue 8) flat in N.
 
-#ifndef BOOST_THREAD_VERSION
-#define BOOST_THREAD_VERSION 5
-#endif
-
 #include "support.hpp"
 
 #include <asio_futures/gather.hpp>

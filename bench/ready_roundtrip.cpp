@@ -15,10 +15,6 @@
 //    its value read by attaching a waiter, which Asio posts even for a completed promise
 //    (it has no synchronous accessor), so each iteration also polls the io_context once.
 
-#ifndef BOOST_THREAD_VERSION
-#define BOOST_THREAD_VERSION 5
-#endif
-
 #include <asio_futures/future.hpp>
 
 #include <benchmark/benchmark.h>

@@ -23,10 +23,6 @@
 //    (Boost.Thread also starts a thread per call).
 // Timings are wall-clock (UseRealTime): the benchmark thread sleeps while waiting.
 
-#ifndef BOOST_THREAD_VERSION
-#define BOOST_THREAD_VERSION 5
-#endif
-
 #include "support.hpp"
 
 #include <asio_futures/thread.hpp>

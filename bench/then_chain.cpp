@@ -18,10 +18,6 @@
 //
 // Target (issue 4): asio_futures >= 5x faster than boost_future_then_sync.
 
-#ifndef BOOST_THREAD_VERSION
-#define BOOST_THREAD_VERSION 5
-#endif
-
 #include <asio_futures/future.hpp>
 
 #include <benchmark/benchmark.h>
