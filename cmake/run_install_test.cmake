@@ -1,11 +1,13 @@
 # cmake -DBUILD_DIR=... -DSOURCE_DIR=... -DWORK_DIR=... -DCONFIG=... -DGENERATOR=...
-#       -DCXX_COMPILER=... -P run_install_test.cmake
+#       -DCXX_COMPILER=... [-DCXX_FLAGS=...] -P run_install_test.cmake
 #
 # The install test (CTest `install_test`):
 #   1. cmake --install BUILD_DIR into WORK_DIR/prefix (fresh each run),
 #   2. configure and build the consumer project SOURCE_DIR (test/install) against it, with
 #      CMAKE_PREFIX_PATH=WORK_DIR/prefix, as an outside project would,
 #   3. run the consumer.
+# CXX_FLAGS are the library build's CMAKE_CXX_FLAGS (say, an -isystem of other Boost headers),
+# so that the consumer sees the same headers the library was compiled with.
 foreach(var BUILD_DIR SOURCE_DIR WORK_DIR GENERATOR CXX_COMPILER)
   if(NOT DEFINED ${var} OR "${${var}}" STREQUAL "")
     message(FATAL_ERROR "run_install_test.cmake: ${var} not set")
@@ -33,6 +35,7 @@ step("configure the consumer"
   "${CMAKE_COMMAND}" -S "${SOURCE_DIR}" -B "${consumer_build}" -G "${GENERATOR}"
     "-DCMAKE_BUILD_TYPE=${CONFIG}"
     "-DCMAKE_CXX_COMPILER=${CXX_COMPILER}"
+    "-DCMAKE_CXX_FLAGS=${CXX_FLAGS}"
     "-DCMAKE_PREFIX_PATH=${prefix}"
     -DCMAKE_FIND_PACKAGE_PREFER_CONFIG=ON)
 step("build the consumer"

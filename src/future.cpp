@@ -10,7 +10,6 @@
 #include <asio_futures/thread.hpp>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/io_context_strand.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 
@@ -265,11 +264,14 @@ public:
       return true;
     if (!pool)
       return false;
-    // WORKAROUND(Boost 1.81): asio::thread_pool has no public way to tell that it was stopped
-    // or joined (posting to it then queues the function forever). Its scheduler — the
-    // service asio::detail::scheduler that its constructor adds — can: stop() stops it, and
-    // so does join() (the pool's last work finishes), and a pool never restarts it. (A
-    // stopped io_context, which may be restarted, is not treated as closed.)
+#if ASIO_FUTURES_DETAIL_POOL_STOP_PROBE
+    // WORKAROUND(Boost 1.81-1.90, Asio 1.26-1.38): asio::thread_pool has no public way to
+    // tell that it was stopped or joined (posting to it then queues the function until the
+    // pool is destroyed). Its scheduler — the service asio::detail::scheduler that its
+    // constructor adds — can: stop() stops it, and so does join() (the pool's last work
+    // finishes), and a pool never restarts it. (A stopped io_context, which may be restarted,
+    // is not treated as closed.) On an Asio this was not verified with, the probe is off:
+    // a job submitted to a stopped pool then fails when the pool is destroyed.
     // Every caller computes the same pointer (use_service synchronises itself); acquire/
     // release only order the scheduler's construction before its use for a reader that
     // takes the cached pointer.
@@ -280,6 +282,9 @@ public:
     }
     // stopped() takes the scheduler's mutex, which the submission that follows takes anyway.
     return s->stopped();
+#else
+    return false;
+#endif
   }
 
 private:
@@ -295,7 +300,9 @@ private:
   static std::atomic<std::uint64_t> epoch_;
   static thread_local cache cache_;
 
+#if ASIO_FUTURES_DETAIL_POOL_STOP_PROBE
   std::atomic<asio::detail::scheduler*> scheduler_{nullptr}; // a pool's, once known
+#endif
   std::atomic<bool> closed_{false};
 };
 

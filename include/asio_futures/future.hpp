@@ -189,7 +189,17 @@ public:
   /// `run()`, as with any Asio handler.
   template <class F>
   requires std::is_invocable_v<std::decay_t<F> &&, future<T>>
-      callback_id add_done_callback(F&& f) const;
+      callback_id add_done_callback(F&& f) const {
+    // Defined in the class: clang 14 matches no out-of-line definition of a member template
+    // whose constraint names the enclosing class template.
+    auto& s = checked_state();
+    using op_type = detail::callback_op<T, std::decay_t<F>, future<T>>;
+    const std::uint64_t serial = detail::next_callback_serial();
+    op_type* op = op_type::create(std::forward<F>(f), serial);
+    if (!s.push(op))
+      op->schedule(&s); // done already; schedule() owns op and destroys it if it throws
+    return callback_id(op, serial);
+  }
 
   /// Unregisters a callback; returns how many were removed (0 or 1; 0 once the future is
   /// done and its callbacks are scheduled).
@@ -223,7 +233,19 @@ public:
   /// (default token `use_awaitable`) is the awaiting form there.
   template <
       asio::completion_token_for<completion_signature> CompletionToken = asio::use_awaitable_t<>>
-  auto async_wait(CompletionToken&& token = CompletionToken()) const;
+  auto async_wait(CompletionToken&& token = CompletionToken()) const {
+    // Defined in the class, as add_done_callback (clang 14).
+    checked_state();
+    if constexpr (is_future<T>::value) {
+      return unwrap().async_wait(std::forward<CompletionToken>(token));
+    } else {
+      static_assert(std::is_void_v<T> || std::is_default_constructible_v<T>,
+                    "async_wait's completion signature void(std::exception_ptr, T) needs a "
+                    "default-constructible T (passed along with an exception)");
+      return asio::async_initiate<CompletionToken, completion_signature>(
+          detail::initiate_wait{state_.get()}, token, state_);
+    }
+  }
 
   /// The future as an Asio async operation: `f(token)` is `f.async_wait(token)`.
   template <asio::completion_token_for<completion_signature> CompletionToken>

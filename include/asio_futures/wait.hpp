@@ -175,7 +175,13 @@ public:
   /// execution context of the handler's executor has shut down.
   template <
       asio::completion_token_for<completion_signature> CompletionToken = asio::use_awaitable_t<>>
-  auto async_next(CompletionToken&& token = CompletionToken()) const;
+  auto async_next(CompletionToken&& token = CompletionToken()) const {
+    // Defined in the class: clang 14 matches no out-of-line definition whose constraint
+    // names the enclosing class template.
+    auto& c = checked_core();
+    return asio::async_initiate<CompletionToken, completion_signature>(
+        detail::initiate_next<T>{&c}, token, core_);
+  }
 
   /// For internal use.
   explicit as_completed_iterator(std::shared_ptr<detail::as_completed_core<T>> core) noexcept

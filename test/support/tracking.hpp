@@ -134,7 +134,7 @@ public:
     stats->executes.fetch_add(1, std::memory_order_relaxed);
     // A blocking.possibly inner executor may run the function right here; the wrapper
     // records that as an inline run if we are inside a marked setter call.
-    asio::execution::execute(this->inner_, [stats, fn = std::forward<F>(f)]() mutable {
+    this->inner_.execute([stats, fn = std::forward<F>(f)]() mutable {
       stats->runs.fetch_add(1, std::memory_order_relaxed);
       if (inside_call::active())
         stats->inline_runs.fetch_add(1, std::memory_order_relaxed);

@@ -15,6 +15,7 @@
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/is_executor.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/asio/version.hpp>
 
 #include <exception>
 #include <future>
@@ -22,6 +23,15 @@
 #include <stop_token>
 #include <type_traits>
 #include <utility>
+
+// WORKAROUND(Boost 1.81-1.90, Asio 1.26-1.38): whether a stopped or joined asio::thread_pool
+// is recognised at submission, through its internal scheduler (src/future.cpp), on the Asio
+// versions this was verified with. Elsewhere such a job fails when the pool is destroyed.
+#if BOOST_ASIO_VERSION >= 102600 && BOOST_ASIO_VERSION <= 103800
+#define ASIO_FUTURES_DETAIL_POOL_STOP_PROBE 1
+#else
+#define ASIO_FUTURES_DETAIL_POOL_STOP_PROBE 0
+#endif
 
 namespace asio_futures::detail {
 

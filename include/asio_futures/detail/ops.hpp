@@ -17,7 +17,6 @@
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/execution/allocator.hpp>
 #include <boost/asio/execution/blocking.hpp>
-#include <boost/asio/execution/execute.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/execution/relationship.hpp>
 #include <boost/asio/io_context.hpp>
@@ -79,17 +78,15 @@ void post_to(const Executor& ex, const Alloc& alloc, F&& f) {
     // An io_context target is unwrapped: no type-erased property calls, and no second
     // allocation for the type-erased function object.
     if (const auto* io = target_fast<asio::io_context::executor_type>(ex)) {
-      asio::execution::execute(asio::prefer(asio::require(*io, asio::execution::blocking.never),
-                                            asio::execution::relationship.continuation,
-                                            asio::execution::allocator(alloc)),
-                               std::forward<F>(f));
+      asio::prefer(asio::require(*io, asio::execution::blocking.never),
+                   asio::execution::relationship.continuation, asio::execution::allocator(alloc))
+          .execute(std::forward<F>(f));
       return;
     }
   }
-  asio::execution::execute(asio::prefer(asio::require(ex, asio::execution::blocking.never),
-                                        asio::execution::relationship.continuation,
-                                        asio::execution::allocator(alloc)),
-                           std::forward<F>(f));
+  asio::prefer(asio::require(ex, asio::execution::blocking.never),
+               asio::execution::relationship.continuation, asio::execution::allocator(alloc))
+      .execute(std::forward<F>(f));
 }
 
 /// Allocates and constructs a `T` with a rebound `alloc`.
@@ -220,7 +217,7 @@ public:
   /// in between.
   template <class F> void post_and_release(F&& f) {
     type ex(std::move(ex_));
-    asio::execution::execute(ex, std::forward<F>(f));
+    ex.execute(std::forward<F>(f));
   }
 
 private:
@@ -269,10 +266,10 @@ public:
   template <class F> void post_and_release(F&& f) {
     if (is_io_) {
       io_type ex(std::move(io_));
-      asio::execution::execute(ex, std::forward<F>(f));
+      ex.execute(std::forward<F>(f));
     } else {
       asio::any_io_executor ex(std::move(any_));
-      asio::execution::execute(ex, std::forward<F>(f));
+      ex.execute(std::forward<F>(f));
     }
   }
 

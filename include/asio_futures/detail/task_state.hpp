@@ -20,7 +20,7 @@
 #include <boost/asio/query.hpp>
 #include <boost/asio/require.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/version.hpp>
+#include <boost/asio/version.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -186,7 +186,7 @@ public:
     using fn = gated_function<std::decay_t<F>>;
     if (ref_.gate()->first_submission(ref_.gen())) {
       // The coroutine's first step (co_spawn's entry dispatch): always on a later turn.
-      asio::execution::execute(asio::require(inner_, blocking.never), fn(ref_, std::forward<F>(f)));
+      asio::require(inner_, blocking.never).execute(fn(ref_, std::forward<F>(f)));
       return;
     }
     if (running_in_this_thread() && asio::query(inner_, blocking) != blocking.never) {
@@ -196,7 +196,7 @@ public:
       std::move(tmp)();
       return;
     }
-    asio::execution::execute(inner_, fn(ref_, std::forward<F>(f)));
+    inner_.execute(fn(ref_, std::forward<F>(f)));
   }
 
   friend bool operator==(const task_executor& a, const task_executor& b) noexcept {
@@ -303,18 +303,19 @@ private:
 /// The task's coroutine: checks for a cancellation that arrived before the first step (then
 /// the body never runs), then runs the body. `st` stays alive: the completion holds it.
 ///
-/// WORKAROUND(Boost 1.81): when a coroutine finishes without having suspended,
-/// co_spawn_entry_point co_awaits a post before completing, outside its try block. If a
-/// cancellation left Asio's sticky cancelled state set (the body swallowed it, cancelled
-/// itself, or was cancelled before starting), that co_await throws operation_aborted out of
-/// io_context::run(). The body is finished by then, so the state is reset first.
+/// If a cancellation left Asio's sticky cancelled state set (the body swallowed it,
+/// cancelled itself, or was cancelled before starting), the state is reset once the body is
+/// finished: Asio 1.26 and 1.27 (Boost 1.81) then co_await a post outside co_spawn's try block
+/// (see below), which would throw operation_aborted out of io_context::run().
 template <class T, class Body> asio::awaitable<T> drive(task_state<T>* st, Body body) {
-#if BOOST_VERSION == 108100
-  // WORKAROUND(Boost 1.81): co_spawn_entry_point posts once more after a body that did not
-  // suspend, so as not to resume its caller recursively. A task's first step is already on
-  // a later turn (spawn_task posts it) and its completion only resolves the state, whose
-  // waiters are posted, so that extra scheduler trip buys nothing: mark the thread as
-  // switched. (Measured: ~100 ns of a ~780 ns create_task + await.)
+#if BOOST_ASIO_VERSION >= 102600 && BOOST_ASIO_VERSION < 103600
+  // WORKAROUND(Boost 1.81-1.88, Asio 1.26-1.34): co_spawn_entry_point posts once more after
+  // a body that did not switch context, so as not to resume its caller recursively. A task's
+  // first step is already on a later turn (spawn_task posts it) and its completion only
+  // resolves the state, whose waiters are posted, so that extra scheduler trip buys nothing:
+  // mark the thread as switched. (Measured: ~100 ns of a ~780 ns create_task + await.) From
+  // Asio 1.36 (Boost 1.89) the extra post happens only for a coroutine that completes inside
+  // co_spawn itself, which a task never does. test/task.cpp counts the turns on each version.
   (co_await asio::detail::awaitable_thread_has_context_switched{}) = true;
 #endif
   st->core().mark_body_started();

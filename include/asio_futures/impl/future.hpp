@@ -207,18 +207,6 @@ template <class T> std::exception_ptr future<T>::exception() const {
   }
 }
 
-template <class T> template <class F>
-requires std::is_invocable_v<std::decay_t<F> &&, future<T>>
-    callback_id future<T>::add_done_callback(F&& f) const {
-  auto& s = checked_state();
-  using op_type = detail::callback_op<T, std::decay_t<F>, future<T>>;
-  const std::uint64_t serial = detail::next_callback_serial();
-  op_type* op = op_type::create(std::forward<F>(f), serial);
-  if (!s.push(op))
-    op->schedule(&s); // done already; schedule() owns op and destroys it if it throws
-  return callback_id(op, serial);
-}
-
 template <class T> std::size_t future<T>::remove_done_callback(callback_id id) const {
   auto& s = checked_state();
   if (id.serial_ == 0)
@@ -229,21 +217,6 @@ template <class T> std::size_t future<T>::remove_done_callback(callback_id id) c
     return 0;
   n->fn_(n, detail::node_action::destroy, &s);
   return 1;
-}
-
-template <class T>
-template <asio::completion_token_for<typename future<T>::completion_signature> CompletionToken>
-auto future<T>::async_wait(CompletionToken&& token) const {
-  checked_state();
-  if constexpr (is_future<T>::value) {
-    return unwrap().async_wait(std::forward<CompletionToken>(token));
-  } else {
-    static_assert(std::is_void_v<T> || std::is_default_constructible_v<T>,
-                  "async_wait's completion signature void(std::exception_ptr, T) needs a "
-                  "default-constructible T (passed along with an exception)");
-    return asio::async_initiate<CompletionToken, completion_signature>(
-        detail::initiate_wait{state_.get()}, token, state_);
-  }
 }
 
 template <class T> void future<T>::wait() const {

@@ -362,15 +362,6 @@ typename as_completed_iterator<T>::executor_type as_completed_iterator<T>::get_e
   return checked_core().executor();
 }
 
-template <class T>
-template <asio::completion_token_for<typename as_completed_iterator<T>::completion_signature>
-              CompletionToken>
-auto as_completed_iterator<T>::async_next(CompletionToken&& token) const {
-  auto& c = checked_core();
-  return asio::async_initiate<CompletionToken, completion_signature>(detail::initiate_next<T>{&c},
-                                                                     token, core_);
-}
-
 } // namespace asio_futures
 
 #endif // ASIO_FUTURES_IMPL_WAIT_HPP
