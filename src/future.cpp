@@ -288,7 +288,9 @@ public:
   }
 
 private:
-  void shutdown() override { closed_.store(true, std::memory_order_release); }
+  void shutdown() override {
+    closed_.store(true, std::memory_order_release);
+  }
 
   struct cache {
     asio::execution_context* ctx = nullptr;

@@ -21,12 +21,16 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/spawn.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/system_executor.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+#include <boost/asio/version.hpp>
 #include <boost/test/unit_test.hpp>
-#include <boost/version.hpp>
+#if BOOST_ASIO_VERSION >= 102800
+#include <boost/asio/bind_immediate_executor.hpp>
+#endif
 
 #include <array>
 #include <atomic>
@@ -847,12 +851,32 @@ CO_TEST_CASE(rvalue_void_future_is_awaitable_directly) {
   BOOST_TEST(thrown);
 }
 
-#if BOOST_VERSION >= 108200
+#if BOOST_ASIO_VERSION >= 102800
+// Asio 1.28 (Boost 1.82) awaits operations whose signature starts with std::exception_ptr:
+// `co_await std::move(f)` (or any future-valued expression) works for every T.
 CO_TEST_CASE(rvalue_future_is_awaitable_directly) {
   auto ex = co_await asio::this_coro::executor;
   af::future<int> f(ex);
   asio::post(ex, [f] { f.set_result(3); });
   BOOST_TEST(co_await std::move(f) == 3);
+  // The handle is not moved from (the operation is the future's const call operator).
+  BOOST_TEST(f.valid());
+  BOOST_TEST(co_await af::future<int>(f) == 3);
+  af::future<std::unique_ptr<int>> m(ex);
+  asio::post(ex, [m] { m.set_result(std::make_unique<int>(4)); });
+  BOOST_TEST(*co_await std::move(m) == 4);
+  af::future<int> failed(ex);
+  failed.set_exception(std::runtime_error("direct"));
+  std::exception_ptr e;
+  try {
+    co_await std::move(failed);
+  } catch (...) {
+    e = std::current_exception();
+  }
+  BOOST_TEST(aft::what_of(e) == "direct");
+  af::future<af::future<int>> nested(ex);
+  nested.set_result(af::make_ready_future(ex, 5));
+  BOOST_TEST(co_await std::move(nested) == 5); // unwrapped, as with async_wait
 }
 #endif
 
@@ -1249,6 +1273,88 @@ BOOST_AUTO_TEST_CASE(waiter_without_an_executor_completes_on_the_futures_executo
   BOOST_TEST(stats.runs.load() >= 1u);
   BOOST_TEST(stats.inline_runs.load() == 0u);
 }
+
+#if BOOST_ASIO_VERSION >= 102800
+// Immediate completion (Asio 1.28, Boost 1.82): a wait on a future that is done when the wait
+// starts completes through the handler's associated immediate executor, if it has one.
+
+BOOST_AUTO_TEST_CASE(done_future_completes_through_the_immediate_executor) {
+  asio::io_context ioc;
+  const auto f = af::make_ready_future(ioc.get_executor(), 5);
+  outcome<int> o;
+  {
+    aft::inside_call marker;
+    // An inline immediate executor: the handler runs inside async_wait.
+    f.async_wait(asio::bind_immediate_executor(asio::system_executor(), o.handler()));
+  }
+  BOOST_TEST(o.calls == 1);
+  BOOST_TEST(o.ran_inline);
+  BOOST_TEST((o.value == std::optional<int>(5)));
+  BOOST_TEST(!aft::has_outstanding_work(ioc));
+}
+
+BOOST_AUTO_TEST_CASE(immediate_executor_dispatches_to_the_handlers_executor) {
+  // Asio's rule: the immediate executor is dispatched to, and from there the handler runs on
+  // its own associated executor (here a strand the calling thread is not in: posted).
+  asio::io_context ioc;
+  const auto f = af::make_exceptional_future<int>(ioc.get_executor(),
+                                                  std::make_exception_ptr(std::logic_error("x")));
+  auto strand = asio::make_strand(ioc);
+  bool on_strand = false;
+  std::exception_ptr error;
+  f.async_wait(asio::bind_immediate_executor(
+      asio::system_executor(), asio::bind_executor(strand, [&](std::exception_ptr e, int) {
+        on_strand = strand.running_in_this_thread();
+        error = e;
+      })));
+  BOOST_TEST(!error);
+  aft::poll(ioc);
+  BOOST_TEST(on_strand);
+  BOOST_TEST(aft::holds<std::logic_error>(error));
+}
+
+CO_TEST_CASE(coroutine_resumes_without_a_scheduler_turn_on_a_done_future) {
+  auto ex = co_await asio::this_coro::executor;
+  const auto f = af::make_ready_future(ex, 6);
+  bool other_ran = false;
+  asio::post(ex, [&] { other_ran = true; });
+  // The coroutine's own executor as the immediate executor: a dispatch from a thread that
+  // runs it resumes the coroutine at once, before the handler posted above.
+  BOOST_TEST(co_await f.async_wait(asio::bind_immediate_executor(ex, asio::use_awaitable)) == 6);
+  BOOST_TEST(!other_ran);
+  // Without one, the completion is posted as before: the earlier handler runs first.
+  BOOST_TEST(co_await f.async_wait() == 6);
+  BOOST_TEST(other_ran);
+}
+
+BOOST_AUTO_TEST_CASE(pending_future_ignores_the_immediate_executor) {
+  // Only a future that is done when the wait starts completes immediately; a later
+  // completion is posted, never run inside set_result.
+  asio::io_context ioc;
+  const af::future<int> f(ioc);
+  outcome<int> o;
+  f.async_wait(asio::bind_immediate_executor(asio::system_executor(), o.handler()));
+  {
+    aft::inside_call marker;
+    f.set_result(2);
+  }
+  BOOST_TEST(o.calls == 0);
+  aft::poll(ioc);
+  BOOST_TEST(o.calls == 1);
+  BOOST_TEST(!o.ran_inline);
+}
+
+BOOST_AUTO_TEST_CASE(immediate_completion_on_a_closed_context_throws) {
+  aft::closable_context ctx;
+  const auto f = af::make_ready_future(ctx.get_executor(), 1);
+  ctx.shutdown();
+  outcome<int> o;
+  BOOST_CHECK_THROW(
+      f.async_wait(asio::bind_immediate_executor(asio::system_executor(), o.handler())),
+      af::invalid_state_error);
+  BOOST_TEST(o.calls == 0);
+}
+#endif
 
 BOOST_AUTO_TEST_SUITE_END() // associated_characteristics
 

@@ -19,6 +19,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/version.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
@@ -167,6 +168,36 @@ CO_TEST_CASE(awaiting_a_gather_yields_the_tuple) {
   BOOST_TEST(x == 7);
   static_assert(std::is_same_v<decltype(nothing), std::monostate>);
 }
+
+#if BOOST_ASIO_VERSION >= 102800
+// Asio 1.28 (Boost 1.82): the gather itself is awaited, without async_wait().
+CO_TEST_CASE(a_gather_is_awaited_directly) {
+  auto ex = co_await asio::this_coro::executor;
+  af::future<int> a(ex);
+  af::future<void> b(ex);
+  asio::post(ex, [=] {
+    b.set_result();
+    a.set_result(7);
+  });
+  auto [x, nothing] = co_await af::gather(a, b);
+  BOOST_TEST(x == 7);
+  static_assert(std::is_same_v<decltype(nothing), std::monostate>);
+  std::vector<af::future<int>> many;
+  for (int i = 0; i < 3; ++i)
+    many.push_back(af::make_ready_future(ex, i));
+  const std::vector<int> values = co_await af::gather(many);
+  BOOST_TEST((values == std::vector<int>{0, 1, 2}));
+  af::future<int> failing(ex);
+  failing.set_exception(std::runtime_error("child"));
+  std::exception_ptr e;
+  try {
+    co_await af::gather(failing, a);
+  } catch (...) {
+    e = std::current_exception();
+  }
+  BOOST_TEST(aft::what_of(e) == "child");
+}
+#endif
 
 BOOST_AUTO_TEST_CASE(void_children_give_monostate_and_move_only_values_are_moved_out) {
   asio::io_context ioc;

@@ -24,6 +24,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+#include <boost/asio/version.hpp>
 #include <boost/system/system_error.hpp>
 #include <boost/test/unit_test.hpp>
 
@@ -896,6 +897,25 @@ BOOST_AUTO_TEST_CASE(task_inner_races_with_expiry_and_outer_cancel_on_two_thread
     }
   }
 }
+
+#if BOOST_ASIO_VERSION >= 102800
+// Asio 1.28 (Boost 1.82): wait_for's future is awaited directly.
+CO_TEST_CASE(wait_for_is_awaited_directly) {
+  auto ex = co_await asio::this_coro::executor;
+  af::future<int> inner(ex);
+  asio::post(ex, [inner] { inner.set_result(4); });
+  BOOST_TEST(co_await af::wait_for(inner, never_fires) == 4);
+  af::future<int> slow(ex);
+  std::exception_ptr e;
+  try {
+    co_await af::wait_for(slow, fires_soon);
+  } catch (...) {
+    e = std::current_exception();
+  }
+  BOOST_TEST(aft::holds<af::timeout_error>(e));
+  BOOST_TEST(slow.cancelled());
+}
+#endif
 
 BOOST_AUTO_TEST_SUITE_END() // wait_for_
 

@@ -6,6 +6,7 @@
 #ifndef ASIO_FUTURES_ASIO_FUTURES_HPP
 #define ASIO_FUTURES_ASIO_FUTURES_HPP
 
+#include <asio_futures/cancel_after.hpp>
 #include <asio_futures/error.hpp>
 #include <asio_futures/future.hpp>
 #include <asio_futures/gather.hpp>

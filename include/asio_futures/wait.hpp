@@ -179,8 +179,8 @@ public:
     // Defined in the class: clang 14 matches no out-of-line definition whose constraint
     // names the enclosing class template.
     auto& c = checked_core();
-    return asio::async_initiate<CompletionToken, completion_signature>(
-        detail::initiate_next<T>{&c}, token, core_);
+    return asio::async_initiate<CompletionToken, completion_signature>(detail::initiate_next<T>{&c},
+                                                                       token, core_);
   }
 
   /// For internal use.

@@ -23,6 +23,12 @@
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/require.hpp>
+#include <boost/asio/version.hpp>
+#if BOOST_ASIO_VERSION >= 102800
+#include <boost/asio/associated_immediate_executor.hpp>
+#include <boost/asio/associator.hpp>
+#include <boost/asio/dispatch.hpp>
+#endif
 
 #include <chrono>
 #include <condition_variable>
@@ -302,6 +308,40 @@ template <class Executor> waiter_service* service_for(const Executor& ex) {
   return ctx ? &waiter_service::of(*ctx) : nullptr;
 }
 
+#if BOOST_ASIO_VERSION >= 102800
+/// A private executor type, given as the default to associated_immediate_executor: a
+/// handler whose immediate executor comes out as this one has none of its own. Never
+/// submitted to.
+struct no_immediate_executor {
+  template <class F> void execute(F&&) const noexcept {}
+  no_immediate_executor require(asio::execution::blocking_t::never_t) const noexcept {
+    return *this;
+  }
+  static constexpr asio::execution::blocking_t query(asio::execution::blocking_t) noexcept {
+    return asio::execution::blocking.never;
+  }
+  friend bool operator==(no_immediate_executor, no_immediate_executor) noexcept { return true; }
+  friend bool operator!=(no_immediate_executor, no_immediate_executor) noexcept { return false; }
+};
+
+/// Whether `Handler` has an associated immediate executor (Asio >= 1.28).
+template <class Handler>
+inline constexpr bool has_immediate_executor_v =
+    !std::is_same_v<asio::associated_immediate_executor_t<Handler, no_immediate_executor>,
+                    no_immediate_executor>;
+
+/// The completion of a wait on a done future, dispatched through the handler's immediate
+/// executor: forwards the handler's associations (the dispatch then runs it on the handler's
+/// own executor, as Asio's immediate completions do).
+template <class T, class Handler> struct immediate_completion {
+  Handler handler;
+  state_ptr<T> state;
+  void operator()() { deliver(*state, handler); }
+};
+#else
+template <class Handler> inline constexpr bool has_immediate_executor_v = false;
+#endif
+
 /// An async waiter: the storage of one `async_wait` while the future is pending.
 template <class T, class Handler> class wait_op final : public wait_node {
 public:
@@ -317,6 +357,15 @@ public:
     if (st->done()) {
       if (svc && svc->closed())
         throw_invalid_state("async_wait: the execution context has shut down");
+#if BOOST_ASIO_VERSION >= 102800
+      if constexpr (has_immediate_executor_v<Handler>) {
+        // Completes at once through the handler's immediate executor, as Asio's own
+        // operations do (Asio 1.28): a dispatch, which may run the handler inline here.
+        auto iex = asio::get_associated_immediate_executor(h, ex);
+        asio::dispatch(iex, immediate_completion<T, Handler>{std::move(h), std::move(st)});
+        return;
+      }
+#endif
       // Fast path: no node, no registration; the outcome is already there.
       post_to(ex, alloc, [h = std::move(h), st = std::move(st)]() mutable { deliver(*st, h); });
       return;
@@ -514,5 +563,22 @@ bool running_in_this_thread(const asio::any_io_executor& ex, bool strict = false
 std::uint64_t next_callback_serial() noexcept;
 
 } // namespace asio_futures::detail
+
+#if BOOST_ASIO_VERSION >= 102800
+/// immediate_completion forwards its handler's associations.
+template <template <class, class> class Associator, class T, class Handler, class Default>
+struct boost::asio::associator<Associator, asio_futures::detail::immediate_completion<T, Handler>,
+                               Default> : Associator<Handler, Default> {
+  static typename Associator<Handler, Default>::type
+  get(const asio_futures::detail::immediate_completion<T, Handler>& c) noexcept {
+    return Associator<Handler, Default>::get(c.handler);
+  }
+  static auto get(const asio_futures::detail::immediate_completion<T, Handler>& c,
+                  const Default& d) noexcept
+      -> decltype(Associator<Handler, Default>::get(c.handler, d)) {
+    return Associator<Handler, Default>::get(c.handler, d);
+  }
+};
+#endif
 
 #endif // ASIO_FUTURES_DETAIL_OPS_HPP

@@ -1,0 +1,142 @@
+//
+// asio_futures/cancel_after.hpp
+//
+// af::cancel_after / af::cancel_at: completion-token adapters that cancel an operation whose
+// deadline passes (what Asio 1.32, Boost 1.86, added as asio::cancel_after), on every Asio.
+//
+#ifndef ASIO_FUTURES_CANCEL_AFTER_HPP
+#define ASIO_FUTURES_CANCEL_AFTER_HPP
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/wait_traits.hpp>
+
+#include <chrono>
+#include <type_traits>
+#include <utility>
+
+namespace asio_futures {
+
+namespace asio = boost::asio;
+
+/// A completion token adapter: `CompletionToken`, and the operation is cancelled with a
+/// cancellation type (default `terminal`) if it has not completed when the deadline passes.
+/// `Deadline` is `Clock::duration` (measured from the start of the operation: made by
+/// `cancel_after`) or `Clock::time_point` (made by `cancel_at`).
+template <class CompletionToken, class Clock, class Deadline> class timed_cancel_t {
+public:
+  template <class T>
+  timed_cancel_t(T&& token, const Deadline& deadline,
+                 asio::cancellation_type type = asio::cancellation_type::terminal)
+      : token_(std::forward<T>(token)), deadline_(deadline), type_(type) {}
+
+  CompletionToken token_;
+  Deadline deadline_;
+  asio::cancellation_type type_;
+};
+
+template <class CompletionToken, class Clock = std::chrono::steady_clock>
+using cancel_after_t = timed_cancel_t<CompletionToken, Clock, typename Clock::duration>;
+template <class CompletionToken, class Clock = std::chrono::steady_clock>
+using cancel_at_t = timed_cancel_t<CompletionToken, Clock, typename Clock::time_point>;
+
+/// The partial form (`cancel_after(d)`): as a completion token it adapts the operation's
+/// default completion token (that of its executor, else `asio::deferred`); called with a
+/// token it gives the full adapter.
+template <class Clock, class Deadline> class partial_timed_cancel {
+public:
+  explicit partial_timed_cancel(const Deadline& deadline,
+                                asio::cancellation_type type = asio::cancellation_type::terminal)
+      : deadline_(deadline), type_(type) {}
+
+  template <class CompletionToken>
+  timed_cancel_t<std::decay_t<CompletionToken>, Clock, Deadline>
+  operator()(CompletionToken&& token) const {
+    return {std::forward<CompletionToken>(token), deadline_, type_};
+  }
+
+  Deadline deadline_;
+  asio::cancellation_type type_;
+};
+
+namespace detail {
+template <class T>
+concept not_cancellation_type = !std::is_same_v<std::decay_t<T>, asio::cancellation_type>;
+} // namespace detail
+
+/// Adapts `token` so that the operation is cancelled with `type` unless it completes within
+/// `timeout` of its start.
+///
+/// On expiry the adapter emits `type` into the operation's cancellation slot, as a caller's
+/// own `cancellation_signal` would. For an asio_futures wait, `terminal` (the default)
+/// cancels the awaited future or task itself — the waiter then gets `cancelled_error` — and
+/// `partial` or `total` detach only that waiter (see `future::async_wait`). For a timeout
+/// that ends in `timeout_error`, use `wait_for` or `timeout`.
+///
+/// The timer runs on the operation's executor (its initiation's `get_executor()`, which
+/// every asio_futures operation and Asio I/O operation has); its expiry is handled, and the
+/// signal emitted, on the completion handler's associated executor, where the operation
+/// completes too. A cancellation slot of the adapted token is forwarded to the operation.
+/// As for Asio's own operations, that executor must not run two handlers of one operation at
+/// once: on a multi-threaded `io_context`, give the handler a strand.
+///
+/// Works on every supported Asio. From Asio 1.32 (Boost 1.86) `asio::cancel_after` does the
+/// same for every operation, asio_futures' included.
+template <class Rep, class Period, detail::not_cancellation_type CompletionToken>
+cancel_after_t<std::decay_t<CompletionToken>>
+cancel_after(const std::chrono::duration<Rep, Period>& timeout, CompletionToken&& token) {
+  return {std::forward<CompletionToken>(token),
+          std::chrono::ceil<std::chrono::steady_clock::duration>(timeout)};
+}
+
+/// `cancel_after(timeout, token)` with the cancellation type `type`.
+template <class Rep, class Period, class CompletionToken>
+cancel_after_t<std::decay_t<CompletionToken>>
+cancel_after(const std::chrono::duration<Rep, Period>& timeout, asio::cancellation_type type,
+             CompletionToken&& token) {
+  return {std::forward<CompletionToken>(token),
+          std::chrono::ceil<std::chrono::steady_clock::duration>(timeout), type};
+}
+
+/// The partial form: `op(af::cancel_after(1s))` adapts the operation's default token.
+template <class Rep, class Period>
+partial_timed_cancel<std::chrono::steady_clock, std::chrono::steady_clock::duration>
+cancel_after(const std::chrono::duration<Rep, Period>& timeout,
+             asio::cancellation_type type = asio::cancellation_type::terminal) {
+  return partial_timed_cancel<std::chrono::steady_clock, std::chrono::steady_clock::duration>(
+      std::chrono::ceil<std::chrono::steady_clock::duration>(timeout), type);
+}
+
+/// Adapts `token` so that the operation is cancelled with `type` unless it completes before
+/// `expiry` (a time point of any clock that has `asio::wait_traits`). Otherwise as
+/// `cancel_after`.
+template <class Clock, class Duration, detail::not_cancellation_type CompletionToken>
+cancel_at_t<std::decay_t<CompletionToken>, Clock>
+cancel_at(const std::chrono::time_point<Clock, Duration>& expiry, CompletionToken&& token) {
+  return {std::forward<CompletionToken>(token),
+          std::chrono::ceil<typename Clock::duration>(expiry)};
+}
+
+/// `cancel_at(expiry, token)` with the cancellation type `type`.
+template <class Clock, class Duration, class CompletionToken>
+cancel_at_t<std::decay_t<CompletionToken>, Clock>
+cancel_at(const std::chrono::time_point<Clock, Duration>& expiry, asio::cancellation_type type,
+          CompletionToken&& token) {
+  return {std::forward<CompletionToken>(token), std::chrono::ceil<typename Clock::duration>(expiry),
+          type};
+}
+
+/// The partial form of `cancel_at`.
+template <class Clock, class Duration>
+partial_timed_cancel<Clock, typename Clock::time_point>
+cancel_at(const std::chrono::time_point<Clock, Duration>& expiry,
+          asio::cancellation_type type = asio::cancellation_type::terminal) {
+  return partial_timed_cancel<Clock, typename Clock::time_point>(
+      std::chrono::ceil<typename Clock::duration>(expiry), type);
+}
+
+} // namespace asio_futures
+
+#include <asio_futures/impl/cancel_after.hpp>
+
+#endif // ASIO_FUTURES_CANCEL_AFTER_HPP
