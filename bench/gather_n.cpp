@@ -15,7 +15,7 @@
 //    use_awaitable)`. The futures themselves are the group's operations, which is the fair
 //    peer on Boost 1.81: `f.async_wait(deferred)` operations in a ranged group get the system
 //    executor there (their completions would hop through system_context threads, see
-//    docs/boost-1.81.md), and a channel- or timer-based operation would add the cost of that
+//    docs/boost-versions.md), and a channel- or timer-based operation would add the cost of that
 //    primitive (a steady_timer used as an event costs ~750 ns, see await_pending_same_loop)
 //    rather than of the group. Each child completion is one scheduler trip here (a future's
 //    waiter is posted), plus the group's per-operation handler and cancellation slot.

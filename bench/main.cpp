@@ -6,7 +6,7 @@
 //   --benchmark_enable_random_interleaving=true
 //   --benchmark_repetitions=10
 //   --benchmark_report_aggregates_only=true
-// and records the compiler and Boost version in the JSON "context" so that
+// and records the compiler, Boost and Asio versions in the JSON "context" so that
 // bench/report can describe the machine.
 //
 // It also fixes glibc malloc's mmap and trim thresholds. By default glibc moves them at run
@@ -23,6 +23,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <boost/asio/version.hpp>
 #include <boost/version.hpp>
 
 #include <malloc.h>
@@ -75,6 +76,11 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("boost_version", std::to_string(BOOST_VERSION / 100000) + "." +
                                                    std::to_string(BOOST_VERSION / 100 % 1000) +
                                                    "." + std::to_string(BOOST_VERSION % 100));
+  // The Asio the benchmark was built with: not always the Boost release's own (a newer Asio's
+  // headers can be laid over an older Boost).
+  benchmark::AddCustomContext("asio_version", std::to_string(BOOST_ASIO_VERSION / 100000) + "." +
+                                                  std::to_string(BOOST_ASIO_VERSION / 100 % 1000) +
+                                                  "." + std::to_string(BOOST_ASIO_VERSION % 100));
 #if defined(NDEBUG)
   benchmark::AddCustomContext("asio_futures_build", "release (NDEBUG)");
 #else

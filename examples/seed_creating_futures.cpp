@@ -6,8 +6,9 @@
 //
 // C++ spellings: `asyncio.Future()` is `af::future<T>(executor)` — the executor plays the
 // part of the running loop (where callbacks and awaiters' completions run by default);
-// `await future` is `co_await future.async_wait()` (WORKAROUND(Boost 1.81): an awaitable
-// cannot `co_await` the future object itself, see docs/boost-1.81.md); `asyncio.sleep(1)`
+// `await future` is `co_await future.async_wait()` on every Boost, or `co_await
+// std::move(future)` from Boost 1.82 (Boost 1.81's awaitable cannot await the future object
+// itself; see docs/boost-versions.md); `asyncio.sleep(1)`
 // is `af::sleep(ex, 10ms)`, a future too. The seed's delay of 1 s is 10 ms here.
 //
 // Unlike asyncio, whose event loop keeps only a weak reference to a task (drop the last

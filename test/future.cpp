@@ -833,7 +833,7 @@ CO_TEST_CASE(awaiter_is_not_resumed_inside_set_result) {
 }
 
 // Boost 1.81's transform for async operations handles void(std::exception_ptr) but not
-// void(std::exception_ptr, T) (docs/boost-1.81.md): the void form works everywhere.
+// void(std::exception_ptr, T) (docs/boost-versions.md): the void form works everywhere.
 CO_TEST_CASE(rvalue_void_future_is_awaitable_directly) {
   auto ex = co_await asio::this_coro::executor;
   af::future<void> f(ex);
@@ -1124,7 +1124,7 @@ CO_TEST_CASE(parallel_group_wait_for_one_cancels_the_other_future) {
 // The futures themselves are the operations of a ranged group: each one's associated
 // executor is its own. (Boost 1.81 gives `async_wait(asio::deferred)` operations the system
 // executor in a ranged group, so their completions would hop through system_context
-// threads; docs/boost-1.81.md.)
+// threads; docs/boost-versions.md.)
 CO_TEST_CASE(ranged_parallel_group_of_futures) {
   auto ex = co_await asio::this_coro::executor;
   std::vector<af::future<int>> futures;

@@ -18,6 +18,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/system_executor.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -273,6 +274,15 @@ BOOST_AUTO_TEST_CASE(value_only_signature_becomes_a_future_of_the_value) {
       asio::deferred.values(1, std::string("two"))(af::use_future);
   BOOST_TEST(aft::run_until(ioc, [&] { return pair.done(); }));
   BOOST_TEST(std::get<1>(pair.result()) == "two");
+}
+
+BOOST_AUTO_TEST_CASE(an_initiation_without_an_executor_gives_the_system_executor) {
+  // Asio's default association before 1.37 (which made it inline_executor): named
+  // explicitly, so every Asio gives the same future.
+  const af::future<int> f = asio::async_initiate<const af::use_future_t&, void(int)>(
+      [](auto handler) { std::move(handler)(5); }, af::use_future);
+  BOOST_TEST(f.get_executor().target<asio::system_executor>() != nullptr);
+  BOOST_TEST(f.get() == 5);
 }
 
 BOOST_AUTO_TEST_CASE(throwing_value_copy_fails_the_future_instead_of_leaving_it_pending) {

@@ -62,8 +62,13 @@ template <class Executor> void check_executor(const Executor& ex, const char* me
 }
 
 /// How run_in_executor calls `F` (decayed) with `A...` (decayed, as rvalues): with a
-/// std::stop_token first if it can (std::jthread's rule), else without.
-template <class F, class... A> struct offload_traits {
+/// std::stop_token first if it can (std::jthread's rule), else without. No members when it
+/// cannot be called either way: a return type naming `type` is then a substitution failure
+/// (clang 14 substitutes into the return type before checking the constraints).
+template <class F, class... A> struct offload_traits {};
+template <class F, class... A>
+requires(std::is_invocable_v<F, std::stop_token, A...> ||
+         std::is_invocable_v<F, A...>) struct offload_traits<F, A...> {
   static constexpr bool takes_stop_token = std::is_invocable_v<F, std::stop_token, A...>;
   using type =
       typename std::conditional_t<takes_stop_token, std::invoke_result<F, std::stop_token, A...>,

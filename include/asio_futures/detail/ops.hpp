@@ -425,6 +425,10 @@ public:
 
 private:
   struct cancel_handler {
+    // A constructor, not an aggregate: emplace() constructs it with parentheses, which
+    // clang 14 does not accept for aggregates.
+    explicit cancel_handler(wait_op* o) noexcept : op(o) {}
+
     wait_op* op;
     void operator()(asio::cancellation_type type) {
       // Runs where the signal is emitted: Asio's rule is that this is the handler's
