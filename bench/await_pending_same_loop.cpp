@@ -161,11 +161,7 @@ void channel_pingpong(benchmark::State& state) {
 // --- experimental::promise ---------------------------------------------------
 
 using int_promise = asio::experimental::promise<void(int), asio::any_io_executor>;
-// WORKAROUND(Boost 1.81): use_promise has no public name for the handler it
-// hands to the initiation; it is this detail type.
-using int_promise_handler =
-    asio::experimental::detail::promise_handler<void(int), asio::any_io_executor,
-                                                std::allocator<void>>;
+using int_promise_handler = asio_futures_bench::use_promise_handler<void(int)>;
 
 struct promise_slot {
   std::optional<int_promise> promise;         // what the owner awaits

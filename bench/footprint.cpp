@@ -146,12 +146,8 @@ void boost_fiber_future_footprint(benchmark::State& state) {
   });
 }
 
-// WORKAROUND(Boost 1.81): use_promise has no public name for the handler it hands to the
-// initiation; it is this detail type.
 using int_promise = asio::experimental::promise<void(int), asio::any_io_executor>;
-using int_promise_handler =
-    asio::experimental::detail::promise_handler<void(int), asio::any_io_executor,
-                                                std::allocator<void>>;
+using int_promise_handler = asio_futures_bench::use_promise_handler<void(int)>;
 
 /// An operation that never completes by itself: its handler goes to `*slot`.
 struct initiate_pending {

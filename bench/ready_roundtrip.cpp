@@ -15,6 +15,8 @@
 //    its value read by attaching a waiter, which Asio posts even for a completed promise
 //    (it has no synchronous accessor), so each iteration also polls the io_context once.
 
+#include "support.hpp"
+
 #include <asio_futures/future.hpp>
 
 #include <benchmark/benchmark.h>
@@ -83,7 +85,7 @@ template <class Handler> struct initiate_into_slot {
 };
 
 void asio_use_future_roundtrip(benchmark::State& state) {
-  using handler = asio::detail::promise_handler<void(int), std::allocator<void>>;
+  using handler = asio_futures_bench::use_future_handler<void(int)>;
   std::optional<handler> slot;
   int i = 0;
   for (auto _ : state) {
@@ -97,10 +99,7 @@ void asio_use_future_roundtrip(benchmark::State& state) {
 
 void asio_promise_roundtrip(benchmark::State& state) {
   asio::io_context ioc;
-  // WORKAROUND(Boost 1.81): use_promise has no public name for the handler it hands to the
-  // initiation; it is this detail type.
-  using handler = asio::experimental::detail::promise_handler<void(int), asio::any_io_executor,
-                                                              std::allocator<void>>;
+  using handler = asio_futures_bench::use_promise_handler<void(int)>;
   // An initiation with an executor: use_promise takes the promise's executor from it.
   struct initiate {
     using executor_type = asio::any_io_executor;
