@@ -61,6 +61,7 @@ using boost::system::error_code;
 
 using asio_futures_bench::check;
 using asio_futures_bench::coroutine_run;
+using asio_futures_bench::post_loop;
 
 /// Runs two players on `r`'s io_context: `make_player(me, per_player, starter)` returns the
 /// coroutine of player `me`; together they make the run's (even) number of hand-offs.
@@ -75,14 +76,6 @@ template <class MakePlayer> void run_players(coroutine_run& r, MakePlayer make_p
 }
 
 // --- baseline: co_await asio::post ------------------------------------------
-
-asio::awaitable<void> post_loop(std::int64_t n, std::int64_t& done) {
-  auto ex = co_await asio::this_coro::executor;
-  for (std::int64_t i = 0; i < n; ++i) {
-    co_await asio::post(ex, asio::use_awaitable);
-    ++done;
-  }
-}
 
 void baseline_post(benchmark::State& state) {
   coroutine_run r(state);

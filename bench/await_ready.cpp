@@ -49,6 +49,7 @@ namespace asio = boost::asio;
 
 using asio_futures_bench::check;
 using asio_futures_bench::coroutine_run;
+using asio_futures_bench::post_loop;
 
 /// Inline resumptions between two posted yields (see the file comment).
 constexpr std::int64_t burst = 32;
@@ -84,14 +85,6 @@ void asio_futures_immediate(benchmark::State& state) {
   r.run_coroutine([&](std::int64_t n) { return immediate_loop(n, r.done); });
 }
 #endif
-
-asio::awaitable<void> post_loop(std::int64_t n, std::int64_t& done) {
-  auto ex = co_await asio::this_coro::executor;
-  for (std::int64_t i = 0; i < n; ++i) {
-    co_await asio::post(ex, asio::use_awaitable);
-    ++done;
-  }
-}
 
 void asio_post(benchmark::State& state) {
   coroutine_run r(state);

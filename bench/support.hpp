@@ -14,7 +14,10 @@
 #include <boost/asio/experimental/promise.hpp>
 #include <boost/asio/experimental/use_promise.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/asio/version.hpp>
 
@@ -117,6 +120,16 @@ struct coroutine_run {
     run([&](std::int64_t n) { boost::asio::co_spawn(ioc, make(n), on_exit()); }, unit);
   }
 };
+
+/// `n` times `co_await asio::post(ex, use_awaitable)`: one suspension and one resumption
+/// through the scheduler each, the floor of every posted hand-off.
+inline boost::asio::awaitable<void> post_loop(std::int64_t n, std::int64_t& done) {
+  auto ex = co_await boost::asio::this_coro::executor;
+  for (std::int64_t i = 0; i < n; ++i) {
+    co_await boost::asio::post(ex, boost::asio::use_awaitable);
+    ++done;
+  }
+}
 
 /// A coroutine_run in whole rounds of N = state.range(0) operations (a gather of N futures, a
 /// batch of N tasks): `make(rounds, n, done)` is the coroutine doing them.

@@ -62,6 +62,16 @@ struct received {
   }
 };
 
+/// Awaits `op`; the exception it ended with, or nullptr.
+template <class T> asio::awaitable<std::exception_ptr> failure_of(asio::awaitable<T> op) {
+  try {
+    co_await std::move(op);
+  } catch (...) {
+    co_return std::current_exception();
+  }
+  co_return nullptr;
+}
+
 /// A task body that waits an hour on a timer and records that the wait was aborted.
 asio::awaitable<int> wait_an_hour(std::atomic<bool>& aborted) {
   asio::steady_timer timer(co_await asio::this_coro::executor, 1h);
@@ -80,12 +90,8 @@ BOOST_AUTO_TEST_SUITE(cancel_after_)
 
 CO_TEST_CASE(expiry_with_terminal_cancels_the_awaited_future) {
   af::future<int> f(co_await asio::this_coro::executor);
-  std::exception_ptr e;
-  try {
-    co_await f.async_wait(af::cancel_after(1ms, asio::use_awaitable));
-  } catch (...) {
-    e = std::current_exception();
-  }
+  const std::exception_ptr e =
+      co_await failure_of(f.async_wait(af::cancel_after(1ms, asio::use_awaitable)));
   BOOST_TEST(aft::holds<af::cancelled_error>(e));
   BOOST_TEST(f.cancelled()); // terminal cancels what is awaited (asyncio's rule)
 }
@@ -93,13 +99,8 @@ CO_TEST_CASE(expiry_with_terminal_cancels_the_awaited_future) {
 CO_TEST_CASE(expiry_with_partial_detaches_only_the_waiter) {
   auto ex = co_await asio::this_coro::executor;
   af::future<int> f(ex);
-  std::exception_ptr e;
-  try {
-    co_await f.async_wait(
-        af::cancel_after(1ms, asio::cancellation_type::partial, asio::use_awaitable));
-  } catch (...) {
-    e = std::current_exception();
-  }
+  const std::exception_ptr e = co_await failure_of(
+      f.async_wait(af::cancel_after(1ms, asio::cancellation_type::partial, asio::use_awaitable)));
   BOOST_TEST(aft::holds<af::cancelled_error>(e));
   BOOST_TEST(!f.done()); // the future itself is untouched
   f.set_result(5);
@@ -158,12 +159,8 @@ CO_TEST_CASE(expiry_cancels_a_task_and_its_coroutine) {
   auto ex = co_await asio::this_coro::executor;
   std::atomic<bool> aborted{false};
   auto t = af::create_task(ex, wait_an_hour(aborted));
-  std::exception_ptr e;
-  try {
-    co_await t.async_wait(af::cancel_after(1ms, asio::use_awaitable));
-  } catch (...) {
-    e = std::current_exception();
-  }
+  const std::exception_ptr e =
+      co_await failure_of(t.async_wait(af::cancel_after(1ms, asio::use_awaitable)));
   BOOST_TEST(aft::holds<af::cancelled_error>(e));
   while (!t.done())
     co_await aft::yield_once();
@@ -176,12 +173,8 @@ CO_TEST_CASE(expiry_cancels_every_child_of_a_gather) {
   af::future<int> a(ex);
   af::future<int> b(ex);
   auto all = af::gather(a, b);
-  std::exception_ptr e;
-  try {
-    co_await all.async_wait(af::cancel_after(1ms, asio::use_awaitable));
-  } catch (...) {
-    e = std::current_exception();
-  }
+  const std::exception_ptr e =
+      co_await failure_of(all.async_wait(af::cancel_after(1ms, asio::use_awaitable)));
   BOOST_TEST(aft::holds<af::cancelled_error>(e));
   BOOST_TEST(a.cancelled());
   BOOST_TEST(b.cancelled());
@@ -191,12 +184,7 @@ CO_TEST_CASE(adapts_use_future_on_an_asio_operation) {
   auto ex = co_await asio::this_coro::executor;
   asio::steady_timer timer(ex, 1h);
   af::future<void> f = timer.async_wait(af::cancel_after(1ms, af::use_future));
-  std::exception_ptr e;
-  try {
-    co_await f.async_wait();
-  } catch (...) {
-    e = std::current_exception();
-  }
+  const std::exception_ptr e = co_await failure_of(f.async_wait());
   BOOST_TEST(aft::holds<af::cancelled_error>(e)); // operation_aborted, as a system_error
 }
 
@@ -316,12 +304,8 @@ BOOST_AUTO_TEST_CASE(deadline_racing_a_setter_on_another_thread_completes_once) 
 
 CO_TEST_CASE(asio_cancel_after_cancels_a_future) {
   af::future<int> f(co_await asio::this_coro::executor);
-  std::exception_ptr e;
-  try {
-    co_await f.async_wait(asio::cancel_after(1ms, asio::use_awaitable));
-  } catch (...) {
-    e = std::current_exception();
-  }
+  const std::exception_ptr e =
+      co_await failure_of(f.async_wait(asio::cancel_after(1ms, asio::use_awaitable)));
   BOOST_TEST(aft::holds<af::cancelled_error>(e));
   BOOST_TEST(f.cancelled());
 }
@@ -329,12 +313,8 @@ CO_TEST_CASE(asio_cancel_after_cancels_a_future) {
 CO_TEST_CASE(asio_cancel_after_cancels_a_task) {
   std::atomic<bool> aborted{false};
   auto t = af::create_task(co_await asio::this_coro::executor, wait_an_hour(aborted));
-  std::exception_ptr e;
-  try {
-    co_await t.async_wait(asio::cancel_after(1ms, asio::use_awaitable));
-  } catch (...) {
-    e = std::current_exception();
-  }
+  const std::exception_ptr e =
+      co_await failure_of(t.async_wait(asio::cancel_after(1ms, asio::use_awaitable)));
   BOOST_TEST(aft::holds<af::cancelled_error>(e));
   while (!t.done())
     co_await aft::yield_once();
@@ -346,12 +326,8 @@ CO_TEST_CASE(asio_cancel_after_cancels_a_gather) {
   auto ex = co_await asio::this_coro::executor;
   af::future<int> a(ex);
   af::future<void> b(ex);
-  std::exception_ptr e;
-  try {
-    co_await af::gather(a, b).async_wait(asio::cancel_after(1ms, asio::use_awaitable));
-  } catch (...) {
-    e = std::current_exception();
-  }
+  const std::exception_ptr e = co_await failure_of(
+      af::gather(a, b).async_wait(asio::cancel_after(1ms, asio::use_awaitable)));
   BOOST_TEST(aft::holds<af::cancelled_error>(e));
   BOOST_TEST(a.cancelled());
   BOOST_TEST(b.cancelled());
@@ -360,12 +336,7 @@ CO_TEST_CASE(asio_cancel_after_cancels_a_gather) {
 CO_TEST_CASE(asio_cancel_after_adapts_use_future) {
   asio::steady_timer timer(co_await asio::this_coro::executor, 1h);
   af::future<void> f = timer.async_wait(asio::cancel_after(1ms, af::use_future));
-  std::exception_ptr e;
-  try {
-    co_await f.async_wait();
-  } catch (...) {
-    e = std::current_exception();
-  }
+  const std::exception_ptr e = co_await failure_of(f.async_wait());
   BOOST_TEST(aft::holds<af::cancelled_error>(e));
 }
 

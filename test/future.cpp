@@ -1278,6 +1278,24 @@ BOOST_AUTO_TEST_CASE(waiter_without_an_executor_completes_on_the_futures_executo
 // Immediate completion (Asio 1.28, Boost 1.82): a wait on a future that is done when the wait
 // starts completes through the handler's associated immediate executor, if it has one.
 
+static_assert(!af::detail::has_immediate_executor_v<int_callback>);
+static_assert(af::detail::has_immediate_executor_v<decltype(asio::bind_immediate_executor(
+                  asio::system_executor(), std::declval<int_callback>()))>);
+
+CO_TEST_CASE(without_an_immediate_executor_a_done_wait_is_posted_after_earlier_callbacks) {
+  // The default stays a post, in registration order with the future's callbacks (Asio 1.28
+  // names "no immediate executor" through a reference type; mistaking it for one reordered
+  // these).
+  auto ex = co_await asio::this_coro::executor;
+  const af::future<int> f(ex);
+  std::vector<int> order;
+  f.add_done_callback([&](af::future<int>) { order.push_back(1); });
+  f.set_result(1);
+  co_await f.async_wait();
+  order.push_back(2);
+  BOOST_TEST((order == std::vector<int>{1, 2}));
+}
+
 BOOST_AUTO_TEST_CASE(done_future_completes_through_the_immediate_executor) {
   asio::io_context ioc;
   const auto f = af::make_ready_future(ioc.get_executor(), 5);

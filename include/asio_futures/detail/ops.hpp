@@ -324,11 +324,12 @@ struct no_immediate_executor {
   friend bool operator!=(no_immediate_executor, no_immediate_executor) noexcept { return false; }
 };
 
-/// Whether `Handler` has an associated immediate executor (Asio >= 1.28).
+/// Whether `Handler` has an associated immediate executor (Asio >= 1.28). Asio names the
+/// default as a reference type (`require`'s result): compared without it.
 template <class Handler>
-inline constexpr bool has_immediate_executor_v =
-    !std::is_same_v<asio::associated_immediate_executor_t<Handler, no_immediate_executor>,
-                    no_immediate_executor>;
+inline constexpr bool has_immediate_executor_v = !std::is_same_v<
+    std::remove_cvref_t<asio::associated_immediate_executor_t<Handler, no_immediate_executor>>,
+    no_immediate_executor>;
 
 /// The completion of a wait on a done future, dispatched through the handler's immediate
 /// executor: forwards the handler's associations (the dispatch then runs it on the handler's
