@@ -17,16 +17,22 @@
 #include "support/tracking.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/system_executor.hpp>
 #include <boost/asio/system_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/version.hpp>
+#if BOOST_ASIO_VERSION >= 102800
+#include <boost/asio/bind_immediate_executor.hpp>
+#endif
 #if BOOST_ASIO_VERSION >= 103200
 #include <boost/asio/cancel_after.hpp>
 #endif
@@ -35,9 +41,12 @@
 #include <atomic>
 #include <chrono>
 #include <exception>
+#include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -267,6 +276,167 @@ BOOST_AUTO_TEST_CASE(a_refused_initiation_propagates_and_frees_the_handler) {
     aft::poll(ioc);
   }
   BOOST_TEST(counters.live.load() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(handler_allocator_memory_is_released_before_the_upcall) {
+  // Asio's rule: storage from the handler's allocator (the operation's and the timer wait's)
+  // is freed before the handler runs, in both the completion and the expiry case.
+  for (const bool expire : {false, true}) {
+    asio::io_context ioc;
+    const af::future<int> f(ioc);
+    aft::allocator_stats stats;
+    int calls = 0;
+    bool balanced_at_upcall = false;
+    f.async_wait(af::cancel_after(
+        expire ? std::chrono::steady_clock::duration(1ms) : std::chrono::hours(1),
+        asio::bind_allocator(aft::tracking_allocator<void>(stats), [&](std::exception_ptr, int) {
+          ++calls;
+          balanced_at_upcall = stats.balanced();
+        })));
+    BOOST_TEST(stats.allocations.load() > 0u);
+    if (!expire)
+      f.set_result(1);
+    BOOST_TEST(aft::run_until(ioc, [&] { return calls == 1; }));
+    BOOST_TEST(balanced_at_upcall);
+    BOOST_TEST(f.cancelled() == expire);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(the_timer_runs_where_the_handler_runs) {
+  // The future lives on a context nobody runs; the handler is bound to another. Its deadline
+  // and its completion only need the handler's context.
+  asio::io_context future_ctx;
+  asio::io_context handler_ctx;
+  const af::future<int> f(future_ctx);
+  received r;
+  f.async_wait(af::cancel_after(1ms, asio::bind_executor(handler_ctx, r.handler())));
+  BOOST_TEST(aft::run_until(handler_ctx, [&] { return r.calls == 1; }));
+  BOOST_TEST(aft::holds<af::cancelled_error>(r.error));
+  BOOST_TEST(!aft::has_outstanding_work(handler_ctx));
+}
+
+BOOST_AUTO_TEST_CASE(either_context_may_be_destroyed_first) {
+  aft::instance_counters counters;
+  for (const bool future_ctx_first : {true, false}) {
+    {
+      auto future_ctx = std::make_unique<asio::io_context>();
+      auto handler_ctx = std::make_unique<asio::io_context>();
+      const af::future<int> f(*future_ctx);
+      aft::counted token(counters, 1);
+      int calls = 0;
+      f.async_wait(af::cancel_after(
+          1h, asio::bind_executor(*handler_ctx,
+                                  [&calls, token](std::exception_ptr, int) { ++calls; })));
+      aft::poll(*handler_ctx);
+      if (future_ctx_first) {
+        future_ctx.reset();
+        f.set_result(5); // the waiter lives on the handler's context: it still completes
+        BOOST_TEST(aft::run_until(*handler_ctx, [&] { return calls == 1; }));
+      } else {
+        handler_ctx.reset(); // destroys the waiter, the timer and the handler uninvoked
+        BOOST_TEST(calls == 0);
+      }
+    }
+    BOOST_TEST(counters.live.load() == 0);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_duration_too_long_to_represent_means_never) {
+  asio::io_context ioc;
+  const af::future<int> f(ioc);
+  received r;
+  f.async_wait(af::cancel_after(std::chrono::seconds::max(), r.handler()));
+  f.async_wait(af::cancel_at(
+      std::chrono::time_point<std::chrono::system_clock, std::chrono::hours>::max(), r.handler()));
+  aft::poll(ioc);
+  BOOST_TEST(r.calls == 0); // not expired at once (no overflow into the past)
+  f.set_result(2);
+  BOOST_TEST(aft::run_until(ioc, [&] { return r.calls == 2; }));
+  BOOST_TEST(r.value == 2);
+}
+
+BOOST_AUTO_TEST_CASE(an_initiation_that_takes_the_handler_then_throws) {
+  // The adapter's storage stays valid until its own cleanup is done, whatever the other
+  // threads running the context do meanwhile (a plain heap allocator: no recycling cache
+  // hides a use after free from ASan).
+  asio::io_context ioc;
+  auto strand = asio::make_strand(ioc);
+  aft::allocator_stats stats;
+  std::atomic<int> calls{0};
+  {
+    aft::context_threads threads(ioc, 2);
+    for (int i = 0; i < 200; ++i) {
+      auto handler = asio::bind_allocator(
+          aft::tracking_allocator<void>(stats),
+          asio::bind_executor(strand, [&](boost::system::error_code) { ++calls; }));
+      const auto throwing = [](auto h) {
+        auto taken = std::move(h);
+        throw std::runtime_error("refused");
+      };
+      auto token = af::cancel_after(0ms, std::move(handler));
+      BOOST_CHECK_THROW(
+          (asio::async_initiate<decltype(token), void(boost::system::error_code)>(throwing, token)),
+          std::runtime_error);
+    }
+  }
+  BOOST_TEST(calls.load() == 0); // a handler whose operation never started is never called
+  BOOST_TEST(stats.balanced());
+}
+
+BOOST_AUTO_TEST_CASE(an_early_deadline_is_not_lost_while_the_operation_starts) {
+  // Waits initiated on the main thread, with an expired deadline, while two other threads
+  // run the context and the handlers' strand: each wait is cancelled, none is missed.
+  constexpr int n = 2000;
+  asio::io_context ioc;
+  auto strand = asio::make_strand(ioc);
+  std::vector<af::future<int>> futures;
+  for (int i = 0; i < n; ++i)
+    futures.emplace_back(ioc);
+  std::atomic<int> cancelled{0};
+  std::atomic<int> calls{0};
+  {
+    aft::context_threads threads(ioc, 2);
+    for (auto& f : futures)
+      f.async_wait(
+          af::cancel_after(0ms, asio::bind_executor(strand, [&](std::exception_ptr e, int) {
+                             cancelled += aft::holds<af::cancelled_error>(e) ? 1 : 0;
+                             ++calls;
+                           })));
+    const auto deadline = std::chrono::steady_clock::now() + aft::default_timeout;
+    while (calls.load() < n && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::yield();
+  }
+  BOOST_TEST(calls.load() == n);
+  BOOST_TEST(cancelled.load() == n);
+}
+
+#if BOOST_ASIO_VERSION >= 102800
+BOOST_AUTO_TEST_CASE(a_done_future_with_an_inline_immediate_executor_completes_inside_the_call) {
+  asio::io_context ioc;
+  const auto f = af::make_ready_future(ioc.get_executor(), 4);
+  received r;
+  f.async_wait(
+      af::cancel_after(1h, asio::bind_immediate_executor(asio::system_executor(), r.handler())));
+  BOOST_TEST(r.calls == 1); // no timer was armed, nothing to wait for
+  BOOST_TEST(r.value == 4);
+  BOOST_TEST(!aft::has_outstanding_work(ioc));
+}
+#endif
+
+BOOST_AUTO_TEST_CASE(nested_inside_other_token_adapters) {
+  // Compiles on every Asio; the deadline's slot must reach the operation, so cancel_after is
+  // the outermost adapter that touches the cancellation slot.
+  asio::io_context ioc;
+  const af::future<int> f(ioc);
+  std::optional<std::exception_ptr> got;
+  f.async_wait(asio::as_tuple(
+      af::cancel_after(1h, [&](std::tuple<std::exception_ptr, int> t) { got = std::get<0>(t); })));
+  received r;
+  f.async_wait(af::cancel_after(1h, asio::bind_executor(ioc, r.handler())));
+  f.set_result(3);
+  BOOST_TEST(aft::run_until(ioc, [&] { return got.has_value() && r.calls == 1; }));
+  BOOST_TEST(!*got);
+  BOOST_TEST(r.value == 3);
 }
 
 BOOST_AUTO_TEST_CASE(deadline_racing_a_setter_on_another_thread_completes_once) {

@@ -62,6 +62,19 @@ public:
 namespace detail {
 template <class T>
 concept not_cancellation_type = !std::is_same_v<std::decay_t<T>, asio::cancellation_type>;
+
+/// `d` rounded up to `To`, saturating at `To`'s range (`seconds::max()` means "never", not
+/// an overflow).
+template <class To, class Rep, class Period>
+constexpr To saturating_ceil(const std::chrono::duration<Rep, Period>& d) {
+  // Compared as floating-point durations, which cannot overflow.
+  using wide = std::chrono::duration<long double, typename To::period>;
+  if (wide(d) >= wide(To::max()))
+    return To::max();
+  if (wide(d) <= wide(To::min()))
+    return To::min();
+  return std::chrono::ceil<To>(d);
+}
 } // namespace detail
 
 /// Adapts `token` so that the operation is cancelled with `type` unless it completes within
@@ -71,14 +84,24 @@ concept not_cancellation_type = !std::is_same_v<std::decay_t<T>, asio::cancellat
 /// own `cancellation_signal` would. For an asio_futures wait, `terminal` (the default)
 /// cancels the awaited future or task itself — the waiter then gets `cancelled_error` — and
 /// `partial` or `total` detach only that waiter (see `future::async_wait`). For a timeout
-/// that ends in `timeout_error`, use `wait_for` or `timeout`.
+/// that ends in `timeout_error`, use `wait_for` or `timeout`. A duration too long to
+/// represent (`seconds::max()`) means no deadline.
 ///
-/// The timer runs on the operation's executor (its initiation's `get_executor()`, which
-/// every asio_futures operation and Asio I/O operation has); its expiry is handled, and the
-/// signal emitted, on the completion handler's associated executor, where the operation
-/// completes too. A cancellation slot of the adapted token is forwarded to the operation.
-/// As for Asio's own operations, that executor must not run two handlers of one operation at
-/// once: on a multi-threaded `io_context`, give the handler a strand.
+/// The timer runs on the completion handler's associated executor (defaulting to the
+/// operation's), where the operation completes too: its expiry is handled, and the signal
+/// emitted, there. It is started once the operation has started. The handler is invoked
+/// once both the operation and the timer's wait are over (when the operation completes
+/// first, the timer's aborted wait is one more turn of that executor): by then nothing the
+/// adapter allocated with the handler's allocator, and no work it counted, is left. A
+/// cancellation slot of the adapted token is forwarded to the operation. If the timer cannot
+/// be started (allocation failure), the operation is cancelled at once.
+///
+/// As for Asio's own operations, the handler's executor must not run two handlers of one
+/// operation at once: on a multi-threaded `io_context`, give the handler a strand. Use the
+/// adapter outermost among the adapters that touch the cancellation slot (an adapter around
+/// it, such as `bind_cancellation_slot`, would give the operation its own slot instead);
+/// before Asio 1.32 an adapter around it also hides the operation's executor, and a handler
+/// without its own executor then gets its timer on `asio::system_executor`.
 ///
 /// Works on every supported Asio. From Asio 1.32 (Boost 1.86) `asio::cancel_after` does the
 /// same for every operation, asio_futures' included.
@@ -86,7 +109,7 @@ template <class Rep, class Period, detail::not_cancellation_type CompletionToken
 cancel_after_t<std::decay_t<CompletionToken>>
 cancel_after(const std::chrono::duration<Rep, Period>& timeout, CompletionToken&& token) {
   return {std::forward<CompletionToken>(token),
-          std::chrono::ceil<std::chrono::steady_clock::duration>(timeout)};
+          detail::saturating_ceil<std::chrono::steady_clock::duration>(timeout)};
 }
 
 /// `cancel_after(timeout, token)` with the cancellation type `type`.
@@ -95,7 +118,7 @@ cancel_after_t<std::decay_t<CompletionToken>>
 cancel_after(const std::chrono::duration<Rep, Period>& timeout, asio::cancellation_type type,
              CompletionToken&& token) {
   return {std::forward<CompletionToken>(token),
-          std::chrono::ceil<std::chrono::steady_clock::duration>(timeout), type};
+          detail::saturating_ceil<std::chrono::steady_clock::duration>(timeout), type};
 }
 
 /// The partial form: `op(af::cancel_after(1s))` adapts the operation's default token.
@@ -104,7 +127,7 @@ partial_timed_cancel<std::chrono::steady_clock, std::chrono::steady_clock::durat
 cancel_after(const std::chrono::duration<Rep, Period>& timeout,
              asio::cancellation_type type = asio::cancellation_type::terminal) {
   return partial_timed_cancel<std::chrono::steady_clock, std::chrono::steady_clock::duration>(
-      std::chrono::ceil<std::chrono::steady_clock::duration>(timeout), type);
+      detail::saturating_ceil<std::chrono::steady_clock::duration>(timeout), type);
 }
 
 /// Adapts `token` so that the operation is cancelled with `type` unless it completes before
@@ -114,7 +137,8 @@ template <class Clock, class Duration, detail::not_cancellation_type CompletionT
 cancel_at_t<std::decay_t<CompletionToken>, Clock>
 cancel_at(const std::chrono::time_point<Clock, Duration>& expiry, CompletionToken&& token) {
   return {std::forward<CompletionToken>(token),
-          std::chrono::ceil<typename Clock::duration>(expiry)};
+          typename Clock::time_point(
+              detail::saturating_ceil<typename Clock::duration>(expiry.time_since_epoch()))};
 }
 
 /// `cancel_at(expiry, token)` with the cancellation type `type`.
@@ -122,7 +146,9 @@ template <class Clock, class Duration, class CompletionToken>
 cancel_at_t<std::decay_t<CompletionToken>, Clock>
 cancel_at(const std::chrono::time_point<Clock, Duration>& expiry, asio::cancellation_type type,
           CompletionToken&& token) {
-  return {std::forward<CompletionToken>(token), std::chrono::ceil<typename Clock::duration>(expiry),
+  return {std::forward<CompletionToken>(token),
+          typename Clock::time_point(
+              detail::saturating_ceil<typename Clock::duration>(expiry.time_since_epoch())),
           type};
 }
 
@@ -132,7 +158,9 @@ partial_timed_cancel<Clock, typename Clock::time_point>
 cancel_at(const std::chrono::time_point<Clock, Duration>& expiry,
           asio::cancellation_type type = asio::cancellation_type::terminal) {
   return partial_timed_cancel<Clock, typename Clock::time_point>(
-      std::chrono::ceil<typename Clock::duration>(expiry), type);
+      typename Clock::time_point(
+          detail::saturating_ceil<typename Clock::duration>(expiry.time_since_epoch())),
+      type);
 }
 
 } // namespace asio_futures

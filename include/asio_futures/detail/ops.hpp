@@ -350,7 +350,8 @@ public:
   using handler_executor = asio::associated_executor_t<Handler, asio::any_io_executor>;
   using slot_type = asio::associated_cancellation_slot_t<Handler>;
 
-  /// Starts a wait on `st` for handler `h`. Never completes inline.
+  /// Starts a wait on `st` for handler `h`. Never completes inline, unless the future is
+  /// done and the handler's immediate executor runs it inline (Asio >= 1.28).
   static void start(state_ptr<T> st, Handler h) {
     auto ex = asio::get_associated_executor(h, st->executor());
     waiter_service* svc = service_for(ex);
@@ -362,7 +363,7 @@ public:
       if constexpr (has_immediate_executor_v<Handler>) {
         // Completes at once through the handler's immediate executor, as Asio's own
         // operations do (Asio 1.28): a dispatch, which may run the handler inline here.
-        auto iex = asio::get_associated_immediate_executor(h, ex);
+        auto iex = asio::get_associated_immediate_executor(h, st->executor());
         asio::dispatch(iex, immediate_completion<T, Handler>{std::move(h), std::move(st)});
         return;
       }

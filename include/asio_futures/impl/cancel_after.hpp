@@ -15,10 +15,16 @@
 #include <boost/asio/basic_waitable_timer.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/deferred.hpp>
+#include <boost/asio/system_executor.hpp>
 #include <boost/system/system_error.hpp>
 
 #include <atomic>
+#include <cstddef>
+#include <mutex>
+#include <tuple>
+#include <type_traits>
 #include <utility>
+#include <variant>
 
 namespace asio_futures::detail {
 
@@ -29,107 +35,163 @@ using partial_default_token_t =
     std::conditional_t<std::is_void_v<asio::default_completion_token_t<Executor>>, asio::deferred_t,
                        asio::default_completion_token_t<Executor>>;
 
+/// The arguments of a completion signature, as stored values.
+template <class Signature> struct stored_args;
+template <class R, class... A> struct stored_args<R(A...)> {
+  using type = std::tuple<std::decay_t<A>...>;
+};
+
 template <class Op> class timed_cancel_op_handler;
 template <class Op> class timed_cancel_timer_handler;
 
 /// One timed cancellation: owns the completion handler, the timer and the signal whose slot
-/// the wrapped operation gets.
+/// the wrapped operation gets. Asio's asio::cancel_after (1.32) works the same way, with two
+/// differences: the timer runs on the handler's executor (where the completion is delivered,
+/// so its context is the one that must run anyway), and it is armed only once the wrapped
+/// operation has started (an early expiry cannot emit into a slot nobody listens to yet).
 ///
 /// Two handlers refer to it, the wrapped operation's (op_handler) and the timer's
-/// (timer_handler); `refs_` counts them, and the last one to finish (run or be destroyed)
-/// frees it. The operation's completion does not wait for the timer: it cancels the timer,
-/// moves the handler out and invokes it at once; the aborted timer wait only frees the
-/// storage later. So that the timer's handler never reads `handler_`, which the completion
-/// moves, it carries its own copies of the handler's executor and allocator.
+/// (timer_handler), and start() while it runs; `refs_` counts them, and the last one to
+/// finish runs finish(): it frees the storage, then invokes the handler with the stored
+/// completion (or destroys it, if the operation dropped its handler). So the handler is
+/// never invoked while the timer's wait (storage from the handler's allocator, work on the
+/// handler's executor) is still outstanding — Asio's rule for every operation.
 ///
-/// `completed_`: set (release) by the completion before it cancels the timer; read
-/// (acquire) by the timer's handler, which then emits nothing. Both handlers run on the
-/// handler's associated executor; emitting and completing at once on two threads would race
-/// inside the wrapped operation's slot, which Asio's rules (and asio::cancel_after) leave to
-/// that executor to prevent.
-template <class Handler, class Timer> class timed_cancel_op {
+/// `mutex_` orders arming the timer (on the initiating thread) against the completion
+/// cancelling it (on the handler's executor): `completed_` and `armed_` are guarded by it.
+/// The expiry and the completion both run on the handler's associated executor; an expiry
+/// emitting while the wrapped operation completes on another thread would race inside that
+/// operation's slot, which Asio's rules (and asio::cancel_after) leave to that executor to
+/// prevent (a strand on a multi-threaded io_context).
+template <class Handler, class Timer, class... Signatures> class timed_cancel_op {
 public:
   using handler_type = Handler;
   using allocator_type = handler_allocator_t<Handler>;
   using timer_executor = typename Timer::executor_type;
-  using handler_executor = asio::associated_executor_t<Handler, timer_executor>;
+  using outer_slot_type = asio::associated_cancellation_slot_t<Handler>;
   using op_handler = timed_cancel_op_handler<timed_cancel_op>;
   using timer_handler = timed_cancel_timer_handler<timed_cancel_op>;
+  using payload_type = std::variant<std::monostate, typename stored_args<Signatures>::type...>;
 
   template <class Deadline>
   timed_cancel_op(Handler&& h, const timer_executor& ex, const Deadline& deadline,
                   asio::cancellation_type type)
-      : handler_(std::move(h)), alloc_(get_handler_allocator(handler_)),
-        executor_(asio::get_associated_executor(handler_, ex)), timer_(ex, deadline), type_(type) {}
+      : handler_(std::move(h)), alloc_(get_handler_allocator(handler_)), timer_(ex, deadline),
+        type_(type) {}
 
-  /// Starts the timer, then the wrapped operation with an op_handler. If either throws, the
-  /// handler is destroyed and the exception propagates (the aborted timer wait, if it was
-  /// started, frees the storage later).
-  template <class Deadline, class Initiation, class... Args>
-  static void start(Handler&& h, const timer_executor& ex, const Deadline& deadline,
+  /// Starts the wrapped operation with an op_handler, then the timer. If the initiation
+  /// throws, the handler is destroyed and the exception propagates. If the timer cannot be
+  /// started (an allocation failure), the operation is cancelled at once, as if its deadline
+  /// had passed: it has started, so its completion still comes.
+  template <class Initiation, class... Args>
+  static void start(Handler&& h, const timer_executor& ex, const auto& deadline,
                     asio::cancellation_type type, Initiation&& initiation, Args&&... args) {
     allocator_type alloc = get_handler_allocator(h);
     timed_cancel_op* op = allocate_node<timed_cancel_op>(alloc, std::move(h), ex, deadline, type);
-    op_handler inner(op); // owns one reference until handed to the operation
-    // If this throws, the timer handler releases its reference, and `inner` the last one.
-    op->timer_.async_wait(timer_handler(op));
-    asio::cancellation_slot outer = asio::get_associated_cancellation_slot(op->handler_);
+    struct release_at_exit {
+      timed_cancel_op* op;
+      ~release_at_exit() { op->release(); } // start()'s own reference
+    } keep{op};
+    op_handler inner(op); // the other reference, until the operation takes it
+    outer_slot_type outer = asio::get_associated_cancellation_slot(op->handler_);
+    if (outer.is_connected()) {
+      outer.template emplace<forward_cancel>(op);
+      op->outer_ = outer;
+    }
     try {
-      if (outer.is_connected()) {
-        outer.template emplace<forward_cancel>(forward_cancel{op});
-        op->outer_ = outer;
-      }
       std::forward<Initiation>(initiation)(std::move(inner), std::forward<Args>(args)...);
     } catch (...) {
-      op->completed_.store(true, std::memory_order_release);
       op->clear_outer();
-      op->cancel_timer();
       throw; // `inner`, if the initiation did not take it, releases its reference
     }
+    op->arm();
   }
 
   const Handler& handler() const noexcept { return handler_; }
   asio::cancellation_slot inner_slot() noexcept { return signal_.slot(); }
-  const handler_executor& executor() const noexcept { return executor_; }
   const allocator_type& allocator() const noexcept { return alloc_; }
 
+  /// The wrapped operation completed (on the handler's executor): keep its arguments, stop
+  /// the timer; the handler runs once the timer's wait is over too.
   template <class... A> void complete(A&&... a) {
-    // release: pairs with the acquire in expired(); the timer's handler then emits nothing.
-    completed_.store(true, std::memory_order_release);
+    store<1>(std::forward<A>(a)...);
+    {
+      std::lock_guard lock(mutex_);
+      completed_ = true;
+      if (armed_)
+        cancel_timer();
+    }
     clear_outer();
-    cancel_timer();
-    Handler h(std::move(handler_));
-    release(); // may free *this (the timer's handler already ran)
-    std::move(h)(std::forward<A>(a)...);
+    release();
   }
 
+  /// The wrapped operation dropped its handler (its context shut down).
   void abandon() noexcept {
-    completed_.store(true, std::memory_order_release);
+    {
+      std::lock_guard lock(mutex_);
+      completed_ = true;
+    }
     clear_outer();
-    release(); // the timer's handler, run or destroyed with its context, frees the rest
+    release(); // the timer's wait, run or destroyed with its context, frees the rest
   }
 
+  /// The timer's wait is over (expired, or aborted by complete()).
   void expired() {
-    // acquire: pairs with the release in complete()/abandon().
-    if (!completed_.load(std::memory_order_acquire))
+    bool emit = false;
+    {
+      std::lock_guard lock(mutex_);
+      emit = !completed_;
+    }
+    // Not under the lock: an operation may complete inside the emission.
+    if (emit)
       signal_.emit(type_);
     release();
   }
 
   void release() noexcept {
-    // acq_rel: the last owner sees every write of the other before destroying.
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      allocator_type alloc(alloc_);
-      deallocate_node(alloc, this);
-    }
+    // acq_rel: the last owner sees every write of the others (the stored completion).
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1)
+      finish();
   }
 
 private:
   /// Forwards a cancellation of the adapted token's slot to the wrapped operation.
   struct forward_cancel {
+    explicit forward_cancel(timed_cancel_op* o) noexcept : op(o) {}
     timed_cancel_op* op;
-    void operator()(asio::cancellation_type type) { op->signal_.emit(type); }
+    void operator()(asio::cancellation_type t) { op->signal_.emit(t); }
   };
+
+  /// Keeps the completion arguments as the first signature whose arguments they make.
+  template <std::size_t I, class... A> void store(A&&... a) {
+    static_assert(I < std::variant_size_v<payload_type>,
+                  "asio_futures::cancel_after: the operation completed with arguments that "
+                  "match none of its completion signatures");
+    if constexpr (std::is_constructible_v<std::variant_alternative_t<I, payload_type>, A&&...>)
+      payload_.template emplace<I>(std::forward<A>(a)...);
+    else
+      store<I + 1>(std::forward<A>(a)...);
+  }
+
+  void arm() noexcept {
+    bool failed = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (completed_)
+        return; // completed (or dropped) while starting: no timer needed
+      refs_.fetch_add(1, std::memory_order_relaxed); // the timer handler's; start() holds one
+      try {
+        timer_.async_wait(timer_handler(this));
+        armed_ = true;
+      } catch (...) {
+        failed = true; // the timer handler released its reference
+      }
+    }
+    // The operation is running and would have no deadline: cancel it now instead. Not under
+    // the lock: an operation may complete inside the emission.
+    if (failed)
+      signal_.emit(type_);
+  }
 
   void cancel_timer() noexcept {
     try {
@@ -142,19 +204,40 @@ private:
   void clear_outer() noexcept {
     if (outer_.is_connected()) {
       outer_.clear();
-      outer_ = asio::cancellation_slot();
+      outer_ = outer_slot_type();
     }
+  }
+
+  /// Frees the storage, then invokes the handler with the stored completion (if there is
+  /// one; a dropped operation's handler is destroyed uninvoked).
+  void finish() noexcept {
+    allocator_type alloc(alloc_);
+    if (payload_.index() == 0) {
+      deallocate_node(alloc, this);
+      return;
+    }
+    Handler h(std::move(handler_));
+    payload_type payload(std::move(payload_));
+    deallocate_node(alloc, this);
+    std::visit(
+        [&h](auto& args) {
+          if constexpr (!std::is_same_v<std::decay_t<decltype(args)>, std::monostate>)
+            std::apply(std::move(h), std::move(args));
+        },
+        payload);
   }
 
   Handler handler_;
   allocator_type alloc_;
-  handler_executor executor_;
   Timer timer_;
   asio::cancellation_signal signal_;
-  asio::cancellation_slot outer_{};
+  outer_slot_type outer_{};
   asio::cancellation_type type_;
-  std::atomic<int> refs_{2};
-  std::atomic<bool> completed_{false};
+  payload_type payload_;
+  std::mutex mutex_;
+  bool completed_ = false;   // guarded by mutex_
+  bool armed_ = false;       // guarded by mutex_
+  std::atomic<int> refs_{2}; // start() and the op handler; the timer handler once armed
 };
 
 /// The wrapped operation's handler: forwards the handler's associations (executor,
@@ -184,12 +267,11 @@ private:
   Op* op_;
 };
 
-/// The timer's handler: runs on the handler's executor with the handler's allocator, both
-/// copied at the start (the completion may move the handler meanwhile); no cancellation
-/// slot (only the completion or the deadline end the wait).
+/// The timer's handler: no executor of its own (the timer's is the handler's), the
+/// handler's allocator, no cancellation slot (only the completion or the deadline end the
+/// wait).
 template <class Op> class timed_cancel_timer_handler {
 public:
-  using executor_type = typename Op::handler_executor;
   using allocator_type = typename Op::allocator_type;
 
   explicit timed_cancel_timer_handler(Op* op) noexcept : op_(op) {}
@@ -201,7 +283,6 @@ public:
       op_->release();
   }
 
-  executor_type get_executor() const noexcept { return op_->executor(); }
   allocator_type get_allocator() const noexcept { return op_->allocator(); }
 
   void operator()(const boost::system::error_code&) { std::exchange(op_, nullptr)->expired(); }
@@ -210,8 +291,6 @@ private:
   Op* op_;
 };
 
-/// The initiation of an operation adapted by cancel_after/cancel_at: starts a
-/// timed_cancel_op around the original initiation.
 /// An initiation's `executor_type`, if it has one (then associated_executor finds it).
 template <class Initiation> struct initiation_executor {};
 template <class Initiation>
@@ -222,7 +301,9 @@ struct initiation_executor<Initiation> {
   using executor_type = typename Initiation::executor_type;
 };
 
-template <class Initiation, class Clock>
+/// The initiation of an operation adapted by cancel_after/cancel_at: starts a
+/// timed_cancel_op around the original initiation.
+template <class Initiation, class Clock, class... Signatures>
 class initiate_timed_cancel : public initiation_executor<Initiation> {
 public:
   template <class I> explicit initiate_timed_cancel(I&& i) : initiation_(std::forward<I>(i)) {}
@@ -245,27 +326,30 @@ public:
   }
 
 private:
+  /// The timer runs on the handler's associated executor, defaulting to the operation's:
+  /// where the completion is delivered. An initiation without an executor (before Asio 1.30
+  /// an outer token adapter, such as `bind_executor(ex, af::cancel_after(...))`, hides the
+  /// operation's) leaves asio::system_executor as the default.
   template <class Handler, class Deadline, class I, class... Args>
   void start(Handler&& h, const Deadline& deadline, asio::cancellation_type type, I&& initiation,
              Args&&... args) const {
-    // Checked here, not on the class: completion_token_for probes async_result with an
-    // initiation archetype that has no executor.
-    static_assert(
-        requires(const Initiation& i) {
-          typename Initiation::executor_type;
-          i.get_executor();
-        },
-        "asio_futures::cancel_after/cancel_at: the operation's initiation has no "
-        "executor to run the timer on");
-    using executor_type = std::decay_t<decltype(initiation_.get_executor())>;
+    const auto op_executor = [this] {
+      if constexpr (requires { typename Initiation::executor_type; })
+        return initiation_.get_executor();
+      else
+        return asio::system_executor();
+    }();
+    using handler_type = std::decay_t<Handler>;
+    handler_type handler(std::forward<Handler>(h));
+    using executor_type =
+        std::decay_t<asio::associated_executor_t<handler_type, decltype(op_executor)>>;
+    const executor_type ex = asio::get_associated_executor(handler, op_executor);
     using timer = asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, executor_type>;
-    executor_type ex = initiation_.get_executor();
-    timed_cancel_op<std::decay_t<Handler>, timer>::start(
-        std::decay_t<Handler>(std::forward<Handler>(h)), ex, deadline, type,
-        std::forward<I>(initiation), std::forward<Args>(args)...);
+    timed_cancel_op<handler_type, timer, Signatures...>::start(std::move(handler), ex, deadline,
+                                                               type, std::forward<I>(initiation),
+                                                               std::forward<Args>(args)...);
   }
 
-private:
   Initiation initiation_;
 };
 
@@ -280,15 +364,16 @@ struct boost::asio::async_result<asio_futures::timed_cancel_t<CompletionToken, C
                   std::conditional_t<std::is_const_v<std::remove_reference_t<RawCompletionToken>>,
                                      const CompletionToken, CompletionToken>,
                   Signatures...>(
-          asio_futures::detail::initiate_timed_cancel<std::decay_t<Initiation>, Clock>(
-              std::forward<Initiation>(initiation)),
+          asio_futures::detail::initiate_timed_cancel<
+              std::decay_t<Initiation>, Clock, Signatures...>(std::forward<Initiation>(initiation)),
           token.token_, token.deadline_, token.type_, std::forward<Args>(args)...)) {
     return async_initiate<
         std::conditional_t<std::is_const_v<std::remove_reference_t<RawCompletionToken>>,
                            const CompletionToken, CompletionToken>,
-        Signatures...>(asio_futures::detail::initiate_timed_cancel<std::decay_t<Initiation>, Clock>(
-                           std::forward<Initiation>(initiation)),
-                       token.token_, token.deadline_, token.type_, std::forward<Args>(args)...);
+        Signatures...>(
+        asio_futures::detail::initiate_timed_cancel<std::decay_t<Initiation>, Clock, Signatures...>(
+            std::forward<Initiation>(initiation)),
+        token.token_, token.deadline_, token.type_, std::forward<Args>(args)...);
   }
 };
 
