@@ -218,6 +218,11 @@ public:
   /// handler's executor counts outstanding work. Storage comes from the handler's associated
   /// allocator (default: Asio's recycling allocator).
   ///
+  /// **Immediate completion** (Asio >= 1.28, Boost 1.82): if the future is already done and
+  /// the handler has an associated immediate executor (`asio::bind_immediate_executor`), the
+  /// completion is dispatched to it, as Asio's own operations do: with an executor the
+  /// calling thread runs, the handler runs inside `async_wait`. Without one it is posted.
+  ///
   /// **Per-operation cancellation:** a signal with the `terminal` bit (also
   /// `cancellation_type::all`) cancels the future itself, as cancelling an awaiting asyncio
   /// task cancels what it awaits. `partial` or `total` detach only this waiter: it completes
@@ -228,9 +233,10 @@ public:
   /// (allocating, installing the cancellation handler, submitting the completion of a done
   /// future) propagates too, and leaves no waiter behind.
   ///
-  /// WORKAROUND(Boost 1.81): an awaitable cannot co_await an rvalue operation whose signature
-  /// starts with std::exception_ptr, nor a named lvalue operation; `co_await f.async_wait()`
-  /// (default token `use_awaitable`) is the awaiting form there.
+  /// Awaiting: `co_await f.async_wait()` on every Boost. From Asio 1.28 (Boost 1.82) the future
+  /// itself is an awaitable operation: `co_await std::move(f)` (the handle is not moved from);
+  /// Boost 1.81 handles no `void(std::exception_ptr, T)` operation there, and no Asio awaits a
+  /// named (lvalue) operation.
   template <
       asio::completion_token_for<completion_signature> CompletionToken = asio::use_awaitable_t<>>
   auto async_wait(CompletionToken&& token = CompletionToken()) const {
