@@ -16,6 +16,13 @@
 //  - asio_dispatch: `co_await asio::dispatch(ex, use_awaitable)` from the executor's own
 //    thread, which resumes at once: the floor of the immediate form.
 //
+// The same with a plain callback handler that starts the next wait itself (the way
+// callback-style code chains operations):
+//  - asio_futures_callback: posted completions, one scheduler trip per wait;
+//  - immediate_callback (Asio >= 1.28): `bind_immediate_executor(asio::system_executor(), h)`,
+//    which runs the handler inside async_wait: no scheduler trip;
+//  - asio_post_callback: a handler that posts itself, the floor of the posted form.
+//
 // An inline resumption nests: the coroutine continues inside the call that resumed it, so a
 // loop of them grows the stack until it overflows (asio::dispatch's as much as ours). The
 // two inline rows therefore unwind every `burst` awaits with one posted yield, whose cost
@@ -33,6 +40,7 @@
 #include <benchmark/benchmark.h>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/system_executor.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/version.hpp>
@@ -41,6 +49,7 @@
 #endif
 
 #include <cstdint>
+#include <exception>
 
 namespace {
 
@@ -106,6 +115,66 @@ void asio_dispatch(benchmark::State& state) {
   r.run_coroutine([&](std::int64_t n) { return dispatch_loop(n, r.done); });
 }
 
+// --- callback handlers ---------------------------------------------------------------
+
+/// Waits on `f` again from its own completion until `n` waits are done; with `immediate`,
+/// through an inline immediate executor, except every `burst`-th wait, which is posted and
+/// unwinds the nested calls.
+struct callback_chain {
+  const af::future<int>* f;
+  std::int64_t* done;
+  std::int64_t n;
+  bool immediate;
+
+  void operator()(std::exception_ptr e, int v) {
+    check(!e && v == 1, "callback: wrong outcome");
+    if (++*done < n)
+      start(*f, *done, std::move(*this));
+  }
+
+  static void start(const af::future<int>& f, std::int64_t i, callback_chain&& next) {
+#if BOOST_ASIO_VERSION >= 102800
+    if (next.immediate && i % burst != 0) {
+      f.async_wait(asio::bind_immediate_executor(asio::system_executor(), std::move(next)));
+      return;
+    }
+#endif
+    (void)i;
+    f.async_wait(std::move(next));
+  }
+};
+
+void run_callback_chain(benchmark::State& state, bool immediate) {
+  coroutine_run r(state);
+  const auto f = af::make_ready_future(r.ioc.get_executor(), 1);
+  r.run([&](std::int64_t n) { callback_chain::start(f, 0, {&f, &r.done, n, immediate}); });
+}
+
+void asio_futures_callback(benchmark::State& state) {
+  run_callback_chain(state, false);
+}
+
+#if BOOST_ASIO_VERSION >= 102800
+void immediate_callback(benchmark::State& state) {
+  run_callback_chain(state, true);
+}
+#endif
+
+struct repost {
+  asio::io_context& ioc;
+  std::int64_t& done;
+  std::int64_t n;
+  void operator()() {
+    if (++done < n)
+      asio::post(ioc, std::move(*this));
+  }
+};
+
+void asio_post_callback(benchmark::State& state) {
+  coroutine_run r(state);
+  r.run([&](std::int64_t n) { asio::post(r.ioc, repost{r.ioc, r.done, n}); });
+}
+
 } // namespace
 
 BENCHMARK(asio_futures_posted)->Name("await_ready/asio_futures")->UseRealTime();
@@ -114,3 +183,8 @@ BENCHMARK(asio_futures_immediate)->Name("await_ready/asio_futures_immediate")->U
 #endif
 BENCHMARK(asio_post)->Name("await_ready/asio_post")->UseRealTime();
 BENCHMARK(asio_dispatch)->Name("await_ready/asio_dispatch")->UseRealTime();
+BENCHMARK(asio_futures_callback)->Name("await_ready/asio_futures_callback")->UseRealTime();
+#if BOOST_ASIO_VERSION >= 102800
+BENCHMARK(immediate_callback)->Name("await_ready/immediate_callback")->UseRealTime();
+#endif
+BENCHMARK(asio_post_callback)->Name("await_ready/asio_post_callback")->UseRealTime();
