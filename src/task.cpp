@@ -230,7 +230,7 @@ task_gate::position task_gate::exchange_current(position p) noexcept {
 task_gate::entry task_gate::enter(gate_gen gen) noexcept {
   std::uint64_t w = word_.load(std::memory_order_relaxed);
   for (;;) {
-    if (gen_of(w) != gen)
+    if (gen_of(w) != gen || (w & closed_bit))
       return entry::stale; // the task is gone
     if (w & writer_bit) {
       if (writing_frame::writing(this))
@@ -549,12 +549,25 @@ void task_gate::retire() noexcept {
   // running: each holds a reference to the owner's state, which is being destroyed.
   lock_owner();
   owner_.store(nullptr, std::memory_order_relaxed);
-  // One CAS ends the generation and gives the owner lock back.
+  // One CAS ends the generation and gives the owner lock back. The last generation is not
+  // followed by a wrap-around to 0: the gate closes and leaves the pool for good.
   std::uint64_t w = word_.load(std::memory_order_relaxed);
-  while (!word_.compare_exchange_weak(w, (w + one_gen) & ~(started_bit | owner_lock_bit),
+  const bool last = gen_of(w) == gate_gen_mask;
+  while (!word_.compare_exchange_weak(w,
+                                      last ? (w | closed_bit) & ~owner_lock_bit
+                                           : (w + one_gen) & ~(started_bit | owner_lock_bit),
                                       std::memory_order_release, std::memory_order_relaxed))
     ;
-  gate_pool::put(this);
+  if (!last)
+    gate_pool::put(this);
+}
+
+void task_gate::skip_generations_for_testing(gate_gen n) noexcept {
+  task_gate* g = gate_pool::take();
+  std::uint64_t w = g->word_.load(std::memory_order_relaxed);
+  const gate_gen to = gate_gen_mask - gen_of(w) < n ? gate_gen_mask : gen_of(w) + n;
+  g->word_.store((w & (one_gen - 1)) | (std::uint64_t{to} << gen_shift), std::memory_order_relaxed);
+  gate_pool::put(g);
 }
 
 void task_core::finished() noexcept {
@@ -696,6 +709,12 @@ void group_state::cancel_from_joiner() noexcept {
       return;
     joiner_cancelled_ = true;
     aborting_ = true;
+    if (const std::string* msg = current_cancel_message()) {
+      try {
+        joiner_message_.emplace(*msg);
+      } catch (...) { // bad_alloc: the join then ends with its own message
+      }
+    }
     try {
       to_cancel = live_children_locked();
     } catch (...) { // bad_alloc: nothing better to do than cancel them under the lock
@@ -757,11 +776,20 @@ void group_state::child_done(child_list::iterator it, std::exception_ptr failure
 void group_state::finish_if_done() noexcept {
   std::exception_ptr outcome;
   bool cancelled = false;
+  std::string message;
   {
     std::lock_guard guard(mutex_);
     if (!join_started_ || joined_ || !children_.empty())
       return;
     joined_ = true;
+    if (joiner_message_) {
+      message.swap(*joiner_message_);
+    } else {
+      try {
+        message = "task_group: join cancelled";
+      } catch (...) { // bad_alloc: cancelled without a message
+      }
+    }
     try {
       if (!failures_.empty())
         outcome = std::make_exception_ptr(exception_group(failures_));
@@ -774,7 +802,7 @@ void group_state::finish_if_done() noexcept {
   if (outcome)
     (void)join_.try_set_exception(std::move(outcome));
   else if (cancelled)
-    (void)join_.cancel("task_group: join cancelled");
+    (void)join_.cancel(std::move(message));
   else
     (void)join_.try_set_result();
 }

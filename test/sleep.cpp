@@ -5,6 +5,7 @@
 // cancelled, never waited for.
 #include <asio_futures/sleep.hpp>
 
+#include "support/alloc_fault.hpp"
 #include "support/checks.hpp"
 #include "support/co_test.hpp"
 
@@ -237,6 +238,42 @@ BOOST_AUTO_TEST_CASE(stress_cancel_races_with_expiry_on_a_multi_threaded_context
       BOOST_TEST(sleeps[r].result() == r);
   // Every timer completed or was aborted: the context has nothing left.
   BOOST_TEST(!aft::has_outstanding_work(ioc));
+}
+
+BOOST_AUTO_TEST_CASE(an_allocation_failure_while_starting_a_sleep_reaches_the_caller) {
+  // Every allocation sleep() makes fails in turn, on a fresh thread (whose Asio recycling
+  // cache is empty, so the timer's operation is allocated too): each call throws bad_alloc
+  // or returns a future; none hangs (the failed wait's handler once re-locked the mutex that
+  // starting the wait held).
+  asio::io_context ioc;
+  const auto ex = ioc.get_executor();
+  (void)af::sleep(ex, 0ms); // the context's services exist before the loop
+  aft::poll(ioc);
+  int failures = 0;
+  for (std::size_t k = 1; k < 100; ++k) {
+    bool fired = false;
+    bool threw = false;
+    af::future<void> f;
+    aft::bounded_thread starter([&] {
+      aft::allocation_fault fault(k);
+      try {
+        f = af::sleep(ex, std::chrono::hours(1));
+      } catch (const std::bad_alloc&) {
+        threw = true;
+      }
+      fired = fault.fired();
+    });
+    BOOST_TEST_REQUIRE(starter.join_for()); // a hang fails here
+    if (!fired)
+      break; // k is beyond the allocations sleep() makes
+    ++failures;
+    BOOST_TEST(threw != f.valid());
+    if (f.valid()) {
+      BOOST_TEST(f.cancel());
+      BOOST_TEST(aft::run_until(ioc, [&] { return f.done(); }));
+    }
+  }
+  BOOST_TEST(failures >= 2); // the state and the timer's operation at least
 }
 
 BOOST_AUTO_TEST_SUITE_END()

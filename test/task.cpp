@@ -2,6 +2,8 @@
 // all_tasks, current_task (DESIGN.md §3).
 #include <asio_futures/task.hpp>
 
+#include <asio_futures/detail/task_gate.hpp>
+
 #include "support/checks.hpp"
 #include "support/co_test.hpp"
 #include "support/tracking.hpp"
@@ -525,7 +527,109 @@ CO_TEST_CASE(create_task_is_awaited_directly) {
 }
 #endif
 
+CO_TEST_CASE(then_returning_a_task_is_flattened_and_a_future_of_a_task_unwraps) {
+  auto ex = co_await asio::this_coro::executor;
+  static_assert(af::is_future<af::task<int>>::value);
+  af::future<int> f(ex);
+  auto doubled = f.then([ex](int v) { return af::create_task(ex, value_after_yields(2 * v, 1)); });
+  static_assert(std::is_same_v<decltype(doubled), af::future<int>>);
+  f.set_result(3);
+  BOOST_TEST(co_await doubled.async_wait() == 6);
+  af::future<af::task<int>> nested(ex);
+  static_assert(std::is_same_v<af::future<af::task<int>>::completion_signature,
+                               void(std::exception_ptr, int)>);
+  nested.set_result(af::create_task(ex, value_after_yields(5, 1)));
+  BOOST_TEST(co_await nested.async_wait() == 5);
+  const auto unwrapped = nested.unwrap();
+  static_assert(std::is_same_v<decltype(unwrapped), const af::future<int>>);
+  BOOST_TEST(co_await unwrapped.async_wait() == 5);
+}
+
 BOOST_AUTO_TEST_SUITE_END() // basics
+
+// =======================================================================================
+BOOST_AUTO_TEST_SUITE(generations)
+
+// A task's executor can outlive the task (a timer made with it, a copy kept in a callback).
+// A function submitted through it afterwards runs outside any task: it must never be taken
+// for a later task's, which would run it inside that task's gate, show that task as its
+// current_task(), or use up that task's first submission (its body then ran inline in
+// create_task). A thread reuses its gates last-in first-out, so tasks made one after the
+// other on one thread all get the same gate; generations used to wrap after 65 536.
+BOOST_AUTO_TEST_CASE(an_executor_kept_from_a_finished_task_never_reaches_a_later_one) {
+  asio::io_context ioc;
+  const auto finish = [&](const af::task<void>& t) {
+    BOOST_TEST_REQUIRE(run_until_done(ioc, t));
+    aft::poll(ioc); // the task's last references go: its gate is back in the pool
+  };
+  std::optional<asio::any_io_executor> kept;
+  finish(af::create_task(ioc, [&]() -> asio::awaitable<void> {
+    kept = co_await asio::this_coro::executor;
+    co_return;
+  }));
+  for (int i = 0; i < 65'535; ++i)
+    finish(af::create_task(ioc, []() -> asio::awaitable<void> { co_return; }));
+  // The gate is back at the kept executor's generation, modulo 2^16.
+  int stale_runs = 0;
+  std::optional<af::task_info> stale_saw;
+  const auto stale_probe = [&] {
+    ++stale_runs;
+    stale_saw = af::current_task();
+  };
+  asio::post(*kept, stale_probe);
+  bool body_ran_inline = true;
+  bool body_ran = false;
+  const af::future<void> release(ioc);
+  af::task<void> next;
+  asio::co_spawn(
+      ioc,
+      [&]() -> asio::awaitable<void> {
+        next = af::create_task(
+            co_await asio::this_coro::executor,
+            [&]() -> asio::awaitable<void> {
+              body_ran = true;
+              co_await release.async_wait();
+            },
+            "next");
+        body_ran_inline = body_ran;
+      },
+      asio::detached);
+  BOOST_TEST(aft::run_until(ioc, [&] { return body_ran && stale_runs == 1; }));
+  BOOST_TEST(!body_ran_inline); // its first submission was its own
+  BOOST_TEST(!stale_saw.has_value());
+  asio::post(*kept, stale_probe); // while "next" is suspended on the same gate
+  BOOST_TEST(aft::run_until(ioc, [&] { return stale_runs == 2; }));
+  BOOST_TEST(!stale_saw.has_value()); // not taken for "next"
+  release.set_result();
+  finish(next);
+}
+
+BOOST_AUTO_TEST_CASE(a_gate_whose_generations_are_used_up_is_closed_for_good) {
+  asio::io_context ioc;
+  af::detail::task_gate::skip_generations_for_testing(af::detail::gate_gen_mask);
+  std::optional<asio::any_io_executor> last;
+  {
+    const af::task<void> t = af::create_task(ioc, [&]() -> asio::awaitable<void> {
+      last = co_await asio::this_coro::executor; // on its gate's last generation
+      co_return;
+    });
+    BOOST_TEST_REQUIRE(run_until_done(ioc, t));
+  }
+  aft::poll(ioc);
+  // The next task gets another gate; the closed one's executor runs outside any task.
+  const af::future<void> release(ioc);
+  const af::task<void> later = af::create_task(
+      ioc, [&]() -> asio::awaitable<void> { co_await release.async_wait(); }, "later");
+  aft::poll(ioc);
+  std::optional<std::optional<af::task_info>> seen;
+  asio::post(*last, [&] { seen = af::current_task(); });
+  BOOST_TEST(aft::run_until(ioc, [&] { return seen.has_value(); }));
+  BOOST_TEST(!seen->has_value());
+  release.set_result();
+  BOOST_TEST(run_until_done(ioc, later));
+}
+
+BOOST_AUTO_TEST_SUITE_END() // generations
 
 // =======================================================================================
 BOOST_AUTO_TEST_SUITE(invalid_state)

@@ -371,6 +371,32 @@ BOOST_AUTO_TEST_CASE(cancelling_the_joiner_cancels_every_child_and_waits_for_the
   BOOST_TEST(parent.cancelling() == 1);
 }
 
+BOOST_AUTO_TEST_CASE(the_joining_tasks_cancel_message_is_kept) {
+  // asyncio keeps the message of the cancel requested on the task that awaits the join.
+  for (const std::string msg : {"stop now", ""}) {
+    asio::io_context ioc;
+    const af::future<void> never(ioc);
+    std::optional<std::string> seen_in_join;
+    const af::task<void> parent = af::create_task(ioc, [&]() -> asio::awaitable<void> {
+      af::task_group tg(ioc);
+      tg.create_task(wait_on(never));
+      try {
+        co_await tg.async_join();
+      } catch (const af::cancelled_error& e) {
+        seen_in_join = e.message();
+        throw;
+      }
+    });
+    aft::poll(ioc);
+    BOOST_TEST(parent.cancel(msg));
+    BOOST_TEST(aft::run_until(ioc, [&] { return parent.done(); }));
+    BOOST_TEST(parent.cancelled());
+    BOOST_TEST((seen_in_join == std::optional<std::string>(msg)));
+    BOOST_TEST((aft::cancel_message(aft::thrown_by([&] { (void)parent.exception(); })) ==
+                std::optional<std::string>(msg)));
+  }
+}
+
 BOOST_AUTO_TEST_CASE(a_child_failure_during_join_leaves_the_parents_cancel_count_alone) {
   asio::io_context ioc;
   const af::task<void> parent = af::create_task(ioc, [&]() -> asio::awaitable<void> {

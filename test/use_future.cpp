@@ -13,6 +13,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -274,6 +275,39 @@ BOOST_AUTO_TEST_CASE(value_only_signature_becomes_a_future_of_the_value) {
       asio::deferred.values(1, std::string("two"))(af::use_future);
   BOOST_TEST(aft::run_until(ioc, [&] { return pair.done(); }));
   BOOST_TEST(std::get<1>(pair.result()) == "two");
+}
+
+BOOST_AUTO_TEST_CASE(an_operation_destroyed_with_its_context_ends_the_future_cancelled) {
+  // The operation's handler is destroyed unrun (its context shut down): the future ends
+  // cancelled, and a coroutine awaiting it on another context resumes.
+  asio::io_context other;
+  af::future<void> timed;
+  af::future<void> posted;
+  std::optional<std::exception_ptr> seen;
+  {
+    asio::io_context io;
+    asio::steady_timer timer(io, std::chrono::hours(1));
+    timed = timer.async_wait(af::use_future);
+    posted = asio::post(io, af::use_future); // never run
+    asio::co_spawn(
+        other,
+        [timed, &seen]() -> asio::awaitable<void> {
+          try {
+            co_await timed.async_wait();
+            seen = nullptr;
+          } catch (...) {
+            seen = std::current_exception();
+          }
+        },
+        asio::detached);
+    aft::poll(other);
+    BOOST_TEST(!seen.has_value());
+  } // the timer (its wait aborted, queued), then the context: the handlers die unrun
+  BOOST_TEST(timed.cancelled());
+  BOOST_TEST(posted.cancelled());
+  BOOST_TEST(aft::run_until(other, [&] { return seen.has_value(); }));
+  BOOST_TEST(aft::holds<af::cancelled_error>(*seen));
+  BOOST_CHECK_THROW(posted.get(), af::cancelled_error); // no hang
 }
 
 BOOST_AUTO_TEST_CASE(an_initiation_without_an_executor_gives_the_system_executor) {

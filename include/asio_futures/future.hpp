@@ -29,10 +29,6 @@ namespace asio = boost::asio;
 
 template <class T> class future;
 
-/// True for `future<U>` (and types derived from it, such as `task<U>`).
-template <class T> struct is_future : std::false_type {};
-template <class T> struct is_future<future<T>> : std::true_type {};
-
 /// A `future<T>` or a type derived from it (such as `task<T>`): what the combinators accept.
 template <class F>
 concept future_like = requires {
@@ -40,15 +36,18 @@ concept future_like = requires {
 }
 &&std::is_base_of_v<future<typename std::decay_t<F>::value_type>, std::decay_t<F>>;
 
+/// True for `future<U>` and types derived from it, such as `task<U>`.
+template <class T>
+struct is_future : std::bool_constant<future_like<T> && std::is_same_v<T, std::decay_t<T>>> {};
+
 namespace detail {
 
 template <class T> struct wait_signature { using type = void(std::exception_ptr, T); };
 template <> struct wait_signature<void> { using type = void(std::exception_ptr); };
-// Awaiting a future<future<U>> yields U (asyncio's nested unwrapping).
-template <class U> struct wait_signature<future<U>> : wait_signature<U> {};
-
-template <class T> struct unwrapped { using type = T; };
-template <class U> struct unwrapped<future<U>> : unwrapped<U> {};
+// Awaiting a future<future<U>> (or future<task<U>>) yields U (asyncio's nested unwrapping).
+template <class T>
+requires is_future<T>::value struct wait_signature<T> : wait_signature<typename T::value_type> {
+};
 
 template <class T> struct access;
 

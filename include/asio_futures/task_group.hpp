@@ -23,6 +23,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -102,6 +103,9 @@ private:
   bool joined_ = false;
   bool aborting_ = false;
   bool joiner_cancelled_ = false;
+  // The message the join is cancelled with: that of the cancel requested on the task that
+  // awaits it (asyncio keeps it), if the cancellation came from one.
+  std::optional<std::string> joiner_message_;
 };
 
 /// Whether `e` is a cancellation (not a failure of the group).

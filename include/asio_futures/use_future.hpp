@@ -16,6 +16,7 @@
 #include <boost/system/error_code.hpp>
 
 #include <exception>
+#include <string>
 #include <tuple>
 #include <type_traits>
 
@@ -105,12 +106,27 @@ private:
   asio::any_io_executor io_ex_;
 };
 
-/// The completion handler that resolves the future.
+/// The completion handler that resolves the future. Destroyed without being invoked (the
+/// operation's execution context shut down with it pending, or the initiation threw), it
+/// ends the future cancelled: nothing will ever resolve it otherwise.
 template <class T, class Sig> class use_future_handler {
 public:
   using cancellation_slot_type = asio::cancellation_slot;
 
   explicit use_future_handler(operation_state<T>* s) noexcept : state_(state_ptr<T>::share(s)) {}
+  use_future_handler(use_future_handler&&) noexcept = default;
+  use_future_handler& operator=(use_future_handler&&) = delete;
+  ~use_future_handler() {
+    if (state_) {
+      std::string msg;
+      try {
+        msg = "the operation was destroyed before it completed (its execution context shut "
+              "down)";
+      } catch (...) { // bad_alloc: cancelled without a message
+      }
+      state_->cancel_state(std::move(msg));
+    }
+  }
 
   cancellation_slot_type get_cancellation_slot() const noexcept { return op_state().slot(); }
 
@@ -120,6 +136,7 @@ public:
       set_value(std::forward<A>(args)...);
     else
       set_checked(std::forward<A>(args)...);
+    state_.reset(); // resolved: the destructor has nothing left to do
   }
 
 private:

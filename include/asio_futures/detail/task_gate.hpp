@@ -24,8 +24,9 @@ class task_core;
 
 /// A gate's generation: 22 bits, so that a gate pointer and its generation pack into one
 /// word (task_executor then fits Asio's small-object buffer: no allocation, no reference
-/// count). A stale executor meeting the same gate 4 194 304 generations later would be taken
-/// for the new task's: harmless for the gate (one more reader); current_task() could tell.
+/// count). A generation never repeats: a gate whose last generation has ended is retired for
+/// good instead of wrapping around (64 bytes kept per 4 194 304 tasks that used one gate), so
+/// an executor kept from a finished task is never taken for a later task's.
 using gate_gen = std::uint32_t;
 inline constexpr gate_gen gate_gen_mask = (gate_gen{1} << 22) - 1;
 
@@ -55,8 +56,14 @@ public:
   void publish_owner(task_core* owner) noexcept;
 
   /// Ends the current generation (called by the owner's destructor) and returns the gate to
-  /// the pool. Readers of the old generation still inside leave normally.
+  /// the pool — unless that was its last generation: then it is closed for good (its
+  /// executors no longer enter) and never handed out again. Readers of the old generation
+  /// still inside leave normally.
   void retire() noexcept;
+
+  /// For tests: moves the generation of the gate the calling thread's next task will get
+  /// forward by `n` (at most to the last one), as if `n` tasks had used it.
+  static void skip_generations_for_testing(gate_gen n) noexcept;
 
   /// The current generation.
   gate_gen generation() const noexcept { return gen_of(word_.load(std::memory_order_relaxed)); }
@@ -116,15 +123,20 @@ private:
   task_gate() = default;
   friend struct gate_pool;
 
-  // word_: generation (high 22 bits) | readers (count_mask) | flags.
+  // word_: generation (bits 42..63: the 22 bits of gate_gen) | readers (bits 5..41) | flags.
+  // closed_bit: the last generation has ended; nothing enters any more.
   static constexpr std::uint64_t writer_bit = 1;
   static constexpr std::uint64_t pending_bit = 2;
   static constexpr std::uint64_t started_bit = 4;
   static constexpr std::uint64_t owner_lock_bit = 8;
-  static constexpr std::uint64_t one_reader = 16;
-  static constexpr std::uint64_t count_mask = 0xffff'fff0;
-  static constexpr std::uint64_t one_gen = std::uint64_t{1} << 48;
-  static gate_gen gen_of(std::uint64_t w) noexcept { return static_cast<gate_gen>(w >> 48); }
+  static constexpr std::uint64_t closed_bit = 16;
+  static constexpr std::uint64_t one_reader = 32;
+  static constexpr int gen_shift = 42;
+  static constexpr std::uint64_t one_gen = std::uint64_t{1} << gen_shift;
+  static constexpr std::uint64_t count_mask = (one_gen - 1) & ~(one_reader - 1);
+  static gate_gen gen_of(std::uint64_t w) noexcept { return static_cast<gate_gen>(w >> gen_shift); }
+  static_assert(gate_gen_mask == (~std::uint64_t{0} >> gen_shift),
+                "the word holds exactly the generations a gate_ref can name");
 
   /// CAS `word_` to `next(word_)` once the owner lock is free.
   template <class F> void update_unlocked(F next) noexcept;

@@ -89,7 +89,10 @@ void throw_would_deadlock();
 struct no_associated_executor {};
 
 template <class R> struct then_value { using type = R; };
-template <class U> struct then_value<future<U>> { using type = U; };
+template <class R>
+requires is_future<R>::value struct then_value<R> {
+  using type = typename R::value_type;
+};
 
 template <class F, class T> struct then_result { using type = std::invoke_result_t<F, T>; };
 template <class F> struct then_result<F, void> { using type = std::invoke_result_t<F>; };
@@ -310,7 +313,7 @@ template <class T> template <class F> auto future<T>::then(F f) const {
         R0 inner = call();
         if (!inner.valid())
           detail::throw_invalid_state("then: the continuation returned an empty future");
-        inner.add_done_callback([out](R0 in) {
+        inner.add_done_callback([out](future<RR> in) {
           detail::transfer_outcome(*detail::access<RR>::get(in), *detail::access<RR>::get(out));
         });
       } else if constexpr (std::is_void_v<R0>) {

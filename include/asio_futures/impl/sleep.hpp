@@ -38,11 +38,21 @@ public:
   static sleep_state& of(state_base& s) noexcept { return static_cast<sleep_state&>(s); }
 
   /// Arms the timer for `d` with completion handler `h` (before the future is handed out).
+  /// If the wait cannot be started (allocation), the exception propagates: `h` is destroyed
+  /// inside async_wait on this thread, and must then leave the timer (and the lock) alone.
   template <class Handler> void start_timer(std::chrono::steady_clock::duration d, Handler&& h) {
     std::lock_guard lock(mutex_);
     timer_.emplace(this->executor(), d);
+    arming_ = this;
+    struct disarm {
+      ~disarm() { arming_ = nullptr; }
+    } guard;
     timer_->async_wait(std::forward<Handler>(h));
   }
+
+  /// Whether start_timer() is starting this sleep's wait on the calling thread: a handler
+  /// destroyed then was never started.
+  bool arming_here() const noexcept { return arming_ == this; }
 
   /// Destroys the timer (from its handler, on the timer's executor or during its shutdown).
   void drop_timer() noexcept {
@@ -73,6 +83,8 @@ private:
 
   std::mutex mutex_;
   std::optional<asio::steady_timer> timer_;
+  // The sleep whose wait start_timer() is starting on this thread, if any.
+  static inline thread_local const sleep_state* arming_ = nullptr;
 };
 
 /// The value a sleep resolves to, kept by its completion handler. A throwing move fails the
@@ -94,11 +106,13 @@ public:
   sleep_handler(sleep_handler&&) noexcept = default;
   sleep_handler& operator=(sleep_handler&&) = delete;
   ~sleep_handler() {
-    if (state_) {
-      auto& s = sleep_state<T>::of(*state_);
-      s.drop_timer();
-      s.cancel_state(std::string("the sleep's execution context shut down"));
-    }
+    if (!state_)
+      return;
+    auto& s = sleep_state<T>::of(*state_);
+    if (s.arming_here())
+      return; // the wait never started: start_timer() is throwing, the future is not handed out
+    s.drop_timer();
+    s.cancel_state(std::string("the sleep's execution context shut down"));
   }
 
   /// The timer expired (or was cancelled).
