@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <mutex>
+#include <unordered_map>
 
 namespace asio_futures {
 namespace {
@@ -79,6 +80,16 @@ void state_base::report_lost() noexcept {
   } catch (...) {
     // A reporting failure must not turn a destructor into std::terminate.
   }
+}
+
+void cancel_dropped(state_base& s) noexcept {
+  std::string msg;
+  try {
+    msg = "asio_futures: the continuation that would resolve this future was dropped (its "
+          "future was destroyed unresolved, or the context that would run it was destroyed)";
+  } catch (...) { // bad_alloc: cancelled without a message
+  }
+  s.cancel_state(std::move(msg));
 }
 
 std::exception_ptr result_taken_error() {
@@ -176,12 +187,56 @@ asio::execution_context::id waiter_service::id;
 std::atomic<std::uint64_t> waiter_service::epoch_{0};
 thread_local waiter_service::cache waiter_service::cache_;
 
+namespace {
+
+/// The live waiter services by context, for waiter_service::alive() when its per-thread
+/// cache cannot answer. Never destroyed: the services of static contexts die during static
+/// destruction.
+struct service_registry {
+  std::mutex mutex;
+  std::unordered_map<const asio::execution_context*, std::uint32_t> live;
+};
+service_registry& registry() {
+  static service_registry* r = new service_registry;
+  return *r;
+}
+
+std::uint32_t next_service_serial() noexcept {
+  static std::atomic<std::uint32_t> counter{0};
+  std::uint32_t s;
+  do // relaxed: only uniqueness matters; 0 means "unknown" and is skipped
+    s = counter.fetch_add(1, std::memory_order_relaxed) + 1;
+  while (s == 0);
+  return s;
+}
+
+} // namespace
+
 waiter_service::waiter_service(asio::execution_context& ctx)
-    : asio::execution_context::service(ctx) {}
+    : asio::execution_context::service(ctx), serial_(next_service_serial()) {
+  auto& r = registry();
+  std::lock_guard lock(r.mutex);
+  r.live[&ctx] = serial_;
+}
 
 waiter_service::~waiter_service() {
-  // release: pairs with the acquire in of(); a thread that sees the new epoch refreshes.
+  {
+    auto& r = registry();
+    std::lock_guard lock(r.mutex);
+    auto it = r.live.find(&context());
+    if (it != r.live.end() && it->second == serial_)
+      r.live.erase(it);
+  }
+  // release: pairs with the acquire in of() and alive(); a thread that sees the new epoch
+  // refreshes its cache.
   epoch_.fetch_add(1, std::memory_order_release);
+}
+
+bool waiter_service::registered(const asio::execution_context* ctx, std::uint32_t serial) noexcept {
+  auto& r = registry();
+  std::lock_guard lock(r.mutex);
+  auto it = r.live.find(ctx);
+  return it != r.live.end() && it->second == serial;
 }
 
 waiter_service& waiter_service::lookup(asio::execution_context& ctx, std::uint64_t epoch) {

@@ -5,6 +5,10 @@
 #include "support/co_test.hpp"
 #include "support/tracking.hpp"
 
+#include <asio_futures/gather.hpp>
+#include <asio_futures/shield.hpp>
+#include <asio_futures/wait.hpp>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -2358,6 +2362,78 @@ BOOST_AUTO_TEST_CASE(destroying_the_context_destroys_awaiting_coroutines_without
   BOOST_TEST(!resumed);
   BOOST_TEST(!completion_ran);
   f = af::future<int>(); // the last handle dies after the context: nothing to run
+}
+
+BOOST_AUTO_TEST_CASE(a_future_outliving_its_context_never_touches_it) {
+  // Its context destroyed, a pending future can still be set (from any thread) and waited
+  // for by blocking: the deadlock check does not ask the dead context which thread runs it.
+  // Combinators over it, which would make their result on its executor, throw instead.
+  af::future<int> f;
+  {
+    asio::io_context ioc;
+    f = af::future<int>(ioc);
+  }
+  BOOST_TEST(!f.wait_for(0ms));
+  BOOST_CHECK_THROW(af::shield(f), af::invalid_state_error);
+  BOOST_CHECK_THROW(f.then([](int v) { return v; }), af::invalid_state_error);
+  BOOST_CHECK_THROW(af::gather(f, f), af::invalid_state_error);
+  BOOST_CHECK_THROW(af::gather(std::vector<af::future<int>>{f}), af::invalid_state_error);
+  BOOST_CHECK_THROW(af::wait_for(f, 1s), af::invalid_state_error);
+  BOOST_CHECK_THROW(af::wait(std::vector<af::future<int>>{f}), af::invalid_state_error);
+  BOOST_CHECK_THROW(af::first_completed(std::vector<af::future<int>>{f}), af::invalid_state_error);
+  BOOST_CHECK_THROW(af::as_completed(std::vector<af::future<int>>{f}), af::invalid_state_error);
+  aft::bounded_thread setter([f] { f.set_result(4); });
+  BOOST_TEST(f.get() == 4);
+  BOOST_TEST(setter.join_for());
+}
+
+BOOST_AUTO_TEST_CASE(callbacks_whose_context_was_destroyed_are_dropped_not_posted) {
+  // Registered while the context lived, resolved after it died: each callback is destroyed
+  // uninvoked (as the context's shutdown destroys its waiters), never submitted to the dead
+  // executor; a then() result is cancelled instead of staying pending, and a coroutine on
+  // another context awaiting it resumes. A callback bound to a live executor still runs.
+  aft::instance_counters counters;
+  asio::io_context other;
+  af::future<int> f;
+  af::future<int> next;
+  int invoked = 0;
+  bool on_other = false;
+  std::optional<std::exception_ptr> seen;
+  {
+    asio::io_context ioc;
+    f = af::future<int>(ioc);
+    f.add_done_callback([&, c = aft::counted(counters, 1)](af::future<int>) { ++invoked; });
+    f.add_done_callback(asio::bind_executor(other, [&](af::future<int>) { on_other = true; }));
+    next = f.then([](int v) { return v + 1; });
+    asio::co_spawn(
+        other,
+        [next, &seen]() -> asio::awaitable<void> {
+          try {
+            (void)co_await next.async_wait();
+            seen = nullptr;
+          } catch (...) {
+            seen = std::current_exception();
+          }
+        },
+        asio::detached);
+    aft::poll(other);
+  }
+  f.set_result(1);
+  BOOST_TEST(invoked == 0);
+  BOOST_TEST(counters.live.load() == 0); // destroyed at once
+  BOOST_TEST(next.cancelled());
+  BOOST_TEST(aft::run_until(other, [&] { return on_other && seen.has_value(); }));
+  BOOST_TEST(aft::holds<af::cancelled_error>(*seen));
+}
+
+BOOST_AUTO_TEST_CASE(a_then_result_whose_future_dies_unresolved_is_cancelled) {
+  asio::io_context ioc;
+  af::future<int> next;
+  {
+    const af::future<int> f(ioc);
+    next = f.then([](int v) { return v; });
+  } // f's last handle: nothing can resolve it, nor run the continuation
+  BOOST_TEST(next.cancelled());
 }
 
 BOOST_AUTO_TEST_CASE(destroying_the_context_destroys_callback_waiters_and_callbacks) {

@@ -194,7 +194,7 @@ public:
     auto& s = checked_state();
     using op_type = detail::callback_op<T, std::decay_t<F>, future<T>>;
     const std::uint64_t serial = detail::next_callback_serial();
-    op_type* op = op_type::create(std::forward<F>(f), serial);
+    op_type* op = op_type::create(std::forward<F>(f), serial, s);
     if (!s.push(op))
       op->schedule(&s); // done already; schedule() owns op and destroys it if it throws
     return callback_id(op, serial);

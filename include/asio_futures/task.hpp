@@ -108,6 +108,7 @@ task<T> spawn_task(const Executor& ex, Body body, std::string name) {
   if (svc && svc->closed())
     throw_invalid_state("create_task: the execution context has shut down");
   auto* s = new task_state<T>(asio::any_io_executor(ex), std::move(name));
+  s->set_context_serial(serial_of(svc));
   task<T> t{state_ptr<T>(s)};
   task_core& core = s->core();
   // co_spawn runs the coroutine's entry up to its first dispatch here, and binds the slot.

@@ -184,8 +184,12 @@ public:
   template <class Initiation, class... InitArgs>
   static return_type initiate(Initiation&& init, asio_futures::use_future_t, InitArgs&&... args) {
     using state_type = asio_futures::detail::operation_state<value_type>;
-    auto* s = new state_type(boost::asio::any_io_executor(boost::asio::get_associated_executor(
-        init, boost::asio::system_executor()))); // system: the default before Asio 1.37
+    const boost::asio::any_io_executor ex(boost::asio::get_associated_executor(
+        init, boost::asio::system_executor())); // system: the default before Asio 1.37
+    const std::uint32_t serial =
+        asio_futures::detail::serial_of(asio_futures::detail::service_for(ex));
+    auto* s = new state_type(ex);
+    s->set_context_serial(serial);
     return_type f{asio_futures::detail::state_ptr<value_type>(s)};
     std::forward<Initiation>(init)(asio_futures::detail::use_future_handler<value_type, R(A...)>(s),
                                    std::forward<InitArgs>(args)...);

@@ -73,6 +73,9 @@ template <class T, class Executor> const T* target_fast(const Executor& ex) noex
   return &ex.target_type() == &typeid(T) ? ex.template target<T>() : nullptr;
 }
 
+/// The default given to associated_executor to learn whether a type has its own executor.
+struct no_associated_executor {};
+
 /// Submit `f` to `ex` for later execution: never inline (blocking.never), using `alloc` for the
 /// executor's own bookkeeping. This is `asio::post` without the handler-executor indirection.
 /// relationship.continuation: what is posted (a waiter's or callback's completion) continues
@@ -308,6 +311,25 @@ template <class Executor> waiter_service* service_for(const Executor& ex) {
   return ctx ? &waiter_service::of(*ctx) : nullptr;
 }
 
+/// The serial of `svc` for a state's context_serial (0 without a service).
+inline std::uint32_t serial_of(const waiter_service* svc) noexcept {
+  return svc ? svc->serial() : 0;
+}
+
+/// Whether the context a state was made on still exists (true when it cannot tell). Never
+/// touches the context: a future may outlive it.
+inline bool context_alive(const state_base& s) noexcept {
+  const std::uint32_t serial = s.context_serial();
+  return serial == 0 || waiter_service::alive(context_of(s.executor()), serial);
+}
+
+/// Before anything is made on the executor of `s` (a combinator's result, a timer): throws
+/// invalid_state_error if its context was destroyed.
+inline void require_live_context(const state_base& s) {
+  if (!context_alive(s))
+    throw_invalid_state("asio_futures: the future's execution context was destroyed");
+}
+
 #if BOOST_ASIO_VERSION >= 102800
 /// A private executor type, given as the default to associated_immediate_executor: a
 /// handler whose immediate executor comes out as this one has none of its own. Never
@@ -481,12 +503,18 @@ template <class T, class F, class Future> class callback_op final : public node 
 public:
   using allocator_type = handler_allocator_t<F>;
 
-  callback_op(F&& f, std::uint64_t serial)
-      : node(&do_fn, serial), f_(std::move(f)), alloc_(get_handler_allocator(f_)) {}
+  callback_op(F&& f, std::uint64_t serial, std::uint32_t target)
+      : node(&do_fn, serial), f_(std::move(f)), alloc_(get_handler_allocator(f_)), target_(target) {
+  }
 
-  static callback_op* create(F f, std::uint64_t serial) {
+  /// `s` is the future's state: `f` runs on its executor unless it has its own.
+  static callback_op* create(F f, std::uint64_t serial, const state_base& s) {
     allocator_type alloc = get_handler_allocator(f);
-    return allocate_node<callback_op>(alloc, std::move(f), serial);
+    std::uint32_t target = s.context_serial();
+    if constexpr (!std::is_same_v<asio::associated_executor_t<F, no_associated_executor>,
+                                  no_associated_executor>)
+      target = serial_of(service_for(asio::get_associated_executor(f)));
+    return allocate_node<callback_op>(alloc, std::move(f), serial, target);
   }
 
   void invoke() {
@@ -509,8 +537,12 @@ public:
   /// `posted` wrapper owning it, and the exception propagates.
   void schedule(state<T>* s) {
     posted<callback_op> self(this);
-    state_ = state_ptr<T>::share(s);
     auto ex = asio::get_associated_executor(f_, s->executor());
+    // The context that would run it was destroyed meanwhile: `self` destroys it uninvoked
+    // (as that context's shutdown destroys its waiters), instead of submitting to the dead one.
+    if (target_ != 0 && !waiter_service::alive(context_of(ex), target_))
+      return;
+    state_ = state_ptr<T>::share(s);
     allocator_type alloc(alloc_);
     post_to(ex, alloc, std::move(self));
   }
@@ -526,7 +558,8 @@ private:
 
   F f_;
   allocator_type alloc_;
-  state_ptr<T> state_; // set once scheduled
+  std::uint32_t target_; // the serial of the context it runs on (0: unknown)
+  state_ptr<T> state_;   // set once scheduled
 };
 
 /// A thread blocked in wait()/wait_for()/get(). Lives on that thread's stack; completed

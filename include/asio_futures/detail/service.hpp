@@ -61,6 +61,22 @@ public:
   /// True once the context has shut down: no new waits are accepted.
   bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
 
+  /// This service's number, unique among the waiter services of the process (a 32-bit count,
+  /// never 0): what a future's state remembers of its context, to tell later whether that
+  /// context still exists without touching it.
+  std::uint32_t serial() const noexcept { return serial_; }
+
+  /// Whether `ctx` still exists with the service numbered `serial`. Never dereferences `ctx`.
+  static bool alive(const boost::asio::execution_context* ctx, std::uint32_t serial) noexcept {
+    // acquire: pairs with the release increment in ~waiter_service (the cached service is
+    // alive while the epoch is unchanged).
+    const std::uint64_t epoch = epoch_.load(std::memory_order_acquire);
+    const cache& c = cache_;
+    if (c.ctx == ctx && c.epoch == epoch) [[likely]]
+      return c.svc->serial_ == serial;
+    return registered(ctx, serial);
+  }
+
   /// Registers a waiter; throws invalid_state_error if the context has shut down.
   void add(wait_node* n) {
     lock();
@@ -97,6 +113,8 @@ private:
   static thread_local cache cache_;
 
   static waiter_service& lookup(boost::asio::execution_context& ctx, std::uint64_t epoch);
+  /// alive() without the cache: the process-wide registry of live services.
+  static bool registered(const boost::asio::execution_context* ctx, std::uint32_t serial) noexcept;
   [[noreturn]] static void throw_closed();
 
   void shutdown() override;
@@ -123,6 +141,7 @@ private:
   std::atomic<bool> locked_{false};
   std::atomic<bool> closed_{false};
   wait_node* head_ = nullptr;
+  const std::uint32_t serial_;
 };
 
 /// The service for the context of executor `ex`, or nullptr if `ex` cannot tell its context

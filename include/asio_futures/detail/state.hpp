@@ -137,6 +137,12 @@ public:
   const boost::asio::any_io_executor& executor() const noexcept { return ex_; }
   const state_hooks* hooks() const noexcept { return hooks_; }
 
+  /// The serial of the waiter service of the context the state was made on (0: unknown), to
+  /// tell later whether that context still exists (context_alive()). Set by the state's
+  /// creator before the state is shared.
+  std::uint32_t context_serial() const noexcept { return context_serial_; }
+  void set_context_serial(std::uint32_t serial) noexcept { context_serial_ = serial; }
+
   void mark_retrieved() noexcept {
     // relaxed: only read by the destroyer, after the acquire fence of the last drop_ref.
     retrieved_.store(true, std::memory_order_relaxed);
@@ -293,6 +299,8 @@ protected:
   outcome outcome_ = outcome::none;
 
 private:
+  std::uint32_t context_serial_ = 0; // in outcome_'s padding: the state does not grow
+
   void report_lost() noexcept;
 
   void complete_nodes(node* lifo, node_action a) noexcept {

@@ -79,14 +79,51 @@ void initiate_wait::operator()(Handler&& h, state_ptr<T> s) const {
   wait_op<T, std::decay_t<Handler>>::start(std::move(s), std::forward<Handler>(h));
 }
 
+/// Cancels `s` because the continuation that would have resolved it was dropped.
+void cancel_dropped(state_base& s) noexcept;
+
+/// A continuation (a done-callback) that resolves `out`: `fn(arg, out)`. If it is destroyed
+/// without having run — its future was destroyed unresolved, or the context that would run
+/// it was destroyed — `out` ends cancelled instead of pending forever.
+template <class U, class Fn> class resolver {
+public:
+  resolver(future<U> out, Fn fn) : fn_(std::move(fn)), out_(std::move(out)) {}
+  resolver(resolver&&) = default; // leaves out_ empty
+  resolver& operator=(resolver&&) = delete;
+  ~resolver() {
+    if (out_.valid())
+      cancel_dropped(*access<U>::get(out_));
+  }
+
+  template <class A> void operator()(A&& arg) {
+    future<U> out(std::move(out_));
+    fn_(std::forward<A>(arg), out);
+  }
+
+private:
+  Fn fn_;
+  future<U> out_;
+};
+
+template <class U, class Fn> resolver<U, Fn> make_resolver(future<U> out, Fn fn) {
+  return resolver<U, Fn>(std::move(out), std::move(fn));
+}
+
+/// The executor of `f`, for making a combinator's result or timer on it: throws
+/// invalid_state_error if `f` is empty or its context was destroyed.
+template <class F> asio::any_io_executor live_executor(const F& f) {
+  const state_base* s = access<typename F::value_type>::get(f);
+  if (!s)
+    throw_invalid_state("asio_futures::future: empty handle");
+  require_live_context(*s);
+  return s->executor();
+}
+
 void throw_not_settable();
 void throw_already_done();
 void throw_not_ready();
 void throw_result_taken();
 void throw_would_deadlock();
-
-/// The default executor given to associated_executor to learn whether a type has its own.
-struct no_associated_executor {};
 
 template <class R> struct then_value { using type = R; };
 template <class R>
@@ -108,9 +145,11 @@ requires std::is_convertible_v<const Executor&, asio::any_io_executor> &&
       throw std::invalid_argument("asio_futures::future: empty executor");
   }
   // Make sure the context has its waiter service (a per-thread cache hit after the first
-  // time), so that its shutdown is known to later waits even if none was registered before.
-  detail::service_for(ex);
+  // time), so that its shutdown is known to later waits even if none was registered before,
+  // and remember which one it is: the state may outlive the context.
+  const std::uint32_t serial = detail::serial_of(detail::service_for(ex));
   state_ = detail::state_ptr<T>(new detail::state<T>(ex));
+  state_->set_context_serial(serial);
 }
 
 template <class T> detail::state<T>& future<T>::checked_state() const {
@@ -226,7 +265,8 @@ template <class T> void future<T>::wait() const {
   auto& s = checked_state();
   if (s.done())
     return;
-  if (detail::running_in_this_thread(s.executor()))
+  // A destroyed context runs on no thread: the check must not touch it.
+  if (detail::context_alive(s) && detail::running_in_this_thread(s.executor()))
     detail::throw_would_deadlock();
   detail::blocking_node n;
   if (s.push(&n))
@@ -239,7 +279,8 @@ bool future<T>::wait_for(std::chrono::duration<Rep, Period> d) const {
   auto& s = checked_state();
   if (s.done())
     return true;
-  if (detail::running_in_this_thread(s.executor()))
+  // A destroyed context runs on no thread: the check must not touch it.
+  if (detail::context_alive(s) && detail::running_in_this_thread(s.executor()))
     detail::throw_would_deadlock();
   if (d <= d.zero())
     return false;
@@ -280,6 +321,7 @@ template <class T> template <class F> auto future<T>::then(F f) const {
   using R0 = typename detail::then_result<F&, T>::type;
   constexpr bool flatten = is_future<R0>::value;
   using RR = typename detail::then_value<R0>::type;
+  detail::require_live_context(s);
   future<RR> out(s.executor());
   // f's own associated executor, if it has one (bound below); otherwise the callback runs on
   // the future's executor, the done-callbacks' default, with no executor copy to carry.
@@ -287,45 +329,48 @@ template <class T> template <class F> auto future<T>::then(F f) const {
       !std::is_same_v<asio::associated_executor_t<F, detail::no_associated_executor>,
                       detail::no_associated_executor>;
   auto ex = asio::get_associated_executor(f, s.executor());
-  auto step = [f = std::move(f), out](future<T> src) mutable {
-    auto& from = *detail::access<T>::get(src);
-    auto& to = *detail::access<RR>::get(out);
-    if (to.done())
-      return; // the result was cancelled: skip f
-    if (from.get_outcome() != detail::outcome::value) {
-      detail::transfer_failure(from, to);
-      return;
-    }
-    from.mark_retrieved();
-    try {
-      auto call = [&]() -> R0 {
-        if constexpr (std::is_void_v<T>) {
-          return f();
-        } else if constexpr (detail::is_copyable_v<T>) {
-          return f(from.value());
-        } else {
-          if (!from.take_value())
-            detail::throw_result_taken();
-          return f(std::move(from.value()));
+  auto step =
+      detail::make_resolver(out, [f = std::move(f)](future<T> src, const future<RR>& out) mutable {
+        auto& from = *detail::access<T>::get(src);
+        auto& to = *detail::access<RR>::get(out);
+        if (to.done())
+          return; // the result was cancelled: skip f
+        if (from.get_outcome() != detail::outcome::value) {
+          detail::transfer_failure(from, to);
+          return;
         }
-      };
-      if constexpr (flatten) {
-        R0 inner = call();
-        if (!inner.valid())
-          detail::throw_invalid_state("then: the continuation returned an empty future");
-        inner.add_done_callback([out](future<RR> in) {
-          detail::transfer_outcome(*detail::access<RR>::get(in), *detail::access<RR>::get(out));
-        });
-      } else if constexpr (std::is_void_v<R0>) {
-        call();
-        detail::resolve_value(to);
-      } else {
-        detail::resolve_value(to, call());
-      }
-    } catch (...) {
-      detail::resolve_exception(to, std::current_exception());
-    }
-  };
+        from.mark_retrieved();
+        try {
+          auto call = [&]() -> R0 {
+            if constexpr (std::is_void_v<T>) {
+              return f();
+            } else if constexpr (detail::is_copyable_v<T>) {
+              return f(from.value());
+            } else {
+              if (!from.take_value())
+                detail::throw_result_taken();
+              return f(std::move(from.value()));
+            }
+          };
+          if constexpr (flatten) {
+            R0 inner = call();
+            if (!inner.valid())
+              detail::throw_invalid_state("then: the continuation returned an empty future");
+            inner.add_done_callback(
+                detail::make_resolver(out, [](future<RR> in, const future<RR>& result) {
+                  detail::transfer_outcome(*detail::access<RR>::get(in),
+                                           *detail::access<RR>::get(result));
+                }));
+          } else if constexpr (std::is_void_v<R0>) {
+            call();
+            detail::resolve_value(to);
+          } else {
+            detail::resolve_value(to, call());
+          }
+        } catch (...) {
+          detail::resolve_exception(to, std::current_exception());
+        }
+      });
   if constexpr (own_executor)
     add_done_callback(asio::bind_executor(ex, std::move(step)));
   else
@@ -336,8 +381,9 @@ template <class T> template <class F> auto future<T>::then(F f) const {
 template <class T> auto future<T>::unwrap() const requires is_future<T>::value {
   using U = typename T::value_type;
   auto& s = checked_state();
+  detail::require_live_context(s);
   future<U> out(s.executor());
-  add_done_callback([out](future<T> outer) {
+  add_done_callback(detail::make_resolver(out, [](future<T> outer, const future<U>& out) {
     auto& from = *detail::access<T>::get(outer);
     auto& to = *detail::access<U>::get(out);
     if (from.get_outcome() != detail::outcome::value) {
@@ -351,10 +397,10 @@ template <class T> auto future<T>::unwrap() const requires is_future<T>::value {
           to, std::make_exception_ptr(invalid_state_error("unwrap: the inner future is empty")));
       return;
     }
-    inner.add_done_callback([out](future<U> in) {
-      detail::transfer_outcome(*detail::access<U>::get(in), *detail::access<U>::get(out));
-    });
-  });
+    inner.add_done_callback(detail::make_resolver(out, [](future<U> in, const future<U>& result) {
+      detail::transfer_outcome(*detail::access<U>::get(in), *detail::access<U>::get(result));
+    }));
+  }));
   return out;
 }
 

@@ -216,7 +216,7 @@ private:
 
   template <class F, class... Rest>
   static asio::any_io_executor first_executor(const F& f, const Rest&...) {
-    return f.get_executor();
+    return live_executor(f);
   }
 
   void release() noexcept {
@@ -408,7 +408,7 @@ template <future_like F>
 auto gather(std::vector<F> children)
     -> future<std::vector<gather_value_t<typename F::value_type>>> {
   asio::any_io_executor ex = children.empty() ? asio::any_io_executor(asio::system_executor())
-                                              : children.front().get_executor();
+                                              : detail::live_executor(children.front());
   return detail::gather_vector<false, F>::start(ex, std::move(children));
 }
 
@@ -423,7 +423,7 @@ template <future_like F>
 auto gather(return_exceptions_t, std::vector<F> children)
     -> future<std::vector<outcome<typename F::value_type>>> {
   asio::any_io_executor ex = children.empty() ? asio::any_io_executor(asio::system_executor())
-                                              : children.front().get_executor();
+                                              : detail::live_executor(children.front());
   return detail::gather_vector<true, F>::start(ex, std::move(children));
 }
 

@@ -60,6 +60,7 @@ public:
     state<T>& is = *access<T>::get(inner);
     if (is.done())
       return inner;
+    require_live_context(is);
     future<T> out(is.executor());
     auto* sh = new shield_link(access<T>::share(inner), access<T>::share(out));
     if (!is.push(&sh->inner_node_))

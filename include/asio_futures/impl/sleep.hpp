@@ -159,6 +159,7 @@ future<T> start_sleep(const Executor& ex, std::chrono::steady_clock::duration d,
   if (svc && svc->closed())
     throw_invalid_state("sleep: the execution context has shut down");
   auto* s = new sleep_state<T>(asio::any_io_executor(ex));
+  s->set_context_serial(serial_of(svc));
   future<T> f{state_ptr<T>(s)};
   if (d <= d.zero())
     asio::post(s->executor(), sleep_handler<T>(s, std::move(v)));

@@ -277,8 +277,10 @@ template <class T>
 future<wait_result<T>> start_wait(std::vector<future<T>>&& futures, return_when when,
                                   std::optional<wait_duration> timeout) {
   check_inputs(futures, "asio_futures::wait");
-  const asio::any_io_executor ex = futures.front().get_executor();
+  const asio::any_io_executor ex = live_executor(futures.front());
+  const std::uint32_t serial = serial_of(service_for(ex));
   auto* s = new wait_state<T>(ex, std::move(futures), when);
+  s->set_context_serial(serial);
   future<wait_result<T>> out{state_ptr<wait_result<T>>(s)};
   s->start(timeout);
   return out;
@@ -288,7 +290,7 @@ template <class T>
 as_completed_iterator<T> start_as_completed(std::vector<future<T>>&& futures,
                                             std::optional<wait_duration> timeout) {
   check_inputs(futures, "asio_futures::as_completed");
-  const asio::any_io_executor ex = futures.front().get_executor();
+  const asio::any_io_executor ex = live_executor(futures.front());
   auto core = std::make_shared<as_completed_core<T>>(ex, std::move(futures));
   core->start(timeout);
   return as_completed_iterator<T>(std::move(core));
@@ -309,8 +311,10 @@ future<wait_result<T>> wait(std::vector<future<T>> futures, return_when when,
 template <class T> future<T> wait_for(future<T> inner, std::chrono::steady_clock::duration d) {
   if (!inner.valid())
     detail::throw_invalid_state("asio_futures::wait_for: empty future handle");
-  const asio::any_io_executor ex = inner.get_executor();
+  const asio::any_io_executor ex = detail::live_executor(inner);
+  const std::uint32_t serial = detail::serial_of(detail::service_for(ex));
   auto* s = new detail::wait_for_state<T>(ex, std::move(inner));
+  s->set_context_serial(serial);
   future<T> out{detail::state_ptr<T>(s)};
   s->start(d);
   return out;
@@ -330,8 +334,10 @@ asio::awaitable<T> timeout(std::chrono::steady_clock::duration d, asio::awaitabl
 
 template <class T> future<T> first_completed(std::vector<future<T>> futures) {
   detail::check_inputs(futures, "asio_futures::first_completed");
-  const asio::any_io_executor ex = futures.front().get_executor();
+  const asio::any_io_executor ex = detail::live_executor(futures.front());
+  const std::uint32_t serial = detail::serial_of(detail::service_for(ex));
   auto* s = new detail::first_completed_state<T>(ex, std::move(futures));
+  s->set_context_serial(serial);
   future<T> out{detail::state_ptr<T>(s)};
   s->start();
   return out;
