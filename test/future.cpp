@@ -1460,6 +1460,22 @@ BOOST_AUTO_TEST_CASE(total_cancellation_detaches_only_that_waiter) {
   check_signal_detaches_only_the_waiter(asio::cancellation_type::total);
 }
 
+BOOST_AUTO_TEST_CASE(a_terminal_signal_after_a_partial_one_detached_the_waiter_is_ignored) {
+  // The detached waiter's completion is queued, its slot handler still installed until it
+  // runs: a later terminal signal must not cancel the future it no longer waits for.
+  asio::io_context ioc;
+  const af::future<int> f(ioc);
+  asio::cancellation_signal signal;
+  outcome<int> o;
+  f.async_wait(asio::bind_cancellation_slot(signal.slot(), o.handler()));
+  signal.emit(asio::cancellation_type::partial);
+  signal.emit(asio::cancellation_type::terminal); // before the detached completion ran
+  aft::poll(ioc);
+  BOOST_TEST(o.calls == 1);
+  BOOST_TEST(aft::holds<af::cancelled_error>(o.error));
+  BOOST_TEST(!f.done());
+}
+
 BOOST_AUTO_TEST_CASE(cancellation_after_completion_is_harmless) {
   asio::io_context ioc;
   const af::future<int> f(ioc);

@@ -6,6 +6,7 @@
 //
 #include <asio_futures/task_group.hpp>
 
+#include "support/alloc_fault.hpp"
 #include "support/checks.hpp"
 #include "support/co_test.hpp"
 
@@ -454,6 +455,42 @@ BOOST_AUTO_TEST_SUITE_END() // cancellation
 
 // =======================================================================================
 BOOST_AUTO_TEST_SUITE(misuse_and_lifetime)
+
+BOOST_AUTO_TEST_CASE(an_allocation_failure_in_create_task_leaves_no_task_outside_the_group) {
+  // Every allocation create_task makes fails in turn, on a fresh thread (an empty Asio
+  // recycling cache: the coroutine frames are allocated too): the call throws bad_alloc and
+  // the body never runs, or the child belongs to the group, whose join waits for it.
+  int failures = 0;
+  for (std::size_t k = 1; k < 200; ++k) {
+    asio::io_context ioc;
+    af::task_group tg(ioc);
+    std::atomic<int> ran{0};
+    bool fired = false;
+    bool threw = false;
+    aft::bounded_thread creator([&] {
+      aft::allocation_fault fault(k);
+      try {
+        tg.create_task([&]() -> asio::awaitable<void> {
+          ++ran;
+          co_return;
+        });
+      } catch (const std::bad_alloc&) {
+        threw = true;
+      }
+      fired = fault.fired();
+    });
+    BOOST_TEST_REQUIRE(creator.join_for());
+    std::optional<std::exception_ptr> joined;
+    tg.async_join([&](std::exception_ptr e) { joined = e; });
+    BOOST_TEST(aft::run_until(ioc, [&] { return joined.has_value(); }));
+    BOOST_TEST(!*joined);
+    BOOST_TEST(ran.load() == (threw ? 0 : 1));
+    if (!fired)
+      break; // k is beyond the allocations create_task makes
+    ++failures;
+  }
+  BOOST_TEST(failures >= 3);
+}
 
 BOOST_AUTO_TEST_CASE(create_task_after_the_join_completed_throws) {
   asio::io_context ioc;

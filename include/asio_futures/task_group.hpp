@@ -121,7 +121,14 @@ template <class T, class Make> task<T> group_state::add(Make&& make) {
     if (aborting_)
       throw_invalid_state("task_group::create_task: the group is shutting down");
     t = std::forward<Make>(make)();
-    children_.push_back(std::make_shared<group_child_of<T>>(t));
+    try {
+      children_.push_back(std::make_shared<group_child_of<T>>(t));
+    } catch (...) {
+      // bad_alloc listing it: the task must not run outside the group. Cancelled before its
+      // first step, it never runs any of its body.
+      t.cancel();
+      throw;
+    }
     it = std::prev(children_.end());
   }
   // Outside the lock (the hook would run here at once if the child were already done). The

@@ -457,6 +457,8 @@ private:
     void operator()(asio::cancellation_type type) {
       // Runs where the signal is emitted: Asio's rule is that this is the handler's
       // executor, never concurrently with invoke(), which clears the slot first.
+      if (op->detached_)
+        return; // an earlier partial/total signal detached the waiter: it waits no more
       // Our own reference: cancelling publishes, which may post `op` and let it (and the
       // reference it holds) be freed on another thread while we still walk the list.
       const state_ptr<T> keep = op->state_;
@@ -480,7 +482,8 @@ private:
       op->destroy();
       return;
     }
-    op->detached_ = (a == node_action::detach);
+    if (a == node_action::detach)
+      op->detached_ = true; // on the emitting thread (the completer never writes it)
     op->work_.post_and_release(posted<wait_op>(op));
   }
 
