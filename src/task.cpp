@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -455,11 +456,13 @@ struct gate_pool {
         }
       }
       if (size == 0) {
-        task_gate* fresh = check_address(new task_gate[block], block);
+        std::unique_ptr<task_gate[]> made(new task_gate[block]);
+        task_gate* fresh = check_address(made.get(), block);
         {
           std::lock_guard guard(g.mutex);
-          g.blocks.emplace_back(fresh, block);
+          g.blocks.emplace_back(fresh, block); // bad_alloc: `made` frees the block
         }
+        made.release(); // recorded: never freed (see task_gate)
         for (std::size_t i = 0; i < block; ++i) {
           fresh[i].next_free_ = head;
           head = &fresh[i];
@@ -483,11 +486,12 @@ struct gate_pool {
           return t;
         }
       }
-      auto* lone = check_address(new task_gate, 1); // pooled like the others once retired
+      std::unique_ptr<task_gate> made(new task_gate); // pooled like the others once retired
+      task_gate* lone = check_address(made.get(), 1);
       global_list& g = global();
       std::lock_guard guard(g.mutex);
-      g.blocks.emplace_back(lone, 1);
-      return lone;
+      g.blocks.emplace_back(lone, 1); // bad_alloc: `made` frees it
+      return made.release();
     }
     cache& c = local;
     if (!c.head)

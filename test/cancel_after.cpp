@@ -424,19 +424,36 @@ BOOST_AUTO_TEST_CASE(a_done_future_with_an_inline_immediate_executor_completes_i
 #endif
 
 BOOST_AUTO_TEST_CASE(nested_inside_other_token_adapters) {
-  // Compiles on every Asio; the deadline's slot must reach the operation, so cancel_after is
-  // the outermost adapter that touches the cancellation slot.
+  // Compiles on every Asio. The deadline's slot must reach the operation, so cancel_after is
+  // the outermost adapter that touches the cancellation slot. Before Asio 1.32 an adapter
+  // around it hides the operation's executor: with a handler that has none either, the wait
+  // is refused rather than its timer run (and its completion delivered) on another thread.
   asio::io_context ioc;
   const af::future<int> f(ioc);
   std::optional<std::exception_ptr> got;
-  f.async_wait(asio::as_tuple(
-      af::cancel_after(1h, [&](std::tuple<std::exception_ptr, int> t) { got = std::get<0>(t); })));
+  const auto outer = [&] {
+    f.async_wait(asio::as_tuple(af::cancel_after(
+        1h, [&](std::tuple<std::exception_ptr, int> t) { got = std::get<0>(t); })));
+  };
+#if BOOST_ASIO_VERSION >= 103200
+  outer();
+#else
+  BOOST_CHECK_THROW(outer(), std::invalid_argument);
+  got = nullptr;
+#endif
   received r;
-  f.async_wait(af::cancel_after(1h, asio::bind_executor(ioc, r.handler())));
+  f.async_wait(asio::as_tuple(
+      af::cancel_after(1h, asio::bind_executor(ioc, [&](std::tuple<std::exception_ptr, int> t) {
+                         r.handler()(std::get<0>(t), std::get<1>(t));
+                       }))));
+  f.async_wait(af::cancel_after(1h, asio::as_tuple([&](std::tuple<std::exception_ptr, int> t) {
+                                  r.handler()(std::get<0>(t), std::get<1>(t));
+                                })));
   f.set_result(3);
-  BOOST_TEST(aft::run_until(ioc, [&] { return got.has_value() && r.calls == 1; }));
+  BOOST_TEST(aft::run_until(ioc, [&] { return got.has_value() && r.calls == 2; }));
   BOOST_TEST(!*got);
   BOOST_TEST(r.value == 3);
+  BOOST_TEST(!aft::has_outstanding_work(ioc));
 }
 
 BOOST_AUTO_TEST_CASE(deadline_racing_a_setter_on_another_thread_completes_once) {

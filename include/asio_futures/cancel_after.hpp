@@ -100,8 +100,8 @@ constexpr To saturating_ceil(const std::chrono::duration<Rep, Period>& d) {
 /// operation at once: on a multi-threaded `io_context`, give the handler a strand. Use the
 /// adapter outermost among the adapters that touch the cancellation slot (an adapter around
 /// it, such as `bind_cancellation_slot`, would give the operation its own slot instead);
-/// before Asio 1.32 an adapter around it also hides the operation's executor, and a handler
-/// without its own executor then gets its timer on `asio::system_executor`.
+/// before Asio 1.32 an adapter around it also hides the operation's executor: then, unless
+/// the handler has an executor of its own, the initiation throws `std::invalid_argument`.
 ///
 /// Works on every supported Asio. From Asio 1.32 (Boost 1.86) `asio::cancel_after` does the
 /// same for every operation, asio_futures' included.

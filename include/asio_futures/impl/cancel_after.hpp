@@ -15,12 +15,12 @@
 #include <boost/asio/basic_waitable_timer.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/deferred.hpp>
-#include <boost/asio/system_executor.hpp>
 #include <boost/system/system_error.hpp>
 
 #include <atomic>
 #include <cstddef>
 #include <mutex>
+#include <stdexcept>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -327,27 +327,43 @@ public:
 
 private:
   /// The timer runs on the handler's associated executor, defaulting to the operation's:
-  /// where the completion is delivered. An initiation without an executor (before Asio 1.30
-  /// an outer token adapter, such as `bind_executor(ex, af::cancel_after(...))`, hides the
-  /// operation's) leaves asio::system_executor as the default.
+  /// where the completion is delivered. Before Asio 1.32 an adapter around cancel_after
+  /// (`as_tuple(af::cancel_after(...))`, `bind_executor(ex, af::cancel_after(...))`) hides
+  /// the operation's executor; if the handler has none of its own either, there is nowhere
+  /// right to run the timer (nor to deliver a completion that the timer's end would
+  /// deliver), and the initiation throws std::invalid_argument. (This branch must compile:
+  /// Asio's completion_token_for check instantiates it with an initiation without one.)
   template <class Handler, class Deadline, class I, class... Args>
   void start(Handler&& h, const Deadline& deadline, asio::cancellation_type type, I&& initiation,
              Args&&... args) const {
-    const auto op_executor = [this] {
-      if constexpr (requires { typename Initiation::executor_type; })
-        return initiation_.get_executor();
-      else
-        return asio::system_executor();
-    }();
     using handler_type = std::decay_t<Handler>;
-    handler_type handler(std::forward<Handler>(h));
-    using executor_type =
-        std::decay_t<asio::associated_executor_t<handler_type, decltype(op_executor)>>;
+    if constexpr (requires { typename Initiation::executor_type; }) {
+      launch(handler_type(std::forward<Handler>(h)), initiation_.get_executor(), deadline, type,
+             std::forward<I>(initiation), std::forward<Args>(args)...);
+    } else if constexpr (!std::is_same_v<
+                             asio::associated_executor_t<handler_type, no_associated_executor>,
+                             no_associated_executor>) {
+      handler_type handler(std::forward<Handler>(h));
+      const auto ex = asio::get_associated_executor(handler);
+      launch(std::move(handler), ex, deadline, type, std::forward<I>(initiation),
+             std::forward<Args>(args)...);
+    } else {
+      throw std::invalid_argument(
+          "asio_futures::cancel_after/cancel_at: neither the operation nor the handler names "
+          "an executor to run the timer on (before Asio 1.32 a token adapter around "
+          "cancel_after hides the operation's: use cancel_after as the outermost adapter)");
+    }
+  }
+
+  template <class Handler, class OpExecutor, class Deadline, class I, class... Args>
+  static void launch(Handler&& handler, const OpExecutor& op_executor, const Deadline& deadline,
+                     asio::cancellation_type type, I&& initiation, Args&&... args) {
+    using executor_type = std::decay_t<asio::associated_executor_t<Handler, OpExecutor>>;
     const executor_type ex = asio::get_associated_executor(handler, op_executor);
     using timer = asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, executor_type>;
-    timed_cancel_op<handler_type, timer, Signatures...>::start(std::move(handler), ex, deadline,
-                                                               type, std::forward<I>(initiation),
-                                                               std::forward<Args>(args)...);
+    timed_cancel_op<Handler, timer, Signatures...>::start(std::move(handler), ex, deadline, type,
+                                                          std::forward<I>(initiation),
+                                                          std::forward<Args>(args)...);
   }
 
   Initiation initiation_;
