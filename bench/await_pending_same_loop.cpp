@@ -30,7 +30,8 @@
 //
 // The io_context runs once per benchmark run (asio_futures_bench::coroutine_run): both
 // coroutines are spawned to do the run's hand-offs between them, so spawning is amortised.
-// DESIGN.md §7 target: asio_futures <= 1.3x the baseline, faster than channel and promise.
+// Speed target (docs/speed-targets.md): asio_futures <= 1.3x the baseline, faster than channel and
+// promise.
 
 #include "support.hpp"
 

@@ -33,8 +33,8 @@
 //    exception without rethrowing it, so its row only waits for readiness (which favours it).
 //  - floor_alloc_atomics_error: ready_roundtrip's hand-written floor with an exception_ptr.
 //
-// Targets implied by DESIGN.md §7 (bench/report): `_cancel` <= 1.3x the two-post floor (the
-// bar of await_pending_same_loop) and faster than the channel's and the timer's cancellation
+// Targets implied by docs/speed-targets.md (bench/report): `_cancel` <= 1.3x the two-post floor
+// (the bar of await_pending_same_loop) and faster than the channel's and the timer's cancellation
 // slots; `_error`, ready_roundtrip's "close to the floor": <= 2x floor_alloc_atomics_error,
 // and faster than every peer (not ">= 10x std": the exception_ptr's own reference counting
 // puts even the floor at ~9x std here; see bench/report).

@@ -19,8 +19,8 @@
 //  - std_future_get / boost_future_get: the benchmark thread `get()`s 10 000 std::futures /
 //    boost::futures in order while the setters run (no io_context: the blocking consumer).
 //
-// Targets implied by DESIGN.md §7 (bench/report): asio_futures <= 1.25x asio_post (the bar of
-// cross_thread_set, here under contention); faster than concurrent_channel (as
+// Targets implied by docs/speed-targets.md (bench/report): asio_futures <= 1.25x asio_post (the bar
+// of cross_thread_set, here under contention); faster than concurrent_channel (as
 // await_pending_same_loop asks against the channel), std and boost futures.
 
 #include "support.hpp"

@@ -7,7 +7,7 @@
 // therefore costs two cross-thread wake-ups, io -> pool -> io, like its peers:
 //  - asio_post_roundtrip: `co_await asio::post(pool, use_awaitable)` in the same
 //    awaitable type: the pool runs a work_dispatcher which dispatches back to the
-//    coroutine's executor. The floor, and the DESIGN.md §7 reference:
+//    coroutine's executor. The floor, and the speed target (docs/speed-targets.md):
 //    asio_futures <= 1.25x of it.
 //  - std_future_get / boost_future_get: the benchmark thread blocks in get()
 //    while the pool sets the promise (no io_context involved).

@@ -24,7 +24,7 @@
 //    completion handler that operation holds (use_promise's handler).
 // asio_futures_waiter measures, apart from the future itself, what attaching one callback
 // waiter (async_wait with a plain lambda) to a pending future costs.
-// DESIGN.md §7 target: a pending future<int> costs one allocation, <= 128 bytes.
+// Speed target (docs/speed-targets.md): a pending future<int> costs one allocation, <= 128 bytes.
 
 #include "alloc_hook.hpp"
 #include "support.hpp"

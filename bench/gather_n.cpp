@@ -31,7 +31,7 @@
 //    std::futures in order while a pool thread resolves them in a loop (cross-thread: the
 //    first get() usually sleeps, the rest are ready).
 //
-// DESIGN targets (issue 4): at N = 1000, asio_futures per element <= 1.5x one
+// Speed targets (docs/speed-targets.md): at N = 1000, asio_futures per element <= 1.5x one
 // await_pending_same_loop hand-off of asio_futures (a cross-scenario bar, see bench/report),
 // >= 5x faster than boost_when_all, faster than parallel_group; and (issue 8) flat in N.
 

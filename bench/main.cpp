@@ -1,6 +1,6 @@
 // Entry point of asio_futures_bench.
 //
-// DESIGN.md §7 asks for peers in the same run, randomly interleaved, with at least
+// docs/speed-targets.md asks for peers in the same run, randomly interleaved, with at least
 // ten repetitions and medians compared: a single run here varies up to 1.7x (3x
 // across threads). So unless the caller chose otherwise, main() adds
 //   --benchmark_enable_random_interleaving=true

@@ -1,6 +1,6 @@
 // ready_roundtrip — create a future, set it, read the result, all on one thread.
 //
-// DESIGN.md §7 target: asio_futures >= 10x faster than std::promise/std::future
+// Speed target (docs/speed-targets.md): asio_futures >= 10x faster than std::promise/std::future
 // (each set_value pays a futex syscall here) and >= 3x faster than
 // boost::promise/boost::future; close to the floor of one allocation and a few
 // atomics (~30 ns here). `floor_alloc_atomics` is that floor written by hand: one

@@ -12,7 +12,7 @@
 //    `async_initiate` whose initiation posts to the pool a function that computes
 //    `work(i)` and posts the handler, with the value, back to the handler's associated
 //    executor (held with outstanding_work.tracked meanwhile, as any Asio operation
-//    does). The DESIGN.md §7 reference: asio_futures <= 1.2x of it.
+//    does). The speed target (docs/speed-targets.md): asio_futures <= 1.2x of it.
 //  - co_spawn_pool: Asio's own spawn-and-await across executors, in the same awaitable
 //    type: `co_await asio::co_spawn(pool, work_coroutine(i), use_awaitable)`.
 //  - asio_use_future_get: Asio's own bridge to std::future, from the benchmark thread:

@@ -3,9 +3,9 @@
 //
 // One at a time (per iteration: start one coroutine, wait for its result):
 //  - asio_futures: `auto t = af::create_task(ex, body(i)); co_await t.async_wait();`
-//    (the task runs on a strand of its own, DESIGN.md §3).
+//    (the task runs on a strand of its own).
 //  - co_spawn_use_awaitable: `co_await asio::co_spawn(ex, body(i), use_awaitable)`:
-//    the baseline. DESIGN.md §7 target: asio_futures <= 1.5x of it.
+//    the baseline. Speed target (docs/speed-targets.md): asio_futures <= 1.5x of it.
 //  - co_spawn_callback: `asio::co_spawn(ex, body(i), callback)`, a detached-style
 //    spawn whose completion handler counts the result and spawns the next one (the
 //    chain of callbacks is the driver: no coroutine is resumed to learn the result).

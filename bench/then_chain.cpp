@@ -6,14 +6,14 @@
 //
 //  - asio_futures: `f = f.then([](int x) { return x + 1; })` on an io_context driven by the
 //    benchmark thread; each link's continuation is a done-callback posted to the io_context
-//    when the previous link resolves (DESIGN.md §2: callbacks never run inline), so a link
+//    when the previous link resolves (callbacks never run inline), so a link
 //    costs a future, a callback node and one scheduler trip.
 //  - boost_future_then_sync: Boost.Thread's `f = f.then(boost::launch::sync, [](auto x) {
 //    return x.get() + 1; })`: continuations run inline in the thread that resolves the
 //    previous future (no scheduler), each with its own shared state, mutex and condition.
 //  - asio_post_chain: the raw-Asio floor of a posted continuation: 100 handlers, each posted
 //    by the previous one with the value + 1 (no future, no node: only the scheduler trips
-//    that DESIGN.md §2 makes every link pay).
+//    that posting every callback makes every link pay).
 // std::future and boost::fibers::future have no continuations.
 //
 // Target (issue 4): asio_futures >= 5x faster than boost_future_then_sync.

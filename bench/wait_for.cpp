@@ -24,7 +24,7 @@
 // than a second, and a timer that fired mid-run would turn the rest of it into the plain
 // variant.) bench/report compares them with asio_futures_earlier_timer.
 //
-// Every impl pays the future's creation and the posted setter. No DESIGN.md target: the
+// Every impl pays the future's creation and the posted setter. No speed target: the
 // report prints the ratios (bench/report lists the scenario without bars).
 //
 // Every benchmark run spawns one driver and runs the io_context once (coroutine_run);

@@ -1,4 +1,4 @@
-// Tests for <asio_futures/error.hpp>: the exception types of DESIGN.md §1.
+// Tests for <asio_futures/error.hpp>: the library's exception types.
 #include <asio_futures/error.hpp>
 
 #include <boost/asio/error.hpp>

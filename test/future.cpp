@@ -1,4 +1,4 @@
-// Tests for <asio_futures/future.hpp>: future<T> (DESIGN.md §2).
+// Tests for <asio_futures/future.hpp>: future<T>.
 #include <asio_futures/future.hpp>
 
 #include "support/checks.hpp"

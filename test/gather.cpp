@@ -1,4 +1,4 @@
-// Tests for <asio_futures/gather.hpp>: gather, return_exceptions, outcome (DESIGN.md §4).
+// Tests for <asio_futures/gather.hpp>: gather, return_exceptions, outcome.
 #include <asio_futures/gather.hpp>
 
 #include "support/checks.hpp"

@@ -1,4 +1,4 @@
-// Tests for <asio_futures/shield.hpp>: shield (DESIGN.md §4).
+// Tests for <asio_futures/shield.hpp>: shield.
 #include <asio_futures/shield.hpp>
 
 #include "support/checks.hpp"

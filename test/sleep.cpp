@@ -1,4 +1,4 @@
-// Tests for <asio_futures/sleep.hpp>: sleep (DESIGN.md §4).
+// Tests for <asio_futures/sleep.hpp>: sleep.
 //
 // Timing-independent: a timer never fires early, so "not done before d elapsed" and "done
 // after running the context" are the only facts checked about time; long sleeps are

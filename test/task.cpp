@@ -1,5 +1,5 @@
 // Tests for <asio_futures/task.hpp>: task<T>, create_task, run_coroutine_threadsafe,
-// all_tasks, current_task (DESIGN.md §3).
+// all_tasks, current_task.
 #include <asio_futures/task.hpp>
 
 #include <asio_futures/detail/task_gate.hpp>

@@ -1,7 +1,7 @@
 //
 // test/task_group.cpp
 //
-// task_group (DESIGN.md §5): join, failure aggregation, cancellation both ways, misuse,
+// task_group: join, failure aggregation, cancellation both ways, misuse,
 // destruction with live children, children spawning children, threads.
 //
 #include <asio_futures/task_group.hpp>

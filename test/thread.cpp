@@ -1,7 +1,7 @@
 //
 // test/thread.cpp
 //
-// Thread offload and bridges (DESIGN.md §6): run_in_executor, to_thread and the default pool,
+// Thread offload and bridges: run_in_executor, to_thread and the default pool,
 // cancellation before/while running (stop_token), closed pools, wrap_future, to_std_future,
 // and a stress run from several io_context threads.
 //

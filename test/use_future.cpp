@@ -1,5 +1,5 @@
 // Tests for <asio_futures/use_future.hpp>: the completion token turning any Asio operation
-// into a cancellable af::future<T> (DESIGN.md §2).
+// into a cancellable af::future<T>.
 #include <asio_futures/use_future.hpp>
 
 #include "support/checks.hpp"

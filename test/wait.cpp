@@ -1,5 +1,5 @@
 // Tests for <asio_futures/wait.hpp>: wait, wait_for (future and awaitable forms), as_completed,
-// first_completed, timeout (DESIGN.md §4). One top-level suite per function.
+// first_completed, timeout. One top-level suite per function.
 //
 // Deadlines in these tests are either long (1 h: must never fire, the case checks that the
 // timer is gone afterwards) or short (1 ms: must fire, the case runs the context bounded until

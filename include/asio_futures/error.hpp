@@ -1,7 +1,7 @@
 //
 // asio_futures/error.hpp
 //
-// The exceptions this library raises (DESIGN.md §1).
+// The exceptions this library raises.
 //
 #ifndef ASIO_FUTURES_ERROR_HPP
 #define ASIO_FUTURES_ERROR_HPP

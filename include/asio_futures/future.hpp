@@ -1,7 +1,7 @@
 //
 // asio_futures/future.hpp
 //
-// future<T>: asyncio's Future on Boost.Asio (DESIGN.md §2).
+// future<T>: asyncio's Future on Boost.Asio.
 //
 #ifndef ASIO_FUTURES_FUTURE_HPP
 #define ASIO_FUTURES_FUTURE_HPP

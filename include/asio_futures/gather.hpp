@@ -1,7 +1,7 @@
 //
 // asio_futures/gather.hpp
 //
-// gather: asyncio.gather on futures (DESIGN.md §4), and outcome<T>.
+// gather: asyncio.gather on futures, and outcome<T>.
 //
 #ifndef ASIO_FUTURES_GATHER_HPP
 #define ASIO_FUTURES_GATHER_HPP

@@ -1,7 +1,7 @@
 //
 // asio_futures/shield.hpp
 //
-// shield: asyncio.shield on futures (DESIGN.md §4).
+// shield: asyncio.shield on futures.
 //
 #ifndef ASIO_FUTURES_SHIELD_HPP
 #define ASIO_FUTURES_SHIELD_HPP

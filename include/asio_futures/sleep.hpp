@@ -1,7 +1,7 @@
 //
 // asio_futures/sleep.hpp
 //
-// sleep: asyncio.sleep as a cancellable future (DESIGN.md §4).
+// sleep: asyncio.sleep as a cancellable future.
 //
 #ifndef ASIO_FUTURES_SLEEP_HPP
 #define ASIO_FUTURES_SLEEP_HPP

@@ -1,7 +1,7 @@
 //
 // asio_futures/task.hpp
 //
-// task<T>: a future<T> that runs a coroutine (asyncio's Task, DESIGN.md §3).
+// task<T>: a future<T> that runs a coroutine (asyncio's Task).
 //
 #ifndef ASIO_FUTURES_TASK_HPP
 #define ASIO_FUTURES_TASK_HPP

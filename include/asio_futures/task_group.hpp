@@ -1,7 +1,7 @@
 //
 // asio_futures/task_group.hpp
 //
-// task_group: structured concurrency (asyncio.TaskGroup, DESIGN.md §5).
+// task_group: structured concurrency (asyncio.TaskGroup).
 //
 #ifndef ASIO_FUTURES_TASK_GROUP_HPP
 #define ASIO_FUTURES_TASK_GROUP_HPP
@@ -154,7 +154,7 @@ template <class T, class Make> task<T> group_state::add(Make&& make) {
 
 } // namespace detail
 
-/// Structured concurrency: asyncio's TaskGroup (DESIGN.md §5).
+/// Structured concurrency: asyncio's TaskGroup.
 ///
 /// ```
 /// af::task_group tg(co_await asio::this_coro::executor);

@@ -1,7 +1,7 @@
 //
 // asio_futures/thread.hpp
 //
-// Thread offload and bridges (DESIGN.md §6): run_in_executor, to_thread, the default thread
+// Thread offload and bridges: run_in_executor, to_thread, the default thread
 // pool, wrap_future (std::future -> future) and to_std_future (future -> std::future).
 //
 #ifndef ASIO_FUTURES_THREAD_HPP

@@ -1,7 +1,7 @@
 //
 // asio_futures/wait.hpp
 //
-// Waiting combinators (DESIGN.md §4): wait, wait_for, as_completed, first_completed, timeout.
+// Waiting combinators: wait, wait_for, as_completed, first_completed, timeout.
 // Semantics are asyncio's; docs/waiting.md has the cancellation rules of each.
 //
 #ifndef ASIO_FUTURES_WAIT_HPP
