@@ -5,7 +5,10 @@
 //
 // It also replaces the global operator new/delete for the whole test executable, so that a
 // test can make a chosen allocation fail (support/alloc_fault.hpp). Disarmed, they are
-// malloc and free (sanitizers still see every block).
+// malloc and free (sanitizers still see every block). Asio allocates its handlers' and
+// operations' memory with aligned_alloc, not operator new: the C function aligned_alloc is
+// replaced too (on glibc the executable's definition takes precedence), with the same
+// control, on top of posix_memalign.
 #define BOOST_TEST_MODULE asio_futures
 #include <boost/test/unit_test.hpp>
 
@@ -21,16 +24,27 @@ namespace {
 thread_local std::size_t fail_countdown = 0;
 thread_local bool failure_fired = false;
 
-void* allocate(std::size_t n, std::size_t align) {
+/// True if this allocation is the one armed to fail.
+bool fail_now() noexcept {
   if (fail_countdown != 0 && --fail_countdown == 0) {
     failure_fired = true;
-    throw std::bad_alloc();
+    return true;
   }
+  return false;
+}
+
+void* allocate(std::size_t n, std::size_t align) {
+  if (fail_now())
+    throw std::bad_alloc();
   if (n == 0)
     n = 1;
-  void* p = align > alignof(std::max_align_t)
-                ? std::aligned_alloc(align, (n + align - 1) / align * align)
-                : std::malloc(n);
+  void* p = nullptr;
+  if (align > alignof(std::max_align_t)) {
+    if (posix_memalign(&p, align, n) != 0)
+      p = nullptr;
+  } else {
+    p = std::malloc(n);
+  }
   if (!p)
     throw std::bad_alloc();
   return p;
@@ -53,6 +67,15 @@ void asio_futures_test::allocation_control::fail_at(std::size_t n) noexcept {
 
 bool asio_futures_test::allocation_control::fired() noexcept {
   return failure_fired;
+}
+
+extern "C" void* aligned_alloc(std::size_t align, std::size_t n) noexcept {
+  if (fail_now())
+    return nullptr;
+  void* p = nullptr;
+  if (align < sizeof(void*))
+    align = sizeof(void*);
+  return posix_memalign(&p, align, n) == 0 ? p : nullptr;
 }
 
 void* operator new(std::size_t n) {

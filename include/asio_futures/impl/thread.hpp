@@ -18,6 +18,19 @@
 namespace asio_futures {
 namespace detail {
 
+/// Posts `job` (which resolves `s`) to `pool`. If posting throws (allocation), the job was
+/// destroyed unrun and failed `s`; the caller gets the exception instead of the future, so
+/// that failure is marked retrieved (it is not a lost exception).
+template <class R, class PoolExecutor, class Job>
+void post_offload_job(const PoolExecutor& pool, state<R>& s, Job&& job) {
+  try {
+    asio::post(pool, std::forward<Job>(job));
+  } catch (...) {
+    s.mark_retrieved();
+    throw;
+  }
+}
+
 /// Submits the job computing `f(args...)` into the pending `out` to `pool`, or fails `out` at
 /// once if the pool will never run it.
 template <class R, class PoolExecutor, class F, class... Args>
@@ -45,12 +58,14 @@ void submit_offload(const future<R>& out, const PoolExecutor& pool, F&& f, Args&
       if (completed && s->get_outcome() == outcome::cancelled)
         source.request_stop();
     });
-    asio::post(pool, offload_job<R, decltype(call)>(state_ptr<R>::share(s), std::move(call)));
+    post_offload_job(pool, *s,
+                     offload_job<R, decltype(call)>(state_ptr<R>::share(s), std::move(call)));
   } else {
     auto call = [f = std::forward<F>(f), ... args = std::forward<Args>(args)]() mutable -> R {
       return std::invoke(std::move(f), std::move(args)...);
     };
-    asio::post(pool, offload_job<R, decltype(call)>(state_ptr<R>::share(s), std::move(call)));
+    post_offload_job(pool, *s,
+                     offload_job<R, decltype(call)>(state_ptr<R>::share(s), std::move(call)));
   }
 }
 

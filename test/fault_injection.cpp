@@ -1,0 +1,413 @@
+// Allocation failure inside every public operation: the k-th allocation the operation makes
+// fails, for every k, until it makes no more. Each call either throws std::bad_alloc at the
+// caller, leaving nothing behind (no registration, no task, no job, no invocation later), or
+// succeeds and then behaves exactly as without the fault (its result arrives, exactly once,
+// with the right value). A hang fails the case (bounded waits); a leak fails the ASan build
+// (LeakSanitizer at exit); a std::terminate fails the run.
+//
+// The operation runs on a fresh thread: Asio recycles small blocks per thread (handlers,
+// coroutine frames), and a fresh thread's cache is empty, so every allocation reaches the
+// test executable's operator new (support/alloc_fault.hpp).
+//
+// Not covered here: an allocation failing on the thread that *completes* a future with
+// waiters registered (set_result, cancel). Submitting a waiter's completion to its executor
+// allocates (Asio's executors allocate the queued function), and that failure inside the
+// noexcept completion path terminates; docs/reliability.md states the limit.
+#include "support/alloc_fault.hpp"
+#include "support/checks.hpp"
+#include "support/co_test.hpp"
+
+#include <asio_futures/future.hpp>
+#include <asio_futures/gather.hpp>
+#include <asio_futures/shield.hpp>
+#include <asio_futures/sleep.hpp>
+#include <asio_futures/task.hpp>
+#include <asio_futures/task_group.hpp>
+#include <asio_futures/thread.hpp>
+#include <asio_futures/use_future.hpp>
+#include <asio_futures/wait.hpp>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <new>
+#include <optional>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+namespace asio = boost::asio;
+namespace af = asio_futures;
+namespace aft = asio_futures_test;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// What one call under an injected fault did.
+struct fault_result {
+  bool fired = false; // the armed allocation happened (false: the call made fewer)
+  bool threw = false; // the call threw std::bad_alloc
+};
+
+/// Runs `call` on a fresh thread whose k-th allocation fails. Any exception other than
+/// bad_alloc fails the case (join_for rethrows it); a hang fails it too.
+template <class Call> fault_result under_fault(std::size_t k, Call&& call) {
+  fault_result r;
+  aft::bounded_thread t([&] {
+    aft::allocation_fault fault(k);
+    try {
+      call();
+    } catch (const std::bad_alloc&) {
+      r.threw = true;
+    }
+    r.fired = fault.fired();
+  });
+  BOOST_TEST_REQUIRE(t.join_for());
+  return r;
+}
+
+/// Calls `round(k)` for k = 1, 2, ... until a round's armed allocation no longer happens
+/// (the operation succeeded with every allocation it makes); returns how many rounds had a
+/// failure injected. `round` checks its own outcome.
+template <class Round> std::size_t sweep(Round&& round) {
+  for (std::size_t k = 1; k < 2000; ++k) {
+    if (!round(k).fired) {
+      BOOST_TEST_MESSAGE("allocation failures injected: " << k - 1);
+      return k - 1;
+    }
+  }
+  BOOST_FAIL("the operation never stopped allocating");
+  return 0;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(fault_injection_)
+
+BOOST_AUTO_TEST_CASE(constructing_a_future) {
+  asio::io_context ioc;
+  const std::size_t faults = sweep([&](std::size_t k) {
+    std::optional<af::future<int>> f;
+    const fault_result r = under_fault(k, [&] { f.emplace(ioc.get_executor()); });
+    BOOST_TEST(r.threw != f.has_value());
+    if (f) {
+      f->set_result(int(k));
+      BOOST_TEST(f->result() == int(k));
+    }
+    return r;
+  });
+  BOOST_TEST(faults >= 1); // the state
+}
+
+BOOST_AUTO_TEST_CASE(adding_a_done_callback) {
+  const std::size_t faults = sweep([&](std::size_t k) {
+    asio::io_context ioc;
+    af::future<int> f(ioc.get_executor());
+    int calls = 0;
+    const fault_result r = under_fault(k, [&] {
+      f.add_done_callback([&](const af::future<int>& g) {
+        ++calls;
+        BOOST_TEST(g.result() == 5);
+      });
+    });
+    f.set_result(5);
+    aft::poll(ioc);
+    BOOST_TEST(calls == (r.threw ? 0 : 1));
+    BOOST_TEST(!aft::has_outstanding_work(ioc));
+    return r;
+  });
+  BOOST_TEST(faults >= 1);
+}
+
+BOOST_AUTO_TEST_CASE(waiting_with_a_callback) {
+  const std::size_t faults = sweep([&](std::size_t k) {
+    asio::io_context ioc;
+    af::future<int> f(ioc.get_executor());
+    int calls = 0;
+    const fault_result r = under_fault(k, [&] {
+      f.async_wait([&](std::exception_ptr e, int v) {
+        ++calls;
+        BOOST_TEST(!e);
+        BOOST_TEST(v == 6);
+      });
+    });
+    f.set_result(6);
+    BOOST_TEST(aft::run_until(ioc, [&] { return calls > 0 || r.threw; }));
+    aft::poll(ioc);
+    BOOST_TEST(calls == (r.threw ? 0 : 1));
+    BOOST_TEST(!aft::has_outstanding_work(ioc));
+    return r;
+  });
+  BOOST_TEST(faults >= 1); // the waiter's node
+}
+
+BOOST_AUTO_TEST_CASE(waiting_with_a_cancellation_slot) {
+  // A coroutine's await is this initiation with its cancellation slot bound (the slot's
+  // handler is allocated too). After a successful call, the wait completes exactly once:
+  // by a terminal cancellation (odd k) or by the value (even k).
+  const std::size_t faults = sweep([&](std::size_t k) {
+    asio::io_context ioc;
+    af::future<int> f(ioc.get_executor());
+    asio::cancellation_signal signal;
+    int calls = 0;
+    std::exception_ptr error;
+    const fault_result r = under_fault(k, [&] {
+      f.async_wait(asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr e, int v) {
+        ++calls;
+        error = e;
+        if (!e)
+          BOOST_TEST(v == 8);
+      }));
+    });
+    const bool by_cancel = k % 2 == 1;
+    if (by_cancel)
+      signal.emit(asio::cancellation_type::terminal);
+    else
+      f.set_result(8);
+    BOOST_TEST(aft::run_until(ioc, [&] { return calls > 0 || r.threw; }));
+    aft::poll(ioc);
+    BOOST_TEST(calls == (r.threw ? 0 : 1));
+    if (!r.threw && by_cancel)
+      BOOST_TEST(aft::holds<af::cancelled_error>(error));
+    BOOST_TEST(!aft::has_outstanding_work(ioc));
+    return r;
+  });
+  BOOST_TEST(faults >= 2); // the waiter's node and the slot's handler
+}
+
+BOOST_AUTO_TEST_CASE(then) {
+  const std::size_t faults = sweep([&](std::size_t k) {
+    asio::io_context ioc;
+    af::future<int> f(ioc.get_executor());
+    std::optional<af::future<int>> next;
+    int calls = 0;
+    const fault_result r = under_fault(k, [&] {
+      next = f.then([&](int v) {
+        ++calls;
+        return v + 1;
+      });
+    });
+    BOOST_TEST(r.threw != next.has_value());
+    f.set_result(1);
+    if (next) {
+      BOOST_TEST(aft::run_until(ioc, [&] { return next->done(); }));
+      BOOST_TEST(next->result() == 2);
+    }
+    aft::poll(ioc);
+    BOOST_TEST(calls == (next ? 1 : 0));
+    return r;
+  });
+  BOOST_TEST(faults >= 2); // the result's state and the continuation's node
+}
+
+/// Sweeps one combinator over two pending futures: `start(a, b)` (the faulted call) throws
+/// bad_alloc, and the inputs are untouched (they complete as if it had never been called), or
+/// it returns a result that `check(ioc, result)` finds correct once the inputs are set. Only
+/// the combinator's own call is faulted: its result is stored in place, without allocating.
+template <class Start, class Check>
+void sweep_combinator(const char* name, Start&& start, Check&& check) {
+  BOOST_TEST_CONTEXT(name) {
+    const std::size_t faults = sweep([&](std::size_t k) {
+      asio::io_context ioc;
+      af::future<int> a(ioc.get_executor());
+      af::future<int> b(ioc.get_executor());
+      std::optional<decltype(start(a, b))> result;
+      const fault_result r = under_fault(k, [&] { result.emplace(start(a, b)); });
+      BOOST_TEST(r.threw != result.has_value());
+      a.set_result(1);
+      // first_completed cancels the other inputs once one is done: b may be cancelled.
+      BOOST_TEST((b.try_set_result(2) || (result && b.cancelled())));
+      if (result)
+        check(ioc, *result);
+      aft::poll(ioc);
+      BOOST_TEST(a.result() == 1);
+      if (!b.cancelled())
+        BOOST_TEST(b.result() == 2);
+      BOOST_TEST(!aft::has_outstanding_work(ioc));
+      return r;
+    });
+    BOOST_TEST(faults >= 1);
+  }
+}
+
+using int_futures = std::vector<af::future<int>>;
+
+BOOST_AUTO_TEST_CASE(combinators) {
+  sweep_combinator(
+      "gather(a, b)", [](const auto& a, const auto& b) { return af::gather(a, b); },
+      [](asio::io_context& ioc, const auto& g) {
+        BOOST_TEST(aft::run_until(ioc, [&] { return g.done(); }));
+        BOOST_TEST((g.result() == std::tuple<int, int>(1, 2)));
+      });
+  sweep_combinator(
+      "gather(return_exceptions, a, b)",
+      [](const auto& a, const auto& b) { return af::gather(af::return_exceptions, a, b); },
+      [](asio::io_context& ioc, const auto& g) {
+        BOOST_TEST(aft::run_until(ioc, [&] { return g.done(); }));
+        BOOST_TEST(std::get<0>(g.result()).value() == 1);
+        BOOST_TEST(std::get<1>(g.result()).value() == 2);
+      });
+  // The input vector is built inside the faulted call: its failure is one more bad_alloc
+  // before the combinator starts.
+  const auto vector_of = [](const auto& a, const auto& b) { return int_futures{a, b}; };
+  sweep_combinator(
+      "gather(vector)", [&](const auto& a, const auto& b) { return af::gather(vector_of(a, b)); },
+      [](asio::io_context& ioc, const auto& g) {
+        BOOST_TEST(aft::run_until(ioc, [&] { return g.done(); }));
+        BOOST_TEST((g.result() == std::vector<int>{1, 2}));
+      });
+  sweep_combinator(
+      "wait(vector)", [&](const auto& a, const auto& b) { return af::wait(vector_of(a, b)); },
+      [](asio::io_context& ioc, const auto& w) {
+        BOOST_TEST(aft::run_until(ioc, [&] { return w.done(); }));
+        BOOST_TEST(w.result().done.size() == 2u);
+        BOOST_TEST(w.result().pending.empty());
+      });
+  sweep_combinator(
+      "wait_for(a, 1h)",
+      [](const auto& a, const auto&) { return af::wait_for(a, std::chrono::hours(1)); },
+      [](asio::io_context& ioc, const auto& w) {
+        BOOST_TEST(aft::run_until(ioc, [&] { return w.done(); }));
+        BOOST_TEST(w.result() == 1);
+      });
+  sweep_combinator(
+      "first_completed(vector)",
+      [&](const auto& a, const auto& b) { return af::first_completed(vector_of(a, b)); },
+      [](asio::io_context& ioc, const auto& w) {
+        BOOST_TEST(aft::run_until(ioc, [&] { return w.done(); }));
+        BOOST_TEST(w.result() == 1);
+      });
+  sweep_combinator(
+      "shield(a)", [](const auto& a, const auto&) { return af::shield(a); },
+      [](asio::io_context& ioc, const auto& s) {
+        BOOST_TEST(aft::run_until(ioc, [&] { return s.done(); }));
+        BOOST_TEST(s.result() == 1);
+      });
+  sweep_combinator(
+      "as_completed(vector)",
+      [&](const auto& a, const auto& b) { return af::as_completed(vector_of(a, b)); },
+      [](asio::io_context& ioc, const auto& it) {
+        int sum = 0;
+        int got = 0;
+        for (int i = 1; i <= 2; ++i) { // one async_next outstanding at a time
+          it.async_next([&](std::exception_ptr e, af::future<int> f) {
+            BOOST_TEST(!e);
+            sum += f.result();
+            ++got;
+          });
+          BOOST_TEST(aft::run_until(ioc, [&] { return got == i; }));
+        }
+        BOOST_TEST(sum == 3);
+      });
+}
+
+BOOST_AUTO_TEST_CASE(create_task) {
+  const std::size_t faults = sweep([&](std::size_t k) {
+    asio::io_context ioc;
+    std::atomic<int> ran{0};
+    std::optional<af::task<int>> t;
+    const fault_result r = under_fault(k, [&] {
+      t.emplace(af::create_task(ioc.get_executor(), [&]() -> asio::awaitable<int> {
+        ++ran;
+        co_return 3;
+      }));
+    });
+    BOOST_TEST(r.threw != t.has_value());
+    aft::poll(ioc);
+    BOOST_TEST(ran.load() == (t ? 1 : 0));
+    if (t) {
+      BOOST_TEST_REQUIRE(t->done());
+      BOOST_TEST(t->result() == 3);
+    }
+    BOOST_TEST(af::all_tasks(ioc).empty());
+    return r;
+  });
+  BOOST_TEST(faults >= 2); // the task's state and its coroutine
+}
+
+BOOST_AUTO_TEST_CASE(run_in_executor) {
+  asio::thread_pool pool(1);
+  const std::size_t faults = sweep([&](std::size_t k) {
+    std::atomic<int> ran{0};
+    std::optional<af::future<int>> f;
+    const fault_result r = under_fault(k, [&] {
+      f.emplace(af::run_in_executor(pool, [&] {
+        ++ran;
+        return 4;
+      }));
+    });
+    BOOST_TEST(r.threw != f.has_value());
+    if (f) {
+      BOOST_TEST(f->wait_for(aft::default_timeout));
+      BOOST_TEST(f->result() == 4);
+      BOOST_TEST(ran.load() == 1);
+    } else {
+      // A job that was never submitted never runs: a later job on the same single thread
+      // runs after anything queued before it.
+      af::run_in_executor(pool, [] {}).wait();
+      BOOST_TEST(ran.load() == 0);
+    }
+    return r;
+  });
+  BOOST_TEST(faults >= 2); // the future's state and the job
+}
+
+BOOST_AUTO_TEST_CASE(use_future) {
+  const std::size_t faults = sweep([&](std::size_t k) {
+    asio::io_context ioc;
+    asio::steady_timer timer(ioc, 0ms);
+    std::optional<af::future<void>> f;
+    const fault_result r = under_fault(k, [&] { f.emplace(timer.async_wait(af::use_future)); });
+    BOOST_TEST(r.threw != f.has_value());
+    if (f) {
+      BOOST_TEST(aft::run_until(ioc, [&] { return f->done(); }));
+      BOOST_TEST(!f->exception());
+    }
+    aft::poll(ioc);
+    BOOST_TEST(!aft::has_outstanding_work(ioc));
+    return r;
+  });
+  BOOST_TEST(faults >= 2); // the future's state and the timer's operation
+}
+
+BOOST_AUTO_TEST_CASE(task_group_and_its_join) {
+  const std::size_t faults = sweep([&](std::size_t k) {
+    asio::io_context ioc;
+    std::atomic<int> ran{0};
+    std::optional<std::exception_ptr> joined;
+    const fault_result r = under_fault(k, [&] {
+      af::task_group tg(ioc);
+      tg.create_task([&]() -> asio::awaitable<void> {
+        ++ran;
+        co_return;
+      });
+      tg.async_join([&](std::exception_ptr e) { joined = e; });
+      aft::poll(ioc); // the child and the join run on the faulted thread
+    });
+    // The group lived in the faulted call: whatever failed, its destructor cancelled and
+    // released what was left; nothing is pending and nothing runs later.
+    aft::poll(ioc);
+    BOOST_TEST(ran.load() <= 1);
+    BOOST_TEST(af::all_tasks(ioc).empty());
+    BOOST_TEST(!aft::has_outstanding_work(ioc));
+    if (!r.threw) {
+      BOOST_TEST_REQUIRE(joined.has_value());
+      BOOST_TEST(!*joined);
+      BOOST_TEST(ran.load() == 1);
+    }
+    return r;
+  });
+  BOOST_TEST(faults >= 3);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
