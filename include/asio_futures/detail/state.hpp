@@ -41,6 +41,8 @@ enum class node_action : std::uint8_t {
 /// linked in the state's list. Whoever takes it out of the list — the completer (by swapping
 /// the whole list out), a remover (remove_done_callback, a partial cancellation, a shutting-down
 /// service) or the state's destructor — owns it from then on and must call `fn_` exactly once.
+/// One exception: a blocking waiter that removes its own node (wait_for timed out) simply
+/// drops it, since its `fn_` would only signal that waiter.
 struct node {
   using fn_type = void (*)(node*, node_action, state_base*) noexcept;
 
