@@ -3,14 +3,12 @@
 
 #include "support/checks.hpp"
 #include "support/co_test.hpp"
-#include "support/tracking.hpp"
 
 #include <asio_futures/task.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -259,40 +257,6 @@ BOOST_AUTO_TEST_CASE(stress_inner_completion_races_with_outer_cancel) {
     if (!outers[r].cancelled())
       BOOST_TEST(outers[r].result() == r);
   }
-}
-
-BOOST_AUTO_TEST_CASE(a_shield_awaited_when_its_context_is_destroyed_frees_everything) {
-  // As for gather: the shield and an inner only the destroyed coroutine referenced used to
-  // keep each other alive. The inner's done-callback owns a counted object: a leaked inner
-  // keeps it alive. A shield held elsewhere ends cancelled; its inner is not cancelled.
-  aft::instance_counters counters;
-  std::optional<af::future<int>> kept;
-  std::optional<af::future<int>> shared_inner;
-  {
-    asio::io_context ioc;
-    const auto ex = ioc.get_executor();
-    const auto input = [&](int v) {
-      af::future<int> f(ex);
-      f.add_done_callback([c = aft::counted(counters, v)](const af::future<int>&) {});
-      return f;
-    };
-    shared_inner = input(2);
-    asio::co_spawn(
-        ioc,
-        [&]() -> asio::awaitable<void> {
-          af::future<int> inner = input(1);
-          kept = af::shield(*shared_inner);
-          co_await af::shield(inner).async_wait();
-        },
-        asio::detached);
-    aft::poll(ioc);
-    BOOST_TEST(counters.live.load() == 2);
-  }
-  BOOST_TEST(counters.live.load() == 1); // only the inner someone still holds
-  BOOST_TEST_REQUIRE(kept->done());
-  BOOST_TEST(kept->cancelled());
-  BOOST_TEST(!shared_inner->done()); // a shield never cancels its inner
-  BOOST_TEST(shared_inner->try_set_result(5));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -17,7 +17,6 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -514,40 +513,6 @@ BOOST_AUTO_TEST_CASE(races_between_completion_deadline_and_cancel_on_two_threads
   }
   BOOST_TEST(callbacks.load() == iterations); // each wait ended exactly once
   BOOST_TEST_MESSAGE("wait races: " << completed << " completed, " << cancelled << " cancelled");
-}
-
-BOOST_AUTO_TEST_CASE(a_wait_awaited_when_its_context_is_destroyed_frees_everything) {
-  // A coroutine awaits wait over futures only it references; the context is destroyed with
-  // it suspended. The combinator and its inputs used to keep each other alive (LeakSanitizer:
-  // a leak). Each input's done-callback owns a counted object: a leaked input keeps it alive.
-  // A wait someone else holds ends cancelled; its inputs are not cancelled.
-  aft::instance_counters counters;
-  std::optional<af::future<af::wait_result<int>>> kept;
-  std::optional<af::future<int>> shared_input;
-  {
-    asio::io_context ioc;
-    const auto ex = ioc.get_executor();
-    const auto input = [&](int v) {
-      af::future<int> f(ex);
-      f.add_done_callback([c = aft::counted(counters, v)](const af::future<int>&) {});
-      return f;
-    };
-    shared_input = input(3);
-    asio::co_spawn(
-        ioc,
-        [&]() -> asio::awaitable<void> {
-          std::vector<af::future<int>> mine{input(1), input(2)};
-          kept = af::wait(std::vector<af::future<int>>{*shared_input});
-          co_await af::wait(std::move(mine)).async_wait();
-        },
-        asio::detached);
-    aft::poll(ioc);
-    BOOST_TEST(counters.live.load() == 3);
-  }
-  BOOST_TEST(counters.live.load() == 1); // only the input someone still holds
-  BOOST_TEST_REQUIRE(kept->done());
-  BOOST_TEST(kept->cancelled());
-  BOOST_TEST(shared_input->try_set_result(4)); // not cancelled by the combinator
 }
 
 BOOST_AUTO_TEST_SUITE_END() // wait_
@@ -1419,40 +1384,6 @@ BOOST_AUTO_TEST_CASE(races_between_inputs_completing_on_two_threads_and_cancel) 
     BOOST_TEST(eventually([&] { return callbacks.load() == iterations; }));
   }
   BOOST_TEST(callbacks.load() == iterations);
-}
-
-BOOST_AUTO_TEST_CASE(a_first_completed_awaited_when_its_context_is_destroyed_frees_everything) {
-  // A coroutine awaits first_completed over futures only it references; the context is destroyed
-  // with it suspended. The combinator and its inputs used to keep each other alive (LeakSanitizer:
-  // a leak). Each input's done-callback owns a counted object: a leaked input keeps it alive.
-  // A first_completed someone else holds ends cancelled; its inputs are not cancelled.
-  aft::instance_counters counters;
-  std::optional<af::future<int>> kept;
-  std::optional<af::future<int>> shared_input;
-  {
-    asio::io_context ioc;
-    const auto ex = ioc.get_executor();
-    const auto input = [&](int v) {
-      af::future<int> f(ex);
-      f.add_done_callback([c = aft::counted(counters, v)](const af::future<int>&) {});
-      return f;
-    };
-    shared_input = input(3);
-    asio::co_spawn(
-        ioc,
-        [&]() -> asio::awaitable<void> {
-          std::vector<af::future<int>> mine{input(1), input(2)};
-          kept = af::first_completed(std::vector<af::future<int>>{*shared_input});
-          co_await af::first_completed(std::move(mine)).async_wait();
-        },
-        asio::detached);
-    aft::poll(ioc);
-    BOOST_TEST(counters.live.load() == 3);
-  }
-  BOOST_TEST(counters.live.load() == 1); // only the input someone still holds
-  BOOST_TEST_REQUIRE(kept->done());
-  BOOST_TEST(kept->cancelled());
-  BOOST_TEST(shared_input->try_set_result(4)); // not cancelled by the combinator
 }
 
 BOOST_AUTO_TEST_SUITE_END() // first_completed_

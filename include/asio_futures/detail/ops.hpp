@@ -311,33 +311,6 @@ template <class Executor> waiter_service* service_for(const Executor& ex) {
   return ctx ? &waiter_service::of(*ctx) : nullptr;
 }
 
-/// Registers `n`, a combinator's node linked (or about to be linked) in its result `out`,
-/// with the waiter service of `out`'s context, if it has one: when that context is destroyed
-/// with the node still linked, the service's shutdown takes it and calls its function with
-/// node_action::destroy. The combinator then ends its result cancelled (see
-/// cancel_at_shutdown) and lets go of its inputs; otherwise a combinator over inputs only a
-/// destroyed coroutine referenced would keep them, and they it, alive for good. Throws
-/// invalid_state_error if the context has shut down, and what creating the service throws.
-inline void watch_context_of(wait_node& n, state_base& out) {
-  if (waiter_service* svc = service_for(out.executor())) {
-    n.owner_ = &out;
-    svc->add(&n);
-  }
-}
-
-/// Cancels `out`, a combinator's pending result, because its context is being destroyed
-/// (see watch_context_of). `who` names the combinator. Never throws.
-inline void cancel_at_shutdown(state_base& out, const char* who) noexcept {
-  std::string msg;
-  try {
-    msg = who;
-    msg += ": the execution context was destroyed";
-  } catch (...) {
-    msg.clear(); // bad_alloc: cancelled without a message
-  }
-  out.cancel_state(std::move(msg));
-}
-
 /// The serial of `svc` for a state's context_serial (0 without a service).
 inline std::uint32_t serial_of(const waiter_service* svc) noexcept {
   return svc ? svc->serial() : 0;

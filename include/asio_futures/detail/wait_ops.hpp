@@ -331,45 +331,6 @@ private:
   std::atomic<bool> expired_{false};
 };
 
-// --- the context watch ----------------------------------------------------------------------
-
-/// A combinator state's watch on its own context (see watch_context_of): a node embedded in
-/// the state, linked in the state's own list and registered with its context's waiter
-/// service. Completing the state unregisters it; destroying the context while the state is
-/// pending calls `on_shutdown(state)`, which ends the state cancelled and cuts its links, so
-/// that a combinator over inputs only a destroyed coroutine referenced does not keep them,
-/// and they it, alive for good.
-class context_watch final : public wait_node {
-public:
-  using handler = void (*)(state_base&) noexcept;
-
-  explicit context_watch(handler on_shutdown) noexcept
-      : wait_node(&do_fn), on_shutdown_(on_shutdown) {}
-
-  /// Setup: registers and links into `self`. Throws what watch_context_of throws (then
-  /// nothing is registered or linked).
-  void start(state_base& self) {
-    watch_context_of(*this, self);
-    registered_ = svc_ != nullptr;
-    if (!self.push(this))
-      unregister(this); // already done: nothing to watch
-  }
-
-private:
-  static void do_fn(node* n, node_action a, state_base* s) noexcept {
-    auto* w = static_cast<context_watch*>(n);
-    // The service's shutdown walk unregisters a node before destroying it; the state's
-    // destructor (the other source of destroy) leaves it registered.
-    const bool shutdown = a == node_action::destroy && w->registered_ && w->svc_ == nullptr;
-    unregister(w);
-    if (shutdown)
-      w->on_shutdown_(*s);
-  }
-
-  handler on_shutdown_;
-  bool registered_ = false;
-};
-
 // --- first_completed ------------------------------------------------------------------------
 
 /// The state of `first_completed(...)`: the outcome of the first input to finish; every other
@@ -377,11 +338,10 @@ private:
 template <class T> class first_completed_state final : public state<T> {
 public:
   first_completed_state(const asio::any_io_executor& ex, std::vector<future<T>> futures)
-      : state<T>(ex, &hooks_), links_(std::move(futures)), watch_(&on_context_shutdown) {}
+      : state<T>(ex, &hooks_), links_(std::move(futures)) {}
 
   void start() {
     try {
-      watch_.start(*this);
       links_.link([this](std::size_t i) {
         return [s = state_ptr<T>::share(this), i](bool completed) {
           if (completed)
@@ -428,17 +388,7 @@ private:
   static constexpr state_hooks hooks_{&first_completed_state::cancel,
                                       &first_completed_state::destroy, false};
 
-  /// The context is being destroyed with the result pending: the result ends cancelled, the
-  /// inputs are left alone (not cancelled) and let go of.
-  static void on_context_shutdown(state_base& b) noexcept {
-    auto& self = static_cast<first_completed_state&>(b);
-    const state_ptr<T> keep = state_ptr<T>::share(&self); // cut() may drop the last other
-    cancel_at_shutdown(self, "asio_futures::first_completed");
-    self.links_.cut();
-  }
-
   child_links<T> links_;
-  context_watch watch_;
 };
 
 // --- as_completed ---------------------------------------------------------------------------

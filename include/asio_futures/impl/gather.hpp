@@ -7,8 +7,6 @@
 #ifndef ASIO_FUTURES_IMPL_GATHER_HPP
 #define ASIO_FUTURES_IMPL_GATHER_HPP
 
-#include <asio_futures/detail/ops.hpp>
-#include <asio_futures/detail/service.hpp>
 #include <asio_futures/detail/state.hpp>
 
 #include <boost/asio/system_executor.hpp>
@@ -160,14 +158,6 @@ template <class Owner> struct gather_node : node {
   Owner* owner_;
 };
 
-/// The gather's node on its result, registered with the result's context too (see
-/// watch_context_of): destroying that context with the gather pending ends the result
-/// cancelled and makes the gather let go of its inputs.
-template <class Owner> struct gather_out_node : wait_node {
-  gather_out_node(node::fn_type fn, Owner* g) noexcept : wait_node(fn), gather_(g) {}
-  Owner* gather_;
-};
-
 /// Resolves `out` with the value built by `build()`, if nobody resolved it first. Never
 /// throws: a failure to build the result (bad_alloc, a throwing move) fails it instead.
 template <class R, class Build> void finish_gather(state<R>& out, Build&& build) noexcept {
@@ -204,12 +194,6 @@ public:
       throw_invalid_state("asio_futures::gather: empty future handle");
     future<result_type> out(first_executor(children...));
     auto* g = new gather_tuple(access<result_type>::share(out), children...);
-    try {
-      watch_context_of(g->out_node_, *g->out_);
-    } catch (...) {
-      delete g; // nothing is linked yet
-      throw;
-    }
     (g->template link<Is>(), ...);
     // The result's node last: until now nobody else could read children_ (the result is not
     // handed out yet, and a child failing meanwhile resolves it without running this node).
@@ -269,14 +253,8 @@ private:
   /// Runs inline in whoever completes the result (once): cancels the pending children if the
   /// result was cancelled, then lets go of every child.
   static void on_out(node* n, node_action a, state_base* s) noexcept {
-    auto* on = static_cast<gather_out_node<gather_tuple>*>(n);
-    gather_tuple* g = on->gather_;
-    unregister(on);
-    if (a == node_action::destroy) {
-      // The result's context is being destroyed (see gather_out_node): the result ends
-      // cancelled, the inputs are left as they are.
-      cancel_at_shutdown(*g->out_, "asio_futures::gather");
-    } else if (s->get_outcome() == outcome::cancelled) {
+    auto* g = static_cast<gather_node<gather_tuple>*>(n)->owner_;
+    if (a != node_action::destroy && s->get_outcome() == outcome::cancelled) {
       const std::string msg = cancel_message_of(s->error());
       (cancel_child(*access<Ts>::get(std::get<Is>(g->children_)), msg), ...);
     }
@@ -292,7 +270,7 @@ private:
   bool filled_[sizeof...(Ts)] = {};                // slot I constructed (same writer, before its
                                                    // update of the count)
   std::array<gather_node<gather_tuple>, sizeof...(Ts)> nodes_; // node I: on child I's list
-  gather_out_node<gather_tuple> out_node_;
+  gather_node<gather_tuple> out_node_;
 };
 
 /// The ranged gather: one allocation holding this header followed by one entry per child
@@ -332,12 +310,6 @@ public:
     auto* g = ::new (mem) gather_vector(access<result_type>::share(out), std::move(children));
     for (std::size_t i = 0; i < n; ++i)
       ::new (static_cast<void*>(g->entries() + i)) entry(g);
-    try {
-      watch_context_of(g->out_node_, *g->out_);
-    } catch (...) {
-      g->destroy(); // nothing is linked yet
-      throw;
-    }
     for (std::size_t i = 0; i < n; ++i) {
       auto& cs = *access<T>::get(g->children_[i]);
       if (!cs.push(g->entries() + i))
@@ -370,13 +342,10 @@ private:
   }
 
   void release() noexcept {
-    if (drop())
-      destroy();
-  }
-
-  void destroy() noexcept {
-    this->~gather_vector();
-    ::operator delete(static_cast<void*>(this), std::align_val_t(align()));
+    if (drop()) {
+      this->~gather_vector();
+      ::operator delete(static_cast<void*>(this), std::align_val_t(align()));
+    }
   }
 
   static void on_child(node* n, node_action a, state_base* s) noexcept {
@@ -401,12 +370,8 @@ private:
   void store(entry& e, state<T>& cs) noexcept { store_child<Collect>(cs, *out_, e.slot, e.filled); }
 
   static void on_out(node* n, node_action a, state_base* s) noexcept {
-    auto* on = static_cast<gather_out_node<gather_vector>*>(n);
-    gather_vector* g = on->gather_;
-    unregister(on);
-    if (a == node_action::destroy) {
-      cancel_at_shutdown(*g->out_, "asio_futures::gather"); // see gather_tuple::on_out
-    } else if (s->get_outcome() == outcome::cancelled) {
+    auto* g = static_cast<gather_node<gather_vector>*>(n)->owner_;
+    if (a != node_action::destroy && s->get_outcome() == outcome::cancelled) {
       const std::string msg = cancel_message_of(s->error());
       for (const F& c : g->children_)
         cancel_child(*access<T>::get(c), msg);
@@ -418,7 +383,7 @@ private:
   state_ptr<result_type> out_;
   std::vector<F> children_; // dropped by on_out once the result is done
   std::size_t size_;
-  gather_out_node<gather_vector> out_node_;
+  gather_node<gather_vector> out_node_;
 };
 
 template <bool Collect, class... Fs>

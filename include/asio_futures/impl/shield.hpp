@@ -7,7 +7,6 @@
 #ifndef ASIO_FUTURES_IMPL_SHIELD_HPP
 #define ASIO_FUTURES_IMPL_SHIELD_HPP
 
-#include <asio_futures/detail/ops.hpp>
 #include <asio_futures/detail/state.hpp>
 
 #include <atomic>
@@ -55,11 +54,6 @@ template <class T> class shield_link {
     link_node(node::fn_type fn, shield_link* owner) noexcept : node(fn), owner_(owner) {}
     shield_link* owner_;
   };
-  /// The node on the result, registered with the result's context too (watch_context_of).
-  struct out_link_node : wait_node {
-    out_link_node(node::fn_type fn, shield_link* owner) noexcept : wait_node(fn), shield_(owner) {}
-    shield_link* shield_;
-  };
 
 public:
   static future<T> start(const future<T>& inner) {
@@ -69,12 +63,6 @@ public:
     require_live_context(is);
     future<T> out(is.executor());
     auto* sh = new shield_link(access<T>::share(inner), access<T>::share(out));
-    try {
-      watch_context_of(sh->out_node_, *sh->out_);
-    } catch (...) {
-      delete sh; // nothing is linked yet
-      throw;
-    }
     if (!is.push(&sh->inner_node_))
       on_inner(&sh->inner_node_, node_action::complete, &is);
     state<T>& os = *sh->out_;
@@ -104,15 +92,10 @@ private:
   }
 
   /// Inline in the result's completer: a cancelled result lets go of the inner (asyncio's
-  /// shield removes its done-callback from the inner the same way). With destroy, the
-  /// result's context is being destroyed: the result ends cancelled, the inner untouched.
+  /// shield removes its done-callback from the inner the same way).
   static void on_out(node* n, node_action a, state_base* s) noexcept {
-    auto* on = static_cast<out_link_node*>(n);
-    shield_link* sh = on->shield_;
-    unregister(on);
-    if (a == node_action::destroy)
-      cancel_at_shutdown(*sh->out_, "asio_futures::shield");
-    if ((a == node_action::destroy || s->get_outcome() == outcome::cancelled) &&
+    auto* sh = static_cast<link_node*>(n)->owner_;
+    if (a != node_action::destroy && s->get_outcome() == outcome::cancelled &&
         sh->inner_->remove(&sh->inner_node_))
       on_inner(&sh->inner_node_, node_action::destroy, sh->inner_.get());
     sh->release();
@@ -121,8 +104,8 @@ private:
   std::atomic<std::uint32_t> refs_{3};
   state_ptr<T> inner_;
   state_ptr<T> out_;
-  link_node inner_node_;   // linked in inner_'s list
-  out_link_node out_node_; // linked in out_'s list
+  link_node inner_node_; // linked in inner_'s list
+  link_node out_node_;   // linked in out_'s list
 };
 
 } // namespace detail

@@ -31,13 +31,11 @@ template <class T> class wait_state final : public state<wait_result<T>> {
 
 public:
   wait_state(const asio::any_io_executor& ex, std::vector<future<T>> futures, return_when when)
-      : base(ex, &hooks_), links_(std::move(futures)), when_(when), remaining_(links_.size()),
-        watch_(&on_context_shutdown) {}
+      : base(ex, &hooks_), links_(std::move(futures)), when_(when), remaining_(links_.size()) {}
 
   /// Setup, on the calling thread (the caller holds a reference).
   void start(std::optional<wait_duration> timeout) {
     try {
-      watch_.start(*this);
       links_.link([this](std::size_t i) {
         return [s = state_ptr<result_type>::share(this), i](bool completed) {
           if (completed)
@@ -114,19 +112,9 @@ private:
   static void destroy(state_base* b) noexcept { delete static_cast<wait_state*>(b); }
   static constexpr state_hooks hooks_{&wait_state::cancel, &wait_state::destroy, false};
 
-  /// The context is being destroyed with the result pending (see context_watch): the result
-  /// ends cancelled and lets go of the inputs.
-  static void on_context_shutdown(state_base& b) noexcept {
-    auto& self = static_cast<wait_state&>(b);
-    const state_ptr<result_type> keep = state_ptr<result_type>::share(&self);
-    cancel_at_shutdown(self, "asio_futures::wait");
-    self.links_.cut();
-  }
-
   child_links<T> links_;
   const return_when when_;
   std::atomic<std::size_t> remaining_; // inputs not yet done (all_completed/first_exception)
-  context_watch watch_;
 };
 
 // --- the awaitable forms (timeout, wait_for on an awaitable) --------------------------------
