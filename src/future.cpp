@@ -66,6 +66,15 @@ bool state_base::cancel_state(std::string&& msg) noexcept {
   return true;
 }
 
+bool state_base::cancel_state(const char* msg) noexcept {
+  std::string m;
+  try {
+    m = msg;
+  } catch (...) { // bad_alloc: cancelled without a message
+  }
+  return cancel_state(std::move(m));
+}
+
 void state_base::report_lost() noexcept {
   try {
     exception_handler h;
@@ -212,12 +221,13 @@ std::uint32_t next_service_serial() noexcept {
 
 } // namespace
 
+// The constructor does not enter the registry: two threads making the first future of a
+// context at the same time may both construct a service (Asio constructs outside its registry
+// lock), and Asio keeps one and destroys the other. The service Asio kept enters the registry
+// in lookup(), before anyone learns its serial; the other one never does, so its destructor
+// cannot erase the kept one's entry.
 waiter_service::waiter_service(asio::execution_context& ctx)
-    : asio::execution_context::service(ctx), serial_(next_service_serial()) {
-  auto& r = registry();
-  std::lock_guard lock(r.mutex);
-  r.live[&ctx] = serial_;
-}
+    : asio::execution_context::service(ctx), serial_(next_service_serial()) {}
 
 waiter_service::~waiter_service() {
   {
@@ -241,6 +251,13 @@ bool waiter_service::registered(const asio::execution_context* ctx, std::uint32_
 
 waiter_service& waiter_service::lookup(asio::execution_context& ctx, std::uint64_t epoch) {
   waiter_service& s = asio::use_service<waiter_service>(ctx);
+  {
+    // Enters the service Asio kept (see the constructor); a no-op once it is in. An entry for
+    // this address can only be this service's: a dead context's service erased its own.
+    auto& r = registry();
+    std::lock_guard lock(r.mutex);
+    r.live.try_emplace(&ctx, s.serial_);
+  }
   cache_ = {&ctx, &s, epoch};
   return s;
 }

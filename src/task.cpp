@@ -693,6 +693,11 @@ future<void> group_state::start_join() {
   return join_;
 }
 
+void group_state::join_start_failed() noexcept {
+  std::lock_guard guard(mutex_);
+  join_waited_ = false;
+}
+
 std::vector<std::shared_ptr<group_child>> group_state::live_children_locked() {
   return {children_.begin(), children_.end()};
 }

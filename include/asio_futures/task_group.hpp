@@ -37,16 +37,18 @@ namespace detail {
 class group_child {
 public:
   virtual ~group_child() = default;
-  virtual void cancel(const std::string& msg) noexcept = 0;
+  /// Requests cancellation with `msg`; never throws (a failure to allocate the message or the
+  /// request leaves the child running to its end).
+  virtual void cancel(const char* msg) noexcept = 0;
 };
 
 template <class T> class group_child_of final : public group_child {
 public:
   explicit group_child_of(task<T> t) noexcept : task_(std::move(t)) {}
-  void cancel(const std::string& msg) noexcept override {
+  void cancel(const char* msg) noexcept override {
     try {
-      task_.cancel(msg);
-    } catch (...) { // bad_alloc copying the message: the child then just runs to its end
+      task_.cancel(msg); // builds the message string here, inside the try
+    } catch (...) {      // bad_alloc building the message: the child then just runs to its end
     }
   }
 
@@ -70,6 +72,10 @@ public:
   /// Starts joining (the first call) and returns the future that completes when the group
   /// is done. A second join while one is pending throws invalid_state_error.
   future<void> start_join();
+
+  /// The join started by start_join() failed to start (its wait threw): no join is
+  /// outstanding after all, so a later async_join may try again.
+  void join_start_failed() noexcept;
 
   /// The joiner was cancelled: cancel every child and finish the join as cancelled once
   /// they are done (failures still win).
@@ -267,13 +273,22 @@ private:
     template <class Handler> void operator()(Handler&& h) const {
       future<void> joined = g->start_join();
       auto slot = asio::get_associated_cancellation_slot(h);
-      if (slot.is_connected() && !joined.done())
-        slot.template emplace<join_canceller>(join_canceller{g});
-      auto ex = asio::get_associated_executor(h, g->executor());
-      auto alloc = asio::get_associated_allocator(h);
-      joined.async_wait(asio::bind_executor(
-          ex, asio::bind_allocator(
-                  alloc, join_completion<std::decay_t<Handler>>{std::forward<Handler>(h)})));
+      try {
+        if (slot.is_connected() && !joined.done())
+          slot.template emplace<join_canceller>(join_canceller{g});
+        auto ex = asio::get_associated_executor(h, g->executor());
+        auto alloc = asio::get_associated_allocator(h);
+        joined.async_wait(asio::bind_executor(
+            ex, asio::bind_allocator(
+                    alloc, join_completion<std::decay_t<Handler>>{std::forward<Handler>(h)})));
+      } catch (...) {
+        // Nothing was linked (async_wait leaves nothing behind when it throws): undo the
+        // canceller and the "join pending" mark, then report the failure to the caller.
+        if (slot.is_connected())
+          slot.clear();
+        g->join_start_failed();
+        throw;
+      }
     }
   };
 

@@ -197,6 +197,10 @@ public:
 
   /// The default cancellation: claim, store cancelled_error(msg), complete waiters.
   bool cancel_state(std::string&& msg) noexcept;
+  /// cancel_state() with a message built here: if building it fails (bad_alloc), the state
+  /// is cancelled without one. For noexcept paths, where building a std::string argument at
+  /// the call site could throw outside any handler.
+  bool cancel_state(const char* msg) noexcept;
 
   /// Cancel through the hook if there is one (tasks, operations), else cancel_state().
   bool cancel(std::string&& msg) {

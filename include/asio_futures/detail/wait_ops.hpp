@@ -284,7 +284,7 @@ public:
   }
 
   void deadline_abandoned() noexcept {
-    this->cancel_state(std::string("asio_futures::wait_for: the execution context shut down"));
+    this->cancel_state("asio_futures::wait_for: the execution context shut down");
     links_.cut();
   }
 

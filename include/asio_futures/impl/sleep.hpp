@@ -112,7 +112,7 @@ public:
     if (s.arming_here())
       return; // the wait never started: start_timer() is throwing, the future is not handed out
     s.drop_timer();
-    s.cancel_state(std::string("the sleep's execution context shut down"));
+    s.cancel_state("the sleep's execution context shut down");
   }
 
   /// The timer expired (or was cancelled).
@@ -123,6 +123,7 @@ public:
       value_.resolve(*st);
     else if (ec == asio::error::operation_aborted)
       st->cancel_state(std::string()); // a no-op after cancel(): it claimed the state first
+                                       // (an empty string never allocates)
     else
       resolve_exception(*st, make_error_exception(ec));
   }

@@ -61,7 +61,7 @@ public:
   void deadline_expired() noexcept { finish(); }
 
   void deadline_abandoned() noexcept {
-    this->cancel_state(std::string("asio_futures::wait: the execution context shut down"));
+    this->cancel_state("asio_futures::wait: the execution context shut down");
     links_.cut();
   }
 
