@@ -1582,8 +1582,11 @@ private:
         }
       } else {
         // A join completes cancelled when a joiner was cancelled; later joins repeat that.
-        FUZZ_CHECK(o.kind == observed::cancelled &&
-                       groups_[static_cast<std::size_t>(w.target)]->joiner_signalled,
+        // Or with bad_alloc: an injected failure while the group cancelled its children or
+        // built the join's outcome (see observed::oom).
+        FUZZ_CHECK((o.kind == observed::cancelled &&
+                    groups_[static_cast<std::size_t>(w.target)]->joiner_signalled) ||
+                       o.kind == observed::oom,
                    "join %d ended %s without a cancellation signal to a joiner", w.id,
                    o.describe().c_str());
       }

@@ -63,6 +63,9 @@ int main() {
         ++refused;
       }
     }).join();
+    // Resolve the shielded input: the shield (whose result nobody holds) completes and frees
+    // itself. A pending combinator whose every handle was dropped would keep itself alive.
+    fs[0].set_result(0);
 
     // A done-callback on the live context, scheduled by a set_result on yet another thread.
     int ran = 0;
