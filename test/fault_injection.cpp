@@ -402,8 +402,23 @@ BOOST_AUTO_TEST_CASE(task_group_and_its_join) {
     BOOST_TEST(!aft::has_outstanding_work(ioc));
     if (!r.threw) {
       BOOST_TEST_REQUIRE(joined.has_value());
-      BOOST_TEST(!*joined);
-      BOOST_TEST(ran.load() == 1);
+      if (!*joined) {
+        BOOST_TEST(ran.load() == 1);
+      } else {
+        // The child failed to start (its coroutine frame could not be allocated: on newer
+        // Asio that allocation comes later, inside the poll): the join reports that failure.
+        BOOST_TEST(ran.load() == 0);
+        bool only_bad_alloc = false;
+        try {
+          std::rethrow_exception(*joined);
+        } catch (const af::exception_group& g) {
+          only_bad_alloc = !g.exceptions().empty();
+          for (const auto& e : g.exceptions())
+            only_bad_alloc = only_bad_alloc && aft::holds<std::bad_alloc>(e);
+        } catch (...) {
+        }
+        BOOST_TEST(only_bad_alloc);
+      }
     }
     return r;
   });
