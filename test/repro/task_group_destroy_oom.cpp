@@ -19,9 +19,11 @@
 // repro_task_group_destroy_oom
 //   build/release/test/repro/repro_task_group_destroy_oom
 // or by hand: g++ -std=c++20 -O1 -Iinclude test/repro/task_group_destroy_oom.cpp
-//   build/release/libasio_futures.a -pthread
+//   test/repro/failing_new.cpp build/release/libasio_futures.a -pthread
 // Aborts ("terminate called after throwing an instance of 'std::bad_alloc'") while the
 // defect exists; prints "survived" otherwise.
+#include "failing_new.hpp"
+
 #include <asio_futures/asio_futures.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -34,25 +36,7 @@
 namespace af = asio_futures;
 namespace asio = boost::asio;
 
-namespace {
-std::size_t fail_countdown = 0; // the n-th allocation from now throws (0: never)
-}
-
-// noinline: g++ would otherwise inline them into this file's code and take free() of a
-// new-ed pointer for a mismatch (-Wmismatched-new-delete).
-[[gnu::noinline]] void* operator new(std::size_t n) {
-  if (fail_countdown != 0 && --fail_countdown == 0)
-    throw std::bad_alloc();
-  if (void* p = std::malloc(n ? n : 1))
-    return p;
-  throw std::bad_alloc();
-}
-[[gnu::noinline]] void operator delete(void* p) noexcept {
-  std::free(p);
-}
-[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
+using repro::fail_countdown; // failing_new.hpp
 
 int main() {
   asio::io_context ioc;
