@@ -16,7 +16,8 @@
 //   - a done-callback on the future is destroyed uninvoked instead of run
 //     (callback_op::schedule: the target context is "not alive").
 //
-// Build and run (not part of ALL): cmake --build build/release --target repro_concurrent_first_use
+// Build and run by hand (CTest runs it as repro_<name>): cmake --build build/release --target
+// repro_concurrent_first_use
 //   build/release/test/repro/repro_concurrent_first_use
 // or by hand: g++ -std=c++20 -O1 -Iinclude test/repro/concurrent_first_use.cpp
 //   build/release/libasio_futures.a -pthread

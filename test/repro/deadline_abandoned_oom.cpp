@@ -16,7 +16,7 @@
 // un-moved, inside the wait_for call. The same for `wait(fs, when, d)` whose condition already
 // holds.
 //
-// Build and run (not part of ALL): cmake --build build/release --target
+// Build and run by hand (CTest runs it as repro_<name>): cmake --build build/release --target
 // repro_deadline_abandoned_oom
 //   build/release/test/repro/repro_deadline_abandoned_oom
 // or by hand: g++ -std=c++20 -O1 -Iinclude test/repro/deadline_abandoned_oom.cpp

@@ -15,7 +15,7 @@
 // Here: the 1st allocation of the destructor is the vector of live children, the 2nd the
 // message string.
 //
-// Build and run (not part of ALL): cmake --build build/release --target
+// Build and run by hand (CTest runs it as repro_<name>): cmake --build build/release --target
 // repro_task_group_destroy_oom
 //   build/release/test/repro/repro_task_group_destroy_oom
 // or by hand: g++ -std=c++20 -O1 -Iinclude test/repro/task_group_destroy_oom.cpp

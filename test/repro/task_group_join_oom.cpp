@@ -12,7 +12,8 @@
 // completes on its own and a join completes at once). A caller that retries the join after
 // the failure is refused although nobody is joining.
 //
-// Build and run (not part of ALL): cmake --build build/release --target repro_task_group_join_oom
+// Build and run by hand (CTest runs it as repro_<name>): cmake --build build/release --target
+// repro_task_group_join_oom
 //   build/release/test/repro/repro_task_group_join_oom
 // Exit status 1 while the defect exists (the retry is refused), 0 otherwise.
 #include "failing_new.hpp"
