@@ -75,6 +75,45 @@ bool state_base::cancel_state(const char* msg) noexcept {
   return cancel_state(std::move(m));
 }
 
+bool state_base::drop_observer_of_abandonable() noexcept {
+  std::uint64_t cur = refs_.load(std::memory_order_relaxed);
+  bool last_observer;
+  for (;;) {
+    // The last observer of a state that internal references keep alive turns its reference
+    // into an internal one in the same step, so the state outlives our look at it (a
+    // concurrent release of every internal reference would otherwise destroy it under us).
+    last_observer = (cur & observer_mask) == 1 && cur != 1;
+    const std::uint64_t next = last_observer ? cur - 1 + internal_ref : cur - 1;
+    // acq_rel: as drop_ref.
+    if (refs_.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
+                                    std::memory_order_relaxed))
+      break;
+  }
+  if (!last_observer)
+    return cur == 1;
+  // Nobody holds a handle or waits any more, and nobody can start to: every way to reach the
+  // state (await, callbacks, cancel, set, combinators) needs an observer reference.
+  if (!done())
+    abandon();
+  return drop_internal_ref();
+}
+
+void state_base::abandon() noexcept {
+  if (hooks_ && hooks_->abandon) {
+    // The combinator is the state (wait, wait_for, first_completed): it has no node of its
+    // own on its list, so a linked node is someone else's observer (a done-callback of a
+    // dropped handle, a then step): they may still want the outcome.
+    if (!has_nodes())
+      hooks_->abandon(this);
+    return;
+  }
+  // The result of a two-object combinator (gather, shield): its own node is linked on the
+  // list until the result is done. If it is the only one, nobody else listens: hand it its
+  // `destroy`, which the combinator takes as "let go of your inputs".
+  if (node* n = take_sole_node())
+    n->fn_(n, node_action::destroy, this);
+}
+
 void state_base::report_lost() noexcept {
   try {
     exception_handler h;

@@ -49,6 +49,7 @@ namespace {
 
 using aft::cancel_message;
 using aft::holds;
+using aft::lifetime_of;
 using aft::what_of;
 
 // --- compile-time contract ----------------------------------------------------------------------
@@ -84,13 +85,6 @@ static_assert(std::is_nothrow_default_constructible_v<af::outcome<int>>);
 // --- helpers ------------------------------------------------------------------------------------
 
 /// A token that lives exactly as long as `f`'s state (while `f` stays pending): a done-callback
-/// holding it is destroyed with the state, unrun. Expired = the state is gone.
-template <class T> std::weak_ptr<int> lifetime_of(const af::future<T>& f) {
-  auto token = std::make_shared<int>(0);
-  f.add_done_callback([token](af::future<T>) {});
-  return token;
-}
-
 /// Records the completion of a callback-token waiter on a gather result.
 template <class R> struct waiter {
   int calls = 0;
@@ -761,6 +755,105 @@ BOOST_AUTO_TEST_CASE(abandoned_gather_whose_children_complete_frees_everything) 
   a.set_result(1);
   aft::poll(ioc);
   BOOST_TEST(gather_alive.expired());
+}
+
+// A gather whose result nobody observes any more (no handle, no waiter, no callback) lets go
+// of its children: the cycle children -> gather -> children is broken, and children only the
+// gather held are freed. Review finding: a coroutine awaiting gather over futures only its
+// frame held, destroyed with its io_context, leaked the gather, its result and the children.
+
+BOOST_AUTO_TEST_CASE(
+    context_destroyed_while_a_coroutine_awaits_gather_over_its_own_futures_frees_them) {
+  using fi = af::future<int>;
+  for (const bool on_strand : {false, true}) {
+    std::vector<std::weak_ptr<int>> alive;
+    bool suspended = false;
+    aft::destroy_context_while_suspended(
+        [&](asio::any_io_executor ex) -> asio::awaitable<void> {
+          fi a(ex), b(ex), c(ex), d(ex);
+          for (const fi* f : {&a, &b, &c, &d})
+            alive.push_back(lifetime_of(*f));
+          fi done(ex);
+          done.set_result(1);
+          auto plain = af::gather(a, b);
+          auto ranged = af::gather(std::vector{done, c});
+          auto collected = af::gather(af::return_exceptions, c, d);
+          auto nested = af::gather(af::gather(a), af::gather(std::vector{b, d}));
+          suspended = true;
+          co_await af::gather(plain, ranged, collected, nested).async_wait();
+        },
+        on_strand);
+    BOOST_TEST(suspended);
+    BOOST_TEST(aft::all_expired(alive)); // LeakSanitizer also checks the gathers and results
+  }
+}
+
+BOOST_AUTO_TEST_CASE(dropping_every_handle_of_a_pending_gather_and_its_children_frees_them) {
+  asio::io_context ioc;
+  std::vector<std::weak_ptr<int>> alive;
+  {
+    af::future<int> a(ioc);
+    af::future<std::string> b(ioc);
+    alive = {lifetime_of(a), lifetime_of(b)};
+    auto g = af::gather(a, b);
+    auto v = af::gather(af::return_exceptions, std::vector{a, a});
+    BOOST_TEST(!aft::all_expired(alive));
+  }
+  BOOST_TEST(aft::all_expired(alive));
+  BOOST_TEST(aft::poll(ioc) == 0); // nothing was completed or cancelled
+}
+
+BOOST_AUTO_TEST_CASE(a_gather_nobody_observes_leaves_its_children_running_uncancelled) {
+  aft::recording_exception_handler reports;
+  asio::io_context ioc;
+  af::future<int> a(ioc);
+  af::future<int> b(ioc);
+  { auto g = af::gather(a, b); }
+  BOOST_TEST(!a.done());
+  BOOST_TEST(!b.done());
+  a.set_result(1);
+  b.set_exception(boom("late"));
+  aft::poll(ioc);
+  BOOST_TEST(a.get() == 1);
+  BOOST_TEST(reports.count() == 0);
+  b = af::future<int>(); // nobody retrieved b's exception: reported once, by b
+  BOOST_REQUIRE(reports.count() == 1);
+  BOOST_TEST(reports.reports()[0].what == "late");
+}
+
+BOOST_AUTO_TEST_CASE(a_done_callback_keeps_a_dropped_gather_working) {
+  asio::io_context ioc;
+  af::future<int> a(ioc);
+  af::future<int> b(ioc);
+  std::optional<std::tuple<int, int>> got;
+  {
+    auto g = af::gather(a, b);
+    g.add_done_callback([&got](af::future<std::tuple<int, int>> f) { got = f.get(); });
+  }
+  a.set_result(1);
+  b.set_result(2);
+  aft::poll(ioc);
+  BOOST_TEST((got == std::tuple(1, 2)));
+}
+
+BOOST_AUTO_TEST_CASE(
+    gather_awaited_on_one_context_survives_the_destruction_of_its_first_childs_context) {
+  // The result's executor is the first child's; its context dying must not end the gather
+  // that a coroutine on another context awaits (a first fix of the leak above did).
+  asio::io_context b_ctx;
+  std::optional<asio::io_context> a_ctx(std::in_place);
+  af::future<int> fa(*a_ctx);
+  af::future<int> fb(b_ctx);
+  std::optional<std::tuple<int, int>> got;
+  asio::co_spawn(
+      b_ctx, [&]() -> asio::awaitable<void> { got = co_await af::gather(fa, fb).async_wait(); },
+      asio::detached);
+  aft::poll(b_ctx);
+  a_ctx.reset();
+  fa.set_result(1);
+  fb.set_result(2);
+  aft::poll(b_ctx);
+  BOOST_TEST((got == std::tuple(1, 2)));
 }
 
 // --- threads ------------------------------------------------------------------------------------

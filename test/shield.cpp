@@ -33,19 +33,13 @@ namespace {
 
 using aft::cancel_message;
 using aft::holds;
+using aft::lifetime_of;
 using aft::what_of;
 
 static_assert(
     std::is_same_v<decltype(af::shield(std::declval<af::future<int>>())), af::future<int>>);
 static_assert(
     std::is_same_v<decltype(af::shield(std::declval<af::task<void>>())), af::future<void>>);
-
-/// A token that lives as long as `f`'s state while `f` stays pending (see test/gather.cpp).
-template <class T> std::weak_ptr<int> lifetime_of(const af::future<T>& f) {
-  auto token = std::make_shared<int>(0);
-  f.add_done_callback([token](af::future<T>) {});
-  return token;
-}
 
 asio::awaitable<int> await_future(af::future<int> f) {
   co_return co_await f.async_wait();
@@ -222,6 +216,37 @@ BOOST_AUTO_TEST_CASE(a_value_whose_copy_throws_fails_the_outer_only) {
   BOOST_TEST_REQUIRE(outer.done());
   BOOST_TEST(what_of(outer.exception()) == "copy failed");
   BOOST_TEST(inner.result().v == 2);
+}
+
+BOOST_AUTO_TEST_CASE(
+    context_destroyed_while_a_coroutine_awaits_a_shield_of_its_own_future_frees_it) {
+  // Review finding: the shield and an inner only the frame held kept each other alive.
+  using fi = af::future<int>;
+  for (const bool on_strand : {false, true}) {
+    std::vector<std::weak_ptr<int>> alive;
+    aft::destroy_context_while_suspended(
+        [&](asio::any_io_executor ex) -> asio::awaitable<void> {
+          fi a(ex), b(ex);
+          alive.push_back(lifetime_of(a));
+          alive.push_back(lifetime_of(b));
+          auto nested = af::shield(af::shield(b));
+          co_await af::shield(a).async_wait();
+        },
+        on_strand);
+    BOOST_TEST(aft::all_expired(alive));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(dropping_the_outer_lets_go_of_the_inner) {
+  asio::io_context ioc;
+  std::weak_ptr<int> inner_alive;
+  {
+    af::future<int> inner(ioc);
+    inner_alive = lifetime_of(inner);
+    auto outer = af::shield(inner);
+  }
+  BOOST_TEST(inner_alive.expired()); // nobody could read the outer: the inner is not kept
+  BOOST_TEST(aft::poll(ioc) == 0);   // ... nor cancelled
 }
 
 BOOST_AUTO_TEST_CASE(empty_handle_throws_invalid_state_error) {

@@ -515,6 +515,44 @@ BOOST_AUTO_TEST_CASE(races_between_completion_deadline_and_cancel_on_two_threads
   BOOST_TEST_MESSAGE("wait races: " << completed << " completed, " << cancelled << " cancelled");
 }
 
+BOOST_AUTO_TEST_CASE(
+    context_destroyed_while_a_coroutine_awaits_wait_over_its_own_futures_frees_them) {
+  // Review finding: wait's state and inputs only the frame held kept each other alive.
+  using fi = af::future<int>;
+  for (const bool on_strand : {false, true}) {
+    std::vector<std::weak_ptr<int>> alive;
+    aft::destroy_context_while_suspended(
+        [&](asio::any_io_executor ex) -> asio::awaitable<void> {
+          fi a(ex), b(ex), c(ex);
+          alive.push_back(aft::lifetime_of(a));
+          alive.push_back(aft::lifetime_of(b));
+          alive.push_back(aft::lifetime_of(c));
+          auto timed = af::wait(std::vector{c}, af::return_when::all_completed, 1h);
+          auto w = af::wait(std::vector{a, b}); // not inside co_await: GCC 12 rejects an
+          co_await w.async_wait();              // initializer list living across a suspension
+        },
+        on_strand);
+    BOOST_TEST(aft::all_expired(alive));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_wait_nobody_observes_lets_go_of_its_inputs_and_stops_its_timer) {
+  asio::io_context ioc;
+  std::vector<std::weak_ptr<int>> alive;
+  af::future<int> kept(ioc);
+  {
+    af::future<int> a(ioc);
+    alive = {aft::lifetime_of(a)};
+    auto w = af::wait(std::vector{a, kept}, af::return_when::first_completed, 1h);
+  }
+  aft::poll(ioc); // the cancelled timer's handler, which held the state, runs
+  BOOST_TEST(aft::all_expired(alive));
+  BOOST_TEST(!aft::has_outstanding_work(ioc));
+  BOOST_TEST(!kept.done()); // inputs are never cancelled by wait
+  kept.set_result(1);
+  BOOST_TEST(kept.get() == 1);
+}
+
 BOOST_AUTO_TEST_SUITE_END() // wait_
 
 // =========================================================================================
@@ -916,6 +954,31 @@ CO_TEST_CASE(wait_for_is_awaited_directly) {
   BOOST_TEST(slow.cancelled());
 }
 #endif
+
+BOOST_AUTO_TEST_CASE(
+    context_destroyed_while_a_coroutine_awaits_wait_for_on_its_own_future_frees_it) {
+  // Review finding (as for wait): wait_for's state and an inner only the frame held.
+  for (const bool on_strand : {false, true}) {
+    std::vector<std::weak_ptr<int>> alive;
+    aft::destroy_context_while_suspended(
+        [&](asio::any_io_executor ex) -> asio::awaitable<void> {
+          af::future<int> a(ex);
+          alive.push_back(aft::lifetime_of(a));
+          co_await af::wait_for(a, 1h).async_wait();
+        },
+        on_strand);
+    BOOST_TEST(aft::all_expired(alive));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_dropped_wait_for_neither_cancels_its_inner_nor_keeps_its_timer) {
+  asio::io_context ioc;
+  af::future<int> inner(ioc);
+  { auto w = af::wait_for(inner, 1h); }
+  aft::poll(ioc);
+  BOOST_TEST(!aft::has_outstanding_work(ioc));
+  BOOST_TEST(!inner.done());
+}
 
 BOOST_AUTO_TEST_SUITE_END() // wait_for_
 
@@ -1384,6 +1447,35 @@ BOOST_AUTO_TEST_CASE(races_between_inputs_completing_on_two_threads_and_cancel) 
     BOOST_TEST(eventually([&] { return callbacks.load() == iterations; }));
   }
   BOOST_TEST(callbacks.load() == iterations);
+}
+
+BOOST_AUTO_TEST_CASE(
+    context_destroyed_while_a_coroutine_awaits_first_completed_over_its_own_futures_frees_them) {
+  // Review finding: first_completed's state and inputs only the frame held.
+  using fi = af::future<int>;
+  for (const bool on_strand : {false, true}) {
+    std::vector<std::weak_ptr<int>> alive;
+    aft::destroy_context_while_suspended(
+        [&](asio::any_io_executor ex) -> asio::awaitable<void> {
+          fi a(ex), b(ex);
+          alive.push_back(aft::lifetime_of(a));
+          alive.push_back(aft::lifetime_of(b));
+          auto r = af::first_completed(std::vector{af::first_completed(std::vector{a}), b});
+          co_await r.async_wait();
+        },
+        on_strand);
+    BOOST_TEST(aft::all_expired(alive));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_dropped_first_completed_no_longer_cancels_the_losers) {
+  asio::io_context ioc;
+  af::future<int> a(ioc);
+  af::future<int> b(ioc);
+  { auto r = af::first_completed(std::vector{a, b}); }
+  a.set_result(1);
+  aft::poll(ioc);
+  BOOST_TEST(!b.done()); // nobody reads the result: the race is over before it is decided
 }
 
 BOOST_AUTO_TEST_SUITE_END() // first_completed_

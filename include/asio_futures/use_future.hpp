@@ -100,7 +100,8 @@ private:
   }
   static void destroy(state_base* b) noexcept { delete static_cast<operation_state*>(b); }
 
-  static constexpr state_hooks hooks_{&operation_state::cancel, &operation_state::destroy, true};
+  static constexpr state_hooks hooks_{&operation_state::cancel, &operation_state::destroy, true,
+                                      nullptr};
 
   asio::cancellation_signal signal_;
   asio::any_io_executor io_ex_;

@@ -16,9 +16,13 @@
 
 #include "support/co_test.hpp"
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/strand.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -26,6 +30,7 @@
 #include <cstddef>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -37,6 +42,15 @@
 namespace asio_futures_test {
 
 namespace asio = boost::asio;
+
+/// A token that lives exactly as long as `f`'s state while `f` stays pending: a done-callback
+/// holds it, and a pending state destroys its callbacks when it dies. (The callback makes the
+/// state *observed*: do not use it on a combinator result whose abandonment is under test.)
+template <class T> std::weak_ptr<int> lifetime_of(const asio_futures::future<T>& f) {
+  auto token = std::make_shared<int>(0);
+  f.add_done_callback([token](asio_futures::future<T>) {});
+  return token;
+}
 
 /// True if `e` holds an exception of type E (or derived from it).
 template <class E> bool holds(const std::exception_ptr& e) {
@@ -121,6 +135,28 @@ private:
   std::vector<report> reports_;
   asio_futures::exception_handler previous_;
 };
+
+/// Spawns `body(ex)` on a fresh io_context (on a strand of it if `on_strand`), runs it until
+/// it suspends, then destroys the context with the coroutine suspended: the shutdown path
+/// that must free the coroutine frame and everything only it referenced.
+template <class Body> void destroy_context_while_suspended(Body body, bool on_strand = false) {
+  asio::io_context ioc;
+  if (on_strand) {
+    auto st = asio::make_strand(ioc);
+    asio::co_spawn(st, body(asio::any_io_executor(st)), asio::detached);
+  } else {
+    asio::co_spawn(ioc, body(asio::any_io_executor(ioc.get_executor())), asio::detached);
+  }
+  poll(ioc);
+}
+
+/// True if every token (lifetime_of) has expired.
+inline bool all_expired(const std::vector<std::weak_ptr<int>>& tokens) {
+  for (const auto& t : tokens)
+    if (!t.expired())
+      return false;
+  return true;
+}
 
 /// An io_context whose shutdown() is callable, to test closed contexts.
 struct closable_context : asio::io_context {

@@ -83,6 +83,10 @@ struct state_hooks {
   /// Whether `set_result`/`set_exception` are allowed through a future handle (not for tasks,
   /// which resolve themselves).
   bool user_settable;
+  /// For a combinator whose state is its result (wait, wait_for, first_completed): called
+  /// when the state became *unobserved* (see state_base::make_abandonable) with no node
+  /// linked; lets go of the inputs. Null for every other kind of state.
+  void (*abandon)(state_base*) noexcept;
 };
 
 /// The type-independent part of a shared state.
@@ -108,14 +112,28 @@ public:
   state_base& operator=(const state_base&) = delete;
 
   // --- reference counting -------------------------------------------------------------------
+  //
+  // refs_ counts two kinds of references in one word:
+  //   bits 0..31   *observer* references: future handles, waiters, callbacks' and other
+  //                combinators' holds — everyone who could read, await or resolve the state;
+  //   bits 32..63  *internal* references (internal_ptr): a combinator's own hold on the state
+  //                that is its result (gather's and shield's result, the nodes and timer of
+  //                wait, wait_for and first_completed). They never make a state observed.
+  // Only abandonable states (make_abandonable) ever have internal references.
+
+  static constexpr std::uint64_t internal_ref = std::uint64_t{1} << 32;
+  static constexpr std::uint64_t observer_mask = internal_ref - 1;
 
   void add_ref() noexcept {
     // relaxed: a new reference is made from an existing one, which keeps the state alive.
     refs_.fetch_add(1, std::memory_order_relaxed);
   }
 
-  /// Drops a reference; true if it was the last (the caller then destroys the state).
+  /// Drops an observer reference; true if it was the last reference of any kind (the caller
+  /// then destroys the state).
   bool drop_ref() noexcept {
+    if (abandonable_) [[unlikely]]
+      return drop_observer_of_abandonable();
     // acq_rel: release orders our writes to the state before its destruction; acquire on the
     // last drop makes every other holder's writes visible to the destroyer. (An acquire fence
     // on the last drop only would be cheaper, but ThreadSanitizer does not model fences.)
@@ -125,6 +143,26 @@ public:
       return true;
     return refs_.fetch_sub(1, std::memory_order_acq_rel) == 1;
   }
+
+  void add_internal_ref() noexcept {
+    // relaxed: as add_ref.
+    refs_.fetch_add(internal_ref, std::memory_order_relaxed);
+  }
+
+  /// Drops an internal reference; true if it was the last reference of any kind.
+  bool drop_internal_ref() noexcept {
+    // acq_rel: as drop_ref.
+    return refs_.fetch_sub(internal_ref, std::memory_order_acq_rel) == internal_ref;
+  }
+
+  /// Marks this state as the result of a combinator that holds it through internal references
+  /// (gather, shield, wait, wait_for, first_completed). When its last observer reference is
+  /// dropped while it is pending, nobody can ever read it again, so the combinator lets go of
+  /// its inputs (abandon()): inputs that only the combinator held die, and with them the
+  /// cycle inputs -> nodes -> combinator -> inputs that would otherwise never be freed (a
+  /// coroutine awaiting gather over futures only its frame held, destroyed with its
+  /// io_context). Called by the creator before the state is shared.
+  void make_abandonable() noexcept { abandonable_ = true; }
 
   // --- state queries ------------------------------------------------------------------------
 
@@ -272,6 +310,27 @@ public:
     return found;
   }
 
+  /// Unlinks and returns the list's node if it holds exactly one (nullptr otherwise, also
+  /// when the state is done). Same lock protocol as remove_if.
+  node* take_sole_node() noexcept {
+    node* first = nullptr;
+    bool sole = false;
+    return remove_if([&](node* x) {
+      // Called for each node in turn until it answers true: the first call sees the head.
+      if (!first) {
+        first = x;
+        sole = x->next_ == nullptr;
+      }
+      return sole;
+    });
+  }
+
+  /// Whether any node is linked (racy unless nobody can push or complete concurrently).
+  bool has_nodes() const noexcept {
+    // acquire: the caller may read the nodes' owners' state after this.
+    return (list_.load(std::memory_order_acquire) & ptr_mask) != 0;
+  }
+
   /// At destruction (no other reference exists): destroy the nodes still linked (callbacks).
   void destroy_nodes() noexcept {
     // relaxed: we hold the only reference (see drop_ref); nobody else touches the word.
@@ -308,6 +367,8 @@ private:
   std::uint32_t context_serial_ = 0; // in outcome_'s padding: the state does not grow
 
   void report_lost() noexcept;
+  bool drop_observer_of_abandonable() noexcept;
+  void abandon() noexcept;
 
   void complete_nodes(node* lifo, node_action a) noexcept {
     // The list is LIFO; reverse it so nodes complete in registration order.
@@ -326,10 +387,11 @@ private:
   }
 
   std::atomic<std::uintptr_t> list_{0};
-  std::atomic<std::uint32_t> refs_{1};
+  std::atomic<std::uint64_t> refs_{1}; // see "reference counting" above
   std::atomic<bool> claimed_{false};
   std::atomic<bool> retrieved_{false};
   std::atomic<bool> taken_{false};
+  bool abandonable_ = false; // written before the state is shared, then read-only
   const state_hooks* hooks_;
   boost::asio::any_io_executor ex_;
 };
@@ -458,6 +520,42 @@ public:
   state<T>* release() noexcept { return std::exchange(p_, nullptr); }
 
 private:
+  state<T>* p_ = nullptr;
+};
+
+/// Intrusive pointer holding an *internal* reference (see state_base's reference counting): a
+/// combinator's hold on its own result, which does not keep the result observed.
+template <class T> class internal_ptr {
+public:
+  internal_ptr() noexcept = default;
+  /// Takes a new internal reference to p (which must be abandonable).
+  static internal_ptr share(state<T>* p) noexcept {
+    p->add_internal_ref();
+    return internal_ptr(p);
+  }
+  internal_ptr(const internal_ptr& o) noexcept : p_(o.p_) {
+    if (p_)
+      p_->add_internal_ref();
+  }
+  internal_ptr(internal_ptr&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+  internal_ptr& operator=(internal_ptr o) noexcept {
+    std::swap(p_, o.p_);
+    return *this;
+  }
+  ~internal_ptr() { reset(); }
+
+  void reset() noexcept {
+    if (state<T>* p = std::exchange(p_, nullptr); p && p->drop_internal_ref())
+      state<T>::destroy(p);
+  }
+
+  state<T>* get() const noexcept { return p_; }
+  state<T>* operator->() const noexcept { return p_; }
+  state<T>& operator*() const noexcept { return *p_; }
+  explicit operator bool() const noexcept { return p_ != nullptr; }
+
+private:
+  explicit internal_ptr(state<T>* p) noexcept : p_(p) {}
   state<T>* p_ = nullptr;
 };
 

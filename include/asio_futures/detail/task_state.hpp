@@ -246,7 +246,7 @@ private:
     return static_cast<task_state*>(b)->core_.request_cancel(std::move(msg));
   }
   static void destroy(state_base* b) noexcept { delete static_cast<task_state*>(b); }
-  static constexpr state_hooks hooks_{&task_state::cancel, &task_state::destroy, false};
+  static constexpr state_hooks hooks_{&task_state::cancel, &task_state::destroy, false, nullptr};
 
   task_core core_;
 };

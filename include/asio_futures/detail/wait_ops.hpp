@@ -218,13 +218,13 @@ private:
   std::atomic<unsigned> flags_{0};
 };
 
-/// The deadline timer's handler of a combinator whose state is a future state (held by a
-/// strong reference while the timer is pending): calls `deadline_expired()` when the timer
+/// The deadline timer's handler of a combinator whose state is a future state (held by an
+/// internal reference while the timer is pending): calls `deadline_expired()` when the timer
 /// expires (not when it is cancelled), and `deadline_abandoned()` if Asio destroys the handler
 /// without invoking it (the timer's execution context shut down).
 template <class State, class R> class deadline_handler {
 public:
-  explicit deadline_handler(state_ptr<R> s) noexcept : state_(std::move(s)) {}
+  explicit deadline_handler(internal_ptr<R> s) noexcept : state_(std::move(s)) {}
   deadline_handler(deadline_handler&&) noexcept = default;
   deadline_handler& operator=(deadline_handler&&) = delete;
   ~deadline_handler() {
@@ -233,13 +233,13 @@ public:
   }
 
   void operator()(const boost::system::error_code& ec) {
-    state_ptr<R> s(std::move(state_));
+    internal_ptr<R> s(std::move(state_));
     if (!ec)
       static_cast<State&>(*s).deadline_expired();
   }
 
 private:
-  state_ptr<R> state_;
+  internal_ptr<R> state_;
 };
 
 // --- wait_for (future form) -----------------------------------------------------------------
@@ -264,7 +264,7 @@ public:
       } else {
         link();
         links_.start_timer(this->executor(), d,
-                           deadline_handler<wait_for_state, T>(state_ptr<T>::share(this)));
+                           deadline_handler<wait_for_state, T>(internal_ptr<T>::share(this)));
       }
     } catch (...) {
       links_.end_setup();
@@ -295,7 +295,7 @@ private:
 
   void link() {
     links_.link([this](std::size_t) {
-      return [s = state_ptr<T>::share(this)](bool completed) {
+      return [s = internal_ptr<T>::share(this)](bool completed) {
         if (completed)
           static_cast<wait_for_state&>(*s).inner_done();
       };
@@ -325,7 +325,11 @@ private:
     return true;
   }
   static void destroy(state_base* b) noexcept { delete static_cast<wait_for_state*>(b); }
-  static constexpr state_hooks hooks_{&wait_for_state::cancel, &wait_for_state::destroy, false};
+  /// Nobody observes the result any more: detach from the inner, stop the timer; the inner
+  /// is not cancelled.
+  static void abandon(state_base* b) noexcept { static_cast<wait_for_state*>(b)->links_.cut(); }
+  static constexpr state_hooks hooks_{&wait_for_state::cancel, &wait_for_state::destroy, false,
+                                      &wait_for_state::abandon};
 
   child_links<T> links_;
   std::atomic<bool> expired_{false};
@@ -343,7 +347,7 @@ public:
   void start() {
     try {
       links_.link([this](std::size_t i) {
-        return [s = state_ptr<T>::share(this), i](bool completed) {
+        return [s = internal_ptr<T>::share(this), i](bool completed) {
           if (completed)
             static_cast<first_completed_state&>(*s).child_done(i);
         };
@@ -385,8 +389,13 @@ private:
     return true;
   }
   static void destroy(state_base* b) noexcept { delete static_cast<first_completed_state*>(b); }
+  /// Nobody observes the result any more: detach from the inputs, which are not cancelled.
+  static void abandon(state_base* b) noexcept {
+    static_cast<first_completed_state*>(b)->links_.cut();
+  }
   static constexpr state_hooks hooks_{&first_completed_state::cancel,
-                                      &first_completed_state::destroy, false};
+                                      &first_completed_state::destroy, false,
+                                      &first_completed_state::abandon};
 
   child_links<T> links_;
 };

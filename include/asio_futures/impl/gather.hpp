@@ -193,7 +193,9 @@ public:
     if ((!children.valid() || ...))
       throw_invalid_state("asio_futures::gather: empty future handle");
     future<result_type> out(first_executor(children...));
-    auto* g = new gather_tuple(access<result_type>::share(out), children...);
+    access<result_type>::get(out)->make_abandonable();
+    auto* g = new gather_tuple(internal_ptr<result_type>::share(access<result_type>::get(out)),
+                               children...);
     (g->template link<Is>(), ...);
     // The result's node last: until now nobody else could read children_ (the result is not
     // handed out yet, and a child failing meanwhile resolves it without running this node).
@@ -206,7 +208,7 @@ public:
 
 private:
   template <class... Fs>
-  gather_tuple(state_ptr<result_type> out, const Fs&... children)
+  gather_tuple(internal_ptr<result_type> out, const Fs&... children)
       : gather_counts(sizeof...(Ts)), out_(std::move(out)),
         children_(future<Ts>(access<Ts>::share(children))...), nodes_{{gather_node<gather_tuple>(
                                                                    &on_child<Is>, this)...}},
@@ -250,11 +252,27 @@ private:
     store_child<Collect>(cs, *out_, std::get<I>(slots_), filled_[I]);
   }
 
+  /// Unlinks our node from child I if it is still there (the child then counts as processed,
+  /// without an outcome). Before the child's handle is dropped: a child that is itself an
+  /// abandonable result must see no node of ours when its last observer goes.
+  template <std::size_t I> void unwatch() noexcept {
+    auto& cs = *access<std::tuple_element_t<I, std::tuple<Ts...>>>::get(std::get<I>(children_));
+    node* n = &std::get<I>(nodes_);
+    if (cs.remove(n))
+      on_child<I>(n, node_action::destroy, &cs);
+  }
+
   /// Runs inline in whoever completes the result (once): cancels the pending children if the
-  /// result was cancelled, then lets go of every child.
+  /// result was cancelled, then lets go of every child. `destroy` comes from the result's
+  /// last observer leaving it pending (state_base::abandon): nobody will read the result, so
+  /// the children are unwatched and let go of, uncancelled (they run on for their other
+  /// holders, as asyncio's gather children do when the gather is garbage).
   static void on_out(node* n, node_action a, state_base* s) noexcept {
     auto* g = static_cast<gather_node<gather_tuple>*>(n)->owner_;
-    if (a != node_action::destroy && s->get_outcome() == outcome::cancelled) {
+    if (a == node_action::destroy) {
+      (void)g->out_->try_claim(); // no result will be built: children now only retire
+      (g->template unwatch<Is>(), ...);
+    } else if (s->get_outcome() == outcome::cancelled) {
       const std::string msg = cancel_message_of(s->error());
       (cancel_child(*access<Ts>::get(std::get<Is>(g->children_)), msg), ...);
     }
@@ -264,7 +282,7 @@ private:
     g->release();
   }
 
-  state_ptr<result_type> out_;
+  internal_ptr<result_type> out_;                  // our own hold on the result
   std::tuple<future<Ts>...> children_;             // dropped by on_out once the result is done
   std::tuple<value_storage<slot_t<Ts>>...> slots_; // slot I written once by child I's completer
   bool filled_[sizeof...(Ts)] = {};                // slot I constructed (same writer, before its
@@ -307,7 +325,9 @@ public:
     }
     const std::size_t n = children.size();
     void* mem = ::operator new(entries_offset() + n * sizeof(entry), std::align_val_t(align()));
-    auto* g = ::new (mem) gather_vector(access<result_type>::share(out), std::move(children));
+    access<result_type>::get(out)->make_abandonable();
+    auto* g = ::new (mem) gather_vector(
+        internal_ptr<result_type>::share(access<result_type>::get(out)), std::move(children));
     for (std::size_t i = 0; i < n; ++i)
       ::new (static_cast<void*>(g->entries() + i)) entry(g);
     for (std::size_t i = 0; i < n; ++i) {
@@ -324,7 +344,7 @@ public:
   }
 
 private:
-  gather_vector(state_ptr<result_type> out, std::vector<F>&& children) noexcept
+  gather_vector(internal_ptr<result_type> out, std::vector<F>&& children) noexcept
       : gather_counts(children.size()), out_(std::move(out)), children_(std::move(children)),
         size_(children_.size()), out_node_(&on_out, this) {}
 
@@ -369,9 +389,18 @@ private:
   /// Takes a child's outcome (see gather_tuple::store).
   void store(entry& e, state<T>& cs) noexcept { store_child<Collect>(cs, *out_, e.slot, e.filled); }
 
+  /// See gather_tuple::on_out.
   static void on_out(node* n, node_action a, state_base* s) noexcept {
     auto* g = static_cast<gather_node<gather_vector>*>(n)->owner_;
-    if (a != node_action::destroy && s->get_outcome() == outcome::cancelled) {
+    if (a == node_action::destroy) {
+      (void)g->out_->try_claim();
+      entry* es = g->entries();
+      for (std::size_t i = 0; i < g->size_; ++i) {
+        state<T>& cs = *access<T>::get(g->children_[i]);
+        if (cs.remove(es + i))
+          on_child(es + i, node_action::destroy, &cs);
+      }
+    } else if (s->get_outcome() == outcome::cancelled) {
       const std::string msg = cancel_message_of(s->error());
       for (const F& c : g->children_)
         cancel_child(*access<T>::get(c), msg);
@@ -380,8 +409,8 @@ private:
     g->release();
   }
 
-  state_ptr<result_type> out_;
-  std::vector<F> children_; // dropped by on_out once the result is done
+  internal_ptr<result_type> out_; // our own hold on the result
+  std::vector<F> children_;       // dropped by on_out once the result is done
   std::size_t size_;
   gather_node<gather_vector> out_node_;
 };

@@ -48,7 +48,8 @@ template <class T> void forward_outcome(state<T>& from, state<T>& to) noexcept {
 /// this object, so neither's memory is reused while the other may still try to unlink it
 /// (no ABA on the inner's list). The references to `inner_` and `out_` are dropped only when
 /// the object dies, i.e. once both nodes ran: after `inner` completed (which resolves the
-/// result) or after the result was cancelled and the inner node was unlinked.
+/// result) or after the result was cancelled and the inner node was unlinked — except that a
+/// result abandoned by its last observer drops `inner_` at once (on_out).
 template <class T> class shield_link {
   struct link_node : node {
     link_node(node::fn_type fn, shield_link* owner) noexcept : node(fn), owner_(owner) {}
@@ -62,7 +63,9 @@ public:
       return inner;
     require_live_context(is);
     future<T> out(is.executor());
-    auto* sh = new shield_link(access<T>::share(inner), access<T>::share(out));
+    access<T>::get(out)->make_abandonable();
+    auto* sh =
+        new shield_link(access<T>::share(inner), internal_ptr<T>::share(access<T>::get(out)));
     if (!is.push(&sh->inner_node_))
       on_inner(&sh->inner_node_, node_action::complete, &is);
     state<T>& os = *sh->out_;
@@ -73,7 +76,7 @@ public:
   }
 
 private:
-  shield_link(state_ptr<T> inner, state_ptr<T> out) noexcept
+  shield_link(state_ptr<T> inner, internal_ptr<T> out) noexcept
       : inner_(std::move(inner)), out_(std::move(out)), inner_node_(&on_inner, this),
         out_node_(&on_out, this) {}
 
@@ -92,18 +95,23 @@ private:
   }
 
   /// Inline in the result's completer: a cancelled result lets go of the inner (asyncio's
-  /// shield removes its done-callback from the inner the same way).
+  /// shield removes its done-callback from the inner the same way). `destroy` comes from the
+  /// result's last observer leaving it pending (state_base::abandon): the inner is let go of
+  /// too, and its handle dropped at once (an inner that is itself an abandonable result then
+  /// sees no node of ours when its last observer goes).
   static void on_out(node* n, node_action a, state_base* s) noexcept {
     auto* sh = static_cast<link_node*>(n)->owner_;
-    if (a != node_action::destroy && s->get_outcome() == outcome::cancelled &&
-        sh->inner_->remove(&sh->inner_node_))
+    const bool let_go = a == node_action::destroy || s->get_outcome() == outcome::cancelled;
+    if (let_go && sh->inner_->remove(&sh->inner_node_))
       on_inner(&sh->inner_node_, node_action::destroy, sh->inner_.get());
+    if (a == node_action::destroy)
+      sh->inner_.reset(); // on_inner never reads inner_; the destructor runs after us
     sh->release();
   }
 
   std::atomic<std::uint32_t> refs_{3};
   state_ptr<T> inner_;
-  state_ptr<T> out_;
+  internal_ptr<T> out_;  // our own hold on the result
   link_node inner_node_; // linked in inner_'s list
   link_node out_node_;   // linked in out_'s list
 };

@@ -79,7 +79,7 @@ private:
 
   // Not user-settable: setting the future would leave the timer pending (and holding its
   // context's work) until it expires; cancel() is the way to end a sleep early.
-  static constexpr state_hooks hooks_{&sleep_state::cancel, &sleep_state::destroy, false};
+  static constexpr state_hooks hooks_{&sleep_state::cancel, &sleep_state::destroy, false, nullptr};
 
   std::mutex mutex_;
   std::optional<asio::steady_timer> timer_;

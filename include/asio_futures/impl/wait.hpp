@@ -37,7 +37,7 @@ public:
   void start(std::optional<wait_duration> timeout) {
     try {
       links_.link([this](std::size_t i) {
-        return [s = state_ptr<result_type>::share(this), i](bool completed) {
+        return [s = internal_ptr<result_type>::share(this), i](bool completed) {
           if (completed)
             static_cast<wait_state&>(*s).child_done(i);
         };
@@ -48,7 +48,7 @@ public:
         else
           links_.start_timer(
               this->executor(), *timeout,
-              deadline_handler<wait_state, result_type>(state_ptr<result_type>::share(this)));
+              deadline_handler<wait_state, result_type>(internal_ptr<result_type>::share(this)));
       }
     } catch (...) {
       links_.end_setup();
@@ -110,7 +110,10 @@ private:
     return true;
   }
   static void destroy(state_base* b) noexcept { delete static_cast<wait_state*>(b); }
-  static constexpr state_hooks hooks_{&wait_state::cancel, &wait_state::destroy, false};
+  /// Nobody observes the result any more: detach from the inputs, stop the timer.
+  static void abandon(state_base* b) noexcept { static_cast<wait_state*>(b)->links_.cut(); }
+  static constexpr state_hooks hooks_{&wait_state::cancel, &wait_state::destroy, false,
+                                      &wait_state::abandon};
 
   child_links<T> links_;
   const return_when when_;
@@ -281,6 +284,7 @@ future<wait_result<T>> start_wait(std::vector<future<T>>&& futures, return_when 
   const std::uint32_t serial = serial_of(service_for(ex));
   auto* s = new wait_state<T>(ex, std::move(futures), when);
   s->set_context_serial(serial);
+  s->make_abandonable();
   future<wait_result<T>> out{state_ptr<wait_result<T>>(s)};
   s->start(timeout);
   return out;
@@ -315,6 +319,7 @@ template <class T> future<T> wait_for(future<T> inner, std::chrono::steady_clock
   const std::uint32_t serial = detail::serial_of(detail::service_for(ex));
   auto* s = new detail::wait_for_state<T>(ex, std::move(inner));
   s->set_context_serial(serial);
+  s->make_abandonable();
   future<T> out{detail::state_ptr<T>(s)};
   s->start(d);
   return out;
@@ -338,6 +343,7 @@ template <class T> future<T> first_completed(std::vector<future<T>> futures) {
   const std::uint32_t serial = detail::serial_of(detail::service_for(ex));
   auto* s = new detail::first_completed_state<T>(ex, std::move(futures));
   s->set_context_serial(serial);
+  s->make_abandonable();
   future<T> out{detail::state_ptr<T>(s)};
   s->start();
   return out;
