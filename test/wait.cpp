@@ -34,6 +34,7 @@
 #include <cstddef>
 #include <exception>
 #include <future>
+#include <latch>
 #include <memory>
 #include <optional>
 #include <random>
@@ -553,6 +554,38 @@ BOOST_AUTO_TEST_CASE(a_wait_nobody_observes_lets_go_of_its_inputs_and_stops_its_
   BOOST_TEST(kept.get() == 1);
 }
 
+BOOST_AUTO_TEST_CASE(stress_input_completion_races_with_dropping_a_timed_wait) {
+  // The result's last handle goes (cut: unlink the nodes, cancel the timer) while an input
+  // completes on another thread (finish: split, publish, cut): no race, leak or UAF.
+  constexpr int rounds = 3000;
+  asio::io_context ioc;
+  std::vector<af::future<int>> as, bs;
+  std::vector<af::future<af::wait_result<int>>> waits;
+  for (int r = 0; r < rounds; ++r) {
+    as.emplace_back(ioc);
+    bs.emplace_back(ioc);
+    waits.push_back(
+        af::wait(std::vector{as.back(), bs.back()}, af::return_when::first_completed, 1h));
+  }
+  std::latch start(2);
+  aft::bounded_thread setter([&] {
+    start.arrive_and_wait();
+    for (int r = 0; r < rounds; ++r)
+      as[r].set_result(r);
+  });
+  aft::bounded_thread dropper([&] {
+    start.arrive_and_wait();
+    for (int r = 0; r < rounds; ++r)
+      waits[r] = {};
+  });
+  BOOST_TEST_REQUIRE(setter.join_for());
+  BOOST_TEST_REQUIRE(dropper.join_for());
+  aft::poll(ioc); // the cancelled timers' handlers
+  BOOST_TEST(!aft::has_outstanding_work(ioc));
+  for (int r = 0; r < rounds; ++r)
+    BOOST_TEST_REQUIRE((as[r].result() == r && !bs[r].done()));
+}
+
 BOOST_AUTO_TEST_SUITE_END() // wait_
 
 // =========================================================================================
@@ -978,6 +1011,34 @@ BOOST_AUTO_TEST_CASE(a_dropped_wait_for_neither_cancels_its_inner_nor_keeps_its_
   aft::poll(ioc);
   BOOST_TEST(!aft::has_outstanding_work(ioc));
   BOOST_TEST(!inner.done());
+}
+
+BOOST_AUTO_TEST_CASE(stress_inner_completion_races_with_dropping_the_result) {
+  constexpr int rounds = 3000;
+  asio::io_context ioc;
+  std::vector<af::future<int>> inners;
+  std::vector<af::future<int>> outers;
+  for (int r = 0; r < rounds; ++r) {
+    inners.emplace_back(ioc);
+    outers.push_back(af::wait_for(inners.back(), 1h));
+  }
+  std::latch start(2);
+  aft::bounded_thread setter([&] {
+    start.arrive_and_wait();
+    for (int r = 0; r < rounds; ++r)
+      inners[r].set_result(r);
+  });
+  aft::bounded_thread dropper([&] {
+    start.arrive_and_wait();
+    for (int r = 0; r < rounds; ++r)
+      outers[r] = {};
+  });
+  BOOST_TEST_REQUIRE(setter.join_for());
+  BOOST_TEST_REQUIRE(dropper.join_for());
+  aft::poll(ioc);
+  BOOST_TEST(!aft::has_outstanding_work(ioc));
+  for (int r = 0; r < rounds; ++r)
+    BOOST_TEST_REQUIRE(inners[r].result() == r);
 }
 
 BOOST_AUTO_TEST_SUITE_END() // wait_for_
@@ -1476,6 +1537,36 @@ BOOST_AUTO_TEST_CASE(a_dropped_first_completed_no_longer_cancels_the_losers) {
   a.set_result(1);
   aft::poll(ioc);
   BOOST_TEST(!b.done()); // nobody reads the result: the race is over before it is decided
+}
+
+BOOST_AUTO_TEST_CASE(stress_input_completion_races_with_dropping_the_result) {
+  // Dropping the result races with the first input completing (which cancels the others):
+  // each loser ends cancelled or pending, never anything else; no race, leak or UAF.
+  constexpr int rounds = 3000;
+  asio::io_context ioc;
+  std::vector<af::future<int>> as, bs;
+  std::vector<af::future<int>> results;
+  for (int r = 0; r < rounds; ++r) {
+    as.emplace_back(ioc);
+    bs.emplace_back(ioc);
+    results.push_back(af::first_completed(std::vector{as.back(), bs.back()}));
+  }
+  std::latch start(2);
+  aft::bounded_thread setter([&] {
+    start.arrive_and_wait();
+    for (int r = 0; r < rounds; ++r)
+      as[r].set_result(r);
+  });
+  aft::bounded_thread dropper([&] {
+    start.arrive_and_wait();
+    for (int r = 0; r < rounds; ++r)
+      results[r] = {};
+  });
+  BOOST_TEST_REQUIRE(setter.join_for());
+  BOOST_TEST_REQUIRE(dropper.join_for());
+  for (int r = 0; r < rounds; ++r)
+    BOOST_TEST_REQUIRE((as[r].result() == r && (!bs[r].done() || bs[r].cancelled())));
+  aft::poll(ioc);
 }
 
 BOOST_AUTO_TEST_SUITE_END() // first_completed_

@@ -37,11 +37,13 @@
 //   - after the contexts and the interpreter's tables are destroyed, no payload, coroutine
 //     frame or handler probe is alive (and LeakSanitizer finds nothing).
 //
-// Excluded, known:
-//   - the open leak of a coroutine awaiting gather/shield/first_completed/wait over futures
-//     that only it references, destroyed with its context (a reference cycle): the interpreter
-//     never drops a future that a combinator, task or group child uses, so it never builds
-//     that pattern (nor the documented cycle of a pending gather whose children are dropped);
+// Not built by the interpreter:
+//   - a future that a combinator, task or group child uses is never dropped (the checks read
+//     the inputs' outcomes), so a combinator result is abandoned (its last observer gone
+//     while it is pending) only with inputs that stay held; abandonment with inputs only it
+//     held — a coroutine awaiting gather/shield/first_completed/wait over futures only its
+//     frame held, destroyed with its context — is covered by the unit tests of each
+//     combinator and by their stress tests racing the drop with the inputs' completion;
 // Every API call is armed: the allocation-failure defects the fuzzer found (test/repro/) are
 // fixed.
 //

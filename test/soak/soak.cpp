@@ -42,9 +42,9 @@
 // futures a doomed-context waiter may use (a closed pool: futures made on the doomed context,
 // tasks and sleeps on it, combinators over such futures) are only resolved, cancelled or sent
 // signals under a shared lock that the destruction takes exclusively. Everything in that pool
-// is also held by the round's table and resolved after the destruction, so the known open
-// leak (a coroutine awaiting gather/shield/first_completed/wait over futures that only it
-// references, destroyed with its context: a reference cycle) is excluded by construction.
+// is also held by the round's table and resolved after the destruction (so a combinator
+// awaited there is never abandoned with inputs only it held: the unit tests and stress tests
+// of each combinator cover that).
 //
 // A hang fails: a round that does not become quiescent within --round-seconds (default 120)
 // prints what is still pending and exits 1; a watchdog thread exits 3 after --hang-seconds
