@@ -22,7 +22,11 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/system_executor.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/version.hpp>
 #include <boost/test/unit_test.hpp>
+#if BOOST_ASIO_VERSION >= 102800
+#include <boost/asio/bind_immediate_executor.hpp>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -913,6 +917,28 @@ CO_TEST_CASE(co_spawn_cancellation_reaches_a_wait) {
     co_await aft::yield_once();
   BOOST_TEST(cancelled(seen));
 }
+
+#if BOOST_ASIO_VERSION >= 102800
+BOOST_AUTO_TEST_CASE(an_immediate_executor_completes_a_wait_granted_at_once) {
+  // As future::async_wait: granted in the initiating call and bound to an immediate
+  // executor, the completion is dispatched to it; a wait that queues is posted later.
+  asio::io_context ioc;
+  af::lock l(ioc.get_executor());
+  bool first = false, second = false;
+  l.async_acquire(asio::bind_immediate_executor(asio::system_executor(),
+                                                [&](std::exception_ptr e) { first = !e; }));
+  BOOST_TEST(first);
+  BOOST_TEST(l.locked());
+  l.async_acquire(asio::bind_immediate_executor(asio::system_executor(),
+                                                [&](std::exception_ptr e) { second = !e; }));
+  l.release();
+  BOOST_TEST(!second); // granted by release(): posted, never run inside it
+  aft::poll(ioc);
+  BOOST_TEST(second);
+  l.release();
+}
+
+#endif
 
 // --- context destruction ------------------------------------------------------------------
 
