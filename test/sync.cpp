@@ -1043,6 +1043,38 @@ BOOST_AUTO_TEST_CASE(destroying_a_primitive_cancels_its_waiters) {
   aft::poll(ioc);
   BOOST_TEST(cancelled(r.error));
   BOOST_TEST(cancelled(g.error));
+  // A condition's waiters re-acquire the lock before completing cancelled.
+  af::lock l(ioc.get_executor());
+  result got, w;
+  l.async_acquire(record(got));
+  aft::poll(ioc);
+  {
+    af::condition c(l);
+    c.async_wait(record(w));
+    BOOST_TEST(!l.locked());
+  }
+  aft::poll(ioc);
+  BOOST_TEST((w.done && cancelled(w.error)));
+  BOOST_TEST(l.locked());
+  l.release();
+}
+
+BOOST_AUTO_TEST_CASE(a_join_can_be_cancelled_alone) {
+  asio::io_context ioc;
+  af::queue<int> q(ioc.get_executor());
+  q.try_put(1);
+  asio::cancellation_signal sig;
+  result cancelled_join, other;
+  q.async_join(with_slot(sig, record(cancelled_join)));
+  q.async_join(record(other));
+  sig.emit(asio::cancellation_type::total);
+  aft::poll(ioc);
+  BOOST_TEST((cancelled_join.done && cancelled(cancelled_join.error)));
+  BOOST_TEST(!other.done);
+  q.try_get();
+  q.task_done();
+  aft::poll(ioc);
+  BOOST_TEST((other.done && !other.error));
 }
 
 // --- threads (run under TSan) -------------------------------------------------------------
