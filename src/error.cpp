@@ -52,6 +52,10 @@ timeout_error::timeout_error()
 timeout_error::timeout_error(const std::string& what_arg)
     : boost::system::system_error(boost::asio::error::timed_out, what_arg) {}
 
+queue_shut_down::queue_shut_down() : std::runtime_error("asio_futures: the queue is shut down") {}
+queue_empty::queue_empty() : std::runtime_error("asio_futures: the queue is empty") {}
+queue_full::queue_full() : std::runtime_error("asio_futures: the queue is full") {}
+
 exception_group::exception_group(std::vector<std::exception_ptr> exceptions)
     : exceptions_(std::move(exceptions)) {
   what_ = std::to_string(exceptions_.size()) +

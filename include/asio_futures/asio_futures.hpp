@@ -12,6 +12,7 @@
 #include <asio_futures/gather.hpp>
 #include <asio_futures/shield.hpp>
 #include <asio_futures/sleep.hpp>
+#include <asio_futures/sync.hpp>
 #include <asio_futures/task.hpp>
 #include <asio_futures/task_group.hpp>
 #include <asio_futures/thread.hpp>

@@ -83,6 +83,28 @@ private:
   std::string what_;
 };
 
+/// Raised by a queue's puts after `shutdown()`, and by its gets once it is shut down and
+/// empty (Python 3.13's QueueShutDown).
+class queue_shut_down : public std::runtime_error {
+public:
+  queue_shut_down();
+  using std::runtime_error::runtime_error;
+};
+
+/// Raised by a queue's `get_nowait()` when it is empty (asyncio.QueueEmpty).
+class queue_empty : public std::runtime_error {
+public:
+  queue_empty();
+  using std::runtime_error::runtime_error;
+};
+
+/// Raised by a queue's `put_nowait()` when it is full (asyncio.QueueFull).
+class queue_full : public std::runtime_error {
+public:
+  queue_full();
+  using std::runtime_error::runtime_error;
+};
+
 namespace detail {
 
 /// The one place where an Asio error code becomes an exception: `operation_aborted`
