@@ -61,6 +61,10 @@
 #include <utility>
 #include <vector>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
+
 namespace asio = boost::asio;
 namespace af = asio_futures;
 namespace aft = asio_futures_test;
@@ -548,6 +552,15 @@ BOOST_DATA_TEST_CASE(teardown_leaks_nothing_and_invokes_nothing_late,
   BOOST_TEST(w.invoked == expected);
   BOOST_TEST(w.probes.live.load() == 0);
   BOOST_TEST(aft::all_expired(w.alive));
+  BOOST_TEST((w.probes.constructions.load() > 0 || !w.alive.empty())); // something was tracked
+#if defined(__SANITIZE_ADDRESS__)
+  // LeakSanitizer at each operation's last cell (the cells run operation by operation), not
+  // only at exit, so that a leak names its operation; one check per cell would be too slow.
+  if (at == stage::after && teardown == order::handles_first) {
+    BOOST_TEST_INFO("LeakSanitizer after every cell of " << op);
+    BOOST_TEST(__lsan_do_recoverable_leak_check() == 0);
+  }
+#endif
 }
 
 BOOST_AUTO_TEST_SUITE_END() // shutdown_
