@@ -160,7 +160,7 @@ struct world {
   bool context_dead = false;             // set before the context starts dying
   int invoked = 0;                       // handlers, callbacks, continuations, coroutine bodies run
   int invoked_late = 0;                  // ... of them, run once the context began dying
-  std::vector<std::weak_ptr<int>> alive; // lifetime_of tokens of the inputs
+  std::vector<std::weak_ptr<int>> alive; // lifetime_of tokens of the cell's futures
 
   payload probe(int v = 0) { return payload(probes, v); }
   void on_invoked() {
@@ -209,8 +209,7 @@ public:
   }
   /// After the context died, handles still held: resolves what is still pending (a future
   /// may outlive its context), then checks the outcome promised for stage `s`.
-  virtual void check_outcome_after_context(stage s) {
-    (void)s;
+  virtual void check_outcome_after_context(stage) {
     resolve();
     for (const input& f : in_)
       BOOST_TEST(f.done());
@@ -234,7 +233,7 @@ protected:
 class on_input final : public scenario {
 public:
   on_input(world& w, operation op) : scenario(w, 1), op_(op) {
-    if (op_ == operation::async_wait_coroutine) // its wait starts on the coroutine's 1st turn
+    if (op_ == operation::async_wait_coroutine) // its wait starts on its first turn
       asio::co_spawn(*w.ioc, await_input(in_[0], &w, w.probe()), asio::detached);
   }
   void start() override {
@@ -248,7 +247,7 @@ private:
   operation op_;
 };
 
-/// A combinator result (or then()) awaited by a handler. `Outcome` says what the result holds
+/// A combinator result (or then()) awaited by a handler. `outcome` says what the result holds
 /// once the context died and the inputs were resolved late.
 enum class outcome { done, cancelled_unless_after, cancelled_before_completing };
 
