@@ -5,7 +5,9 @@
 #include "support/co_test.hpp"
 #include "support/tracking.hpp"
 
+#include <asio_futures/shield.hpp>
 #include <asio_futures/task.hpp>
+#include <asio_futures/wait.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -1012,6 +1014,67 @@ BOOST_AUTO_TEST_CASE(stress_children_completion_races_with_dropping_the_gather) 
     (void)bs[r].exception(); // retrieved: no lost-exception report at the end
   }
   BOOST_TEST(aft::poll(ioc) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_gather_done_early_unwatches_a_pending_combinator_child) {
+  // Review finding: a gather that failed early (or was resolved through a handle) left its
+  // node on a child that is itself a combinator result, which then looked observed forever:
+  // gather(c, gather(a, b)) with c failing, every handle dropped, leaked a, b and both gathers.
+  using fi = af::future<int>;
+  aft::recording_exception_handler reports;
+  asio::io_context ioc;
+  std::vector<std::weak_ptr<int>> alive;
+  {
+    fi a(ioc), b(ioc), c(ioc), d(ioc), e(ioc);
+    alive = {lifetime_of(a), lifetime_of(b), lifetime_of(d), lifetime_of(e)};
+    auto failed =
+        af::gather(c, af::gather(a, b), af::shield(d), af::first_completed(std::vector{e}));
+    auto ranged = af::gather(
+        std::vector<af::future<std::tuple<int>>>{af::gather(c), af::gather(af::shield(d))});
+    c.set_exception(boom("c"));
+    BOOST_TEST(failed.done());
+    BOOST_TEST(ranged.done());
+    auto resolved = af::gather(af::gather(a));
+    resolved.set_result(std::tuple<std::tuple<int>>{});
+    aft::poll(ioc);
+    (void)failed.exception();
+    (void)ranged.exception();
+  }
+  BOOST_TEST(aft::all_expired(alive));
+  BOOST_TEST(reports.count() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(stress_a_child_failing_while_the_gather_is_dropped_is_reported_exactly_once) {
+  // Review finding: the failure could be lost (neither the child nor the gather reported it)
+  // when the child failed while the dropped gather was letting go of it.
+  constexpr int rounds = 3000;
+  aft::recording_exception_handler reports;
+  {
+    asio::io_context ioc;
+    std::vector<af::future<int>> as, bs;
+    std::vector<af::future<std::tuple<int, int>>> gathers;
+    for (int r = 0; r < rounds; ++r) {
+      as.emplace_back(ioc);
+      bs.emplace_back(ioc);
+      gathers.push_back(af::gather(as.back(), bs.back()));
+    }
+    std::latch start(2);
+    aft::bounded_thread failer([&] {
+      start.arrive_and_wait();
+      for (int r = 0; r < rounds; ++r)
+        as[r].set_exception(boom("a"));
+    });
+    aft::bounded_thread dropper([&] {
+      start.arrive_and_wait();
+      for (int r = 0; r < rounds; ++r)
+        gathers[r] = {};
+    });
+    BOOST_TEST_REQUIRE(failer.join_for());
+    BOOST_TEST_REQUIRE(dropper.join_for());
+    for (auto& b : bs)
+      b.set_result(1);
+  } // every future dropped: each failure is reported once, by the child or by the gather
+  BOOST_TEST(reports.count() == static_cast<std::size_t>(rounds));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -313,4 +313,20 @@ BOOST_AUTO_TEST_CASE(stress_inner_completion_races_with_dropping_the_outer) {
   BOOST_TEST(aft::poll(ioc) == 0); // nothing was scheduled: no waiter, no callback
 }
 
+BOOST_AUTO_TEST_CASE(a_result_resolved_through_its_handle_lets_go_of_the_inner) {
+  // Review finding: resolving the result directly left the shield's node on a pending inner,
+  // so an inner that is a combinator result stayed observed (and leaked) forever.
+  asio::io_context ioc;
+  std::weak_ptr<int> alive;
+  {
+    af::future<int> a(ioc);
+    alive = lifetime_of(a);
+    auto outer = af::shield(af::shield(a));
+    outer.set_result(1);
+    auto direct = af::shield(a);
+    direct.set_result(2);
+  }
+  BOOST_TEST(alive.expired());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

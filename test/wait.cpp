@@ -1041,6 +1041,23 @@ BOOST_AUTO_TEST_CASE(stress_inner_completion_races_with_dropping_the_result) {
     BOOST_TEST_REQUIRE(inners[r].result() == r);
 }
 
+BOOST_AUTO_TEST_CASE(a_wait_for_dropped_while_its_expiry_is_queued_leaves_the_inner_alone) {
+  // Review finding: the expiry's handler, already queued behind a strand handler that drops
+  // the result, still cancelled the inner. On Asio 1.81 poll() runs the reactor first (the
+  // expired timer's handler is queued after the strand's) and then the strand's handler.
+  asio::io_context ioc;
+  auto st = asio::make_strand(ioc);
+  af::future<int> inner{asio::any_io_executor(st)};
+  auto w = af::wait_for(inner, 1us);
+  const auto deadline = std::chrono::steady_clock::now() + 1ms;
+  while (std::chrono::steady_clock::now() < deadline) {
+  } // the deadline has passed (a clock condition, not a synchronisation)
+  asio::post(st, [&w] { w = {}; });
+  aft::poll(ioc);
+  BOOST_TEST(!w.valid());
+  BOOST_TEST(!inner.done());
+}
+
 BOOST_AUTO_TEST_SUITE_END() // wait_for_
 
 // =========================================================================================

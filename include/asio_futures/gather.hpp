@@ -153,10 +153,11 @@ template <class T> using gather_value_t = std::conditional_t<std::is_void_v<T>, 
 /// ("result already taken"), as with two waiters. Passing the same move-only future twice
 /// fails the gather that way.
 ///
-/// **Lifetime.** While the gather is pending it keeps its children alive, as asyncio's does:
-/// if a child is never resolved and every handle to the gather and to the child is dropped,
-/// that memory stays allocated until the child completes, which may be never. Cancel the gather
-/// (or its children) to release it. Once the gather is done it holds no child.
+/// **Lifetime.** While the gather is pending it keeps its children alive, as asyncio's does.
+/// Once the gather is done it holds no child. When nobody can read its result any more (no
+/// handle, no waiter, no done-callback on it) it lets go of its children, without cancelling
+/// them: children only it held are freed (so a coroutine suspended on it over futures only its
+/// frame held is freed with its io_context).
 ///
 /// **Cost.** Two allocations (the gather's bookkeeping with one list node per child embedded in
 /// it, and the result future's state) plus, for the ranged form, the result vector. Each

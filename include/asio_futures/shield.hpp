@@ -31,8 +31,8 @@ namespace asio_futures {
 /// the result was cancelled first.
 ///
 /// **Lifetime.** While both are pending the result keeps `inner` alive (as asyncio's shield
-/// does): a never-resolved `inner` whose handles are all dropped stays allocated, together
-/// with the result, until it completes. Cancelling the result releases it.
+/// does). Once the result is done, or nobody can read it any more (no handle, waiter or
+/// done-callback on it), it lets go of `inner` without cancelling it.
 ///
 /// **Cost.** Two allocations (the result's state, and one object holding the two list nodes
 /// that link it to `inner`); `inner`'s completion is forwarded inline, without a scheduler trip.

@@ -163,6 +163,7 @@ public:
   /// coroutine awaiting gather over futures only its frame held, destroyed with its
   /// io_context). Called by the creator before the state is shared.
   void make_abandonable() noexcept { abandonable_ = true; }
+  bool abandonable() const noexcept { return abandonable_; }
 
   // --- state queries ------------------------------------------------------------------------
 

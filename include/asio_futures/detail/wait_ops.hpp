@@ -275,7 +275,8 @@ public:
   }
 
   void deadline_expired() noexcept {
-    if (this->done())
+    // Done, or abandoned (cut: nobody reads the result) while the expiry was queued.
+    if (this->done() || links_.cut_requested())
       return;
     // release: the inner's completion (maybe on another thread) that follows our cancel
     // sees the flag.

@@ -241,8 +241,11 @@ private:
     if (a != node_action::destroy)
       g->template store<I>(static_cast<state<T>&>(*s));
     if (g->child_processed()) {
-      finish_gather(*g->out_,
-                    [g] { return result_type(std::move(std::get<Is>(g->slots_).ref())...); });
+      // acquire: pairs with the release in on_out (our count update follows the abandoner's
+      // own in the count's modification order whenever a child was unlinked unprocessed).
+      if (!g->unwatched_.load(std::memory_order_acquire))
+        finish_gather(*g->out_,
+                      [g] { return result_type(std::move(std::get<Is>(g->slots_).ref())...); });
       g->release();
     }
   }
@@ -253,12 +256,15 @@ private:
   }
 
   /// Unlinks our node from child I if it is still there (the child then counts as processed,
-  /// without an outcome). Before the child's handle is dropped: a child that is itself an
-  /// abandonable result must see no node of ours when its last observer goes.
-  template <std::size_t I> void unwatch() noexcept {
+  /// without an outcome): every child if `all`, else only a child that is itself a combinator
+  /// result (abandonable). Before the child's handle is dropped: such a child must see no node
+  /// of ours when its last observer goes. Other pending children keep our node after the
+  /// result is done, so that their failures are still retrieved by us (asyncio's gather
+  /// retrieves them too).
+  template <std::size_t I> void unwatch(bool all) noexcept {
     auto& cs = *access<std::tuple_element_t<I, std::tuple<Ts...>>>::get(std::get<I>(children_));
     node* n = &std::get<I>(nodes_);
-    if (cs.remove(n))
+    if ((all || cs.abandonable()) && cs.remove(n))
       on_child<I>(n, node_action::destroy, &cs);
   }
 
@@ -270,11 +276,17 @@ private:
   static void on_out(node* n, node_action a, state_base* s) noexcept {
     auto* g = static_cast<gather_node<gather_tuple>*>(n)->owner_;
     if (a == node_action::destroy) {
-      (void)g->out_->try_claim(); // no result will be built: children now only retire
-      (g->template unwatch<Is>(), ...);
-    } else if (s->get_outcome() == outcome::cancelled) {
-      const std::string msg = cancel_message_of(s->error());
-      (cancel_child(*access<Ts>::get(std::get<Is>(g->children_)), msg), ...);
+      // release: see on_child. No result will be built from the slots left unfilled; a child
+      // failing meanwhile still fails the (unread) result, which then reports it as lost.
+      g->unwatched_.store(true, std::memory_order_release);
+      (g->template unwatch<Is>(true), ...);
+    } else {
+      if (s->get_outcome() == outcome::cancelled) {
+        const std::string msg = cancel_message_of(s->error());
+        (cancel_child(*access<Ts>::get(std::get<Is>(g->children_)), msg), ...);
+      }
+      // A pending child that is itself a combinator result must not stay observed by us.
+      (g->template unwatch<Is>(false), ...);
     }
     // Dropping a child's last reference destroys it and with it our node there (on_child
     // with destroy): our own reference keeps the gather alive meanwhile.
@@ -283,6 +295,7 @@ private:
   }
 
   internal_ptr<result_type> out_;                  // our own hold on the result
+  std::atomic<bool> unwatched_{false};             // abandoned: never build the result
   std::tuple<future<Ts>...> children_;             // dropped by on_out once the result is done
   std::tuple<value_storage<slot_t<Ts>>...> slots_; // slot I written once by child I's completer
   bool filled_[sizeof...(Ts)] = {};                // slot I constructed (same writer, before its
@@ -374,14 +387,15 @@ private:
     if (a != node_action::destroy)
       g->store(*e, static_cast<state<T>&>(*s));
     if (g->child_processed()) {
-      finish_gather(*g->out_, [g] {
-        result_type v;
-        v.reserve(g->size_);
-        entry* es = g->entries();
-        for (std::size_t i = 0; i < g->size_; ++i)
-          v.push_back(std::move(es[i].slot.ref()));
-        return v;
-      });
+      if (!g->unwatched_.load(std::memory_order_acquire)) // see gather_tuple::on_child
+        finish_gather(*g->out_, [g] {
+          result_type v;
+          v.reserve(g->size_);
+          entry* es = g->entries();
+          for (std::size_t i = 0; i < g->size_; ++i)
+            v.push_back(std::move(es[i].slot.ref()));
+          return v;
+        });
       g->release();
     }
   }
@@ -392,25 +406,27 @@ private:
   /// See gather_tuple::on_out.
   static void on_out(node* n, node_action a, state_base* s) noexcept {
     auto* g = static_cast<gather_node<gather_vector>*>(n)->owner_;
-    if (a == node_action::destroy) {
-      (void)g->out_->try_claim();
-      entry* es = g->entries();
-      for (std::size_t i = 0; i < g->size_; ++i) {
-        state<T>& cs = *access<T>::get(g->children_[i]);
-        if (cs.remove(es + i))
-          on_child(es + i, node_action::destroy, &cs);
-      }
+    const bool all = a == node_action::destroy;
+    if (all) {
+      g->unwatched_.store(true, std::memory_order_release);
     } else if (s->get_outcome() == outcome::cancelled) {
       const std::string msg = cancel_message_of(s->error());
       for (const F& c : g->children_)
         cancel_child(*access<T>::get(c), msg);
     }
+    entry* es = g->entries();
+    for (std::size_t i = 0; i < g->size_; ++i) {
+      state<T>& cs = *access<T>::get(g->children_[i]);
+      if ((all || cs.abandonable()) && cs.remove(es + i))
+        on_child(es + i, node_action::destroy, &cs);
+    }
     std::vector<F>().swap(g->children_); // see gather_tuple::on_out
     g->release();
   }
 
-  internal_ptr<result_type> out_; // our own hold on the result
-  std::vector<F> children_;       // dropped by on_out once the result is done
+  internal_ptr<result_type> out_;      // our own hold on the result
+  std::atomic<bool> unwatched_{false}; // abandoned: never build the result
+  std::vector<F> children_;            // dropped by on_out once the result is done
   std::size_t size_;
   gather_node<gather_vector> out_node_;
 };

@@ -94,15 +94,15 @@ private:
     sh->release();
   }
 
-  /// Inline in the result's completer: a cancelled result lets go of the inner (asyncio's
-  /// shield removes its done-callback from the inner the same way). `destroy` comes from the
-  /// result's last observer leaving it pending (state_base::abandon): the inner is let go of
-  /// too, and its handle dropped at once (an inner that is itself an abandonable result then
-  /// sees no node of ours when its last observer goes).
-  static void on_out(node* n, node_action a, state_base* s) noexcept {
+  /// Inline in the result's completer: a result done before the inner lets go of it (asyncio's
+  /// shield removes its done-callback from the inner the same way when cancelled): whatever
+  /// ended it (cancelled, resolved through a handle, or abandoned), so that an inner that is
+  /// itself a combinator result sees no node of ours. After the inner completed there is
+  /// nothing to remove. `destroy` comes from the result's last observer leaving it pending
+  /// (state_base::abandon): the inner's handle is also dropped at once.
+  static void on_out(node* n, node_action a, state_base*) noexcept {
     auto* sh = static_cast<link_node*>(n)->owner_;
-    const bool let_go = a == node_action::destroy || s->get_outcome() == outcome::cancelled;
-    if (let_go && sh->inner_->remove(&sh->inner_node_))
+    if (sh->inner_->remove(&sh->inner_node_))
       on_inner(&sh->inner_node_, node_action::destroy, sh->inner_.get());
     if (a == node_action::destroy)
       sh->inner_.reset(); // on_inner never reads inner_; the destructor runs after us

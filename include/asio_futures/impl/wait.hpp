@@ -58,7 +58,10 @@ public:
     links_.end_setup();
   }
 
-  void deadline_expired() noexcept { finish(); }
+  void deadline_expired() noexcept {
+    if (!links_.cut_requested()) // not abandoned while the expiry was queued
+      finish();
+  }
 
   void deadline_abandoned() noexcept {
     this->cancel_state("asio_futures::wait: the execution context shut down");
