@@ -171,7 +171,7 @@ public:
       complete(w, queue_shut_down_error(), wakes);
     } else if (putters_.empty() && room()) {
       put_item(std::move(*w.value_), wakes); // may throw: nothing changed then
-      complete(w, nullptr, wakes); // the moved-from item dies with the op, unlocked
+      complete(w, nullptr, wakes);           // the moved-from item dies with the op, unlocked
     } else {
       putters_.push_back(&w);
     }
