@@ -137,6 +137,23 @@ private:
   int* budget_;
 };
 
+/// Holds every submission at the gate until it opens.
+struct gate {
+  std::atomic<bool> entered{false};
+  std::atomic<bool> open{false};
+};
+template <class Executor>
+class gated_executor : public aft::wrapping_executor<gated_executor, Executor, gate> {
+public:
+  using aft::wrapping_executor<gated_executor, Executor, gate>::wrapping_executor;
+  template <class F> void execute(F&& f) const {
+    this->state_->entered = true;
+    while (!this->state_->open.load())
+      std::this_thread::yield();
+    this->inner_.execute(std::forward<F>(f));
+  }
+};
+
 /// Spins `n` iterations: a varying head start for one side of a race.
 void spin(int n) {
   std::atomic<int> k{0};
@@ -794,11 +811,11 @@ BOOST_AUTO_TEST_CASE(queue_items_are_never_destroyed_under_the_queues_mutex) {
     sig.emit(asio::cancellation_type::terminal); // the getter gives back what it holds
     aft::poll(ioc);
     BOOST_TEST(!got);
+    for (auto& p : probing_item::probes)
+      p.wait(); // before the queue goes
+    probing_item::probes.clear();
+    probing_item::queue = nullptr;
   }
-  probing_item::queue = nullptr;
-  for (auto& p : probing_item::probes)
-    p.wait();
-  probing_item::probes.clear();
   BOOST_TEST(probing_item::live_destroyed >= 1);
   BOOST_TEST(!probing_item::destroyed_under_mutex);
 }
@@ -1192,6 +1209,40 @@ BOOST_AUTO_TEST_CASE(a_completion_the_allocator_refuses_is_destroyed_unrun_passi
   BOOST_TEST((next.done && !next.error)); // the lock passed on
   l.release();
   BOOST_TEST(!l.locked());
+}
+
+BOOST_AUTO_TEST_CASE(a_context_destroyed_while_its_waiter_is_being_posted_outlives_the_post) {
+  // A setter collects two waiters; submitting the first blocks (a gated executor), so the
+  // second, bound to `b`, is taken out of its FIFO but not yet unregistered nor posted when
+  // another thread destroys `b`. The destruction must wait for that post (it used to free
+  // the service and the scheduler the setter then used).
+  asio::io_context a;
+  af::event ev(a.get_executor());
+  gate g;
+  result first, doomed;
+  ev.async_wait(asio::bind_executor(
+      gated_executor<asio::io_context::executor_type>(a.get_executor(), g), record(first)));
+  auto b = std::make_unique<asio::io_context>();
+  ev.async_wait(asio::bind_executor(*b, record(doomed)));
+  std::thread setter([&] { ev.set(); });
+  wait_until([&] { return g.entered.load(); });
+  std::atomic<bool> destroyed{false};
+  std::thread destroyer([&] {
+    b.reset();
+    destroyed = true;
+  });
+  // Give a wrong destruction the time to finish before the setter goes on (the right one
+  // waits for the setter, so this wait times out; that is not a failure).
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+  while (!destroyed.load() && std::chrono::steady_clock::now() < until)
+    std::this_thread::yield();
+  BOOST_TEST(!destroyed.load());
+  g.open = true;
+  setter.join();
+  destroyer.join();
+  aft::poll(a);
+  BOOST_TEST(first.done);
+  BOOST_TEST(!doomed.done);
 }
 
 BOOST_AUTO_TEST_CASE(a_context_destroyed_while_another_thread_hands_its_waiter_the_lock) {
