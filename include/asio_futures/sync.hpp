@@ -36,7 +36,10 @@
 //   whoever sees `cancelled_error` holds nothing, and nothing is lost.
 // * A waiter whose handler's execution context is destroyed is destroyed with it, unrun
 //   (its coroutine frame too); what it was granted passes to the next waiter. After that
-//   context has shut down, an async operation bound to it throws `invalid_state_error`.
+//   context has shut down, an async operation bound to it throws `invalid_state_error`. A
+//   primitive shared between contexts may keep being used from other threads while one of
+//   them is destroyed. If submitting a completion fails (the handler's allocator or executor
+//   throws), the waiter is destroyed the same way, unrun, and the waker sees no exception.
 // * Destroying a primitive completes its queued waiters with `cancelled_error`.
 // * Every member is safe to call from any thread.
 
