@@ -692,18 +692,18 @@ BOOST_AUTO_TEST_CASE(queue_getter_cancelled_after_an_item_was_handed_to_it_loses
     }
     BOOST_TEST(q.empty());
   }
-  // An item taken at once (the queue had one) goes back too.
+  // A getter promised an item at once (the queue had one): the item never left its place.
   asio::io_context ioc;
   af::lifo_queue<int> q(ioc.get_executor());
   q.try_put(1);
   asio::cancellation_signal sig;
   value_result<int> victim;
-  q.async_get(with_slot(sig, record_value(victim))); // takes 1 at once
+  q.async_get(with_slot(sig, record_value(victim))); // promised 1 at once
   q.try_put(2);
   sig.emit(asio::cancellation_type::total);
   aft::poll(ioc);
   BOOST_TEST(cancelled(victim.error));
-  BOOST_TEST(*q.try_get() == 2); // LIFO: the newer first, the returned one at the bottom
+  BOOST_TEST(*q.try_get() == 2); // LIFO: the newer first, then the one it was promised
   BOOST_TEST(*q.try_get() == 1);
 }
 
@@ -1285,14 +1285,19 @@ BOOST_AUTO_TEST_CASE(a_wait_started_while_its_context_shuts_down_is_taken_or_ref
     l.async_acquire(record(holder));
     aft::poll(a);
     auto c = std::make_unique<aft::closable_context>();
+    {
+      // Creates the context's service here: Asio does not support creating a service while
+      // the context shuts down (use_service would race with shutdown_services).
+      af::event set(a.get_executor());
+      set.set();
+      set.async_wait(asio::bind_executor(*c, [](std::exception_ptr) {}));
+    }
     std::atomic<bool> go{false};
-    bool started = false;
     std::thread starter([&] {
       while (!go.load()) {
       }
       try {
         l.async_acquire(asio::bind_executor(*c, [](std::exception_ptr) {}));
-        started = true;
       } catch (const af::invalid_state_error&) {
       }
     });
