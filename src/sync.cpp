@@ -10,6 +10,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 namespace asio_futures {
 namespace detail {
@@ -63,10 +64,14 @@ void wake_list::flush() noexcept {
     if (!head_)
       tail_ = nullptr;
     w->wake_next_ = nullptr;
-    // Unregistered before it is submitted (as a future's waiter): from here on, a context
-    // shutdown finds it in the scheduler's queue, which destroys it (sync_op::destroy).
+    // Unregistered before it is submitted (as a future's waiter): a context shutdown finds
+    // it in the scheduler's queue, which destroys it (sync_op::destroy). It stays in flight
+    // until submitted: the shutdown waits for that, so the scheduler is still there.
+    sync_service* s = w->svc_;
     unregister(w);
-    w->post_(w);
+    w->post_(w); // never throws (a refused submission destroys it)
+    if (s)
+      s->end_flight(); // `s` may be gone from here on
   }
 }
 
@@ -135,12 +140,26 @@ asio::execution_context::id sync_service::id;
 
 sync_service::sync_service(asio::execution_context& ctx) : asio::execution_context::service(ctx) {}
 
-sync_service::~sync_service() = default;
+std::atomic<std::uint64_t> sync_service::epoch_{0};
+thread_local sync_service::cache sync_service::cache_;
 
-void sync_service::add(sync_waiter* w) {
-  std::lock_guard guard(mutex_);
-  if (closed_)
-    throw invalid_state_error("asio_futures: the execution context has shut down");
+sync_service::~sync_service() {
+  // release: pairs with the acquire in of(); a thread that sees the new epoch refreshes its
+  // cache.
+  epoch_.fetch_add(1, std::memory_order_release);
+}
+
+sync_service& sync_service::lookup(asio::execution_context& ctx, std::uint64_t epoch) {
+  sync_service& s = asio::use_service<sync_service>(ctx);
+  cache_ = {&ctx, &s, epoch};
+  return s;
+}
+
+void sync_service::throw_closed() {
+  throw invalid_state_error("asio_futures: the execution context has shut down");
+}
+
+void sync_service::link(sync_waiter* w) noexcept {
   w->svc_ = this;
   w->reg_prev_ = nullptr;
   w->reg_next_ = head_;
@@ -199,6 +218,15 @@ void sync_service::shutdown() {
     w->wake_next_ = nullptr;
     w->destroy_(w);
   }
+  // Every other waiter of this context was collected to be posted before we took its
+  // primitive's mutex above (or before its waker unregistered it, under ours): it is in
+  // flight, counted where we see it now. Its waker is about to submit it to this context's
+  // scheduler, which Asio shuts down and destroys after this service (services are shut down
+  // newest first, and the scheduler is the context's first), and which destroys it unrun.
+  // Wait for those submissions: wakers never block, so this is short.
+  // acquire: pairs with end_flight(); the submissions happen before we return.
+  while (in_flight_.load(std::memory_order_acquire) != 0)
+    std::this_thread::yield();
 }
 
 // --- event --------------------------------------------------------------------------------

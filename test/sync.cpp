@@ -34,6 +34,7 @@
 #include <cstddef>
 #include <exception>
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -112,6 +113,52 @@ bool cancelled(const std::exception_ptr& e) {
 /// Binds `h` to a fresh cancellation signal's slot.
 template <class H> auto with_slot(asio::cancellation_signal& sig, H h) {
   return asio::bind_cancellation_slot(sig.slot(), std::move(h));
+}
+
+/// Allocates from the heap while `budget` lasts, then throws std::bad_alloc.
+template <class T> class flaky_allocator {
+public:
+  using value_type = T;
+  explicit flaky_allocator(int& budget) noexcept : budget_(&budget) {}
+  template <class U> flaky_allocator(const flaky_allocator<U>& o) noexcept : budget_(&o.budget()) {}
+  T* allocate(std::size_t n) {
+    if ((*budget_)-- <= 0)
+      throw std::bad_alloc();
+    return std::allocator<T>().allocate(n);
+  }
+  void deallocate(T* p, std::size_t n) noexcept { std::allocator<T>().deallocate(p, n); }
+  int& budget() const noexcept { return *budget_; }
+  template <class U>
+  friend bool operator==(const flaky_allocator& a, const flaky_allocator<U>& b) noexcept {
+    return &a.budget() == &b.budget();
+  }
+
+private:
+  int* budget_;
+};
+
+/// Holds every submission at the gate until it opens.
+struct gate {
+  std::atomic<bool> entered{false};
+  std::atomic<bool> open{false};
+};
+template <class Executor>
+class gated_executor : public aft::wrapping_executor<gated_executor, Executor, gate> {
+public:
+  using aft::wrapping_executor<gated_executor, Executor, gate>::wrapping_executor;
+  template <class F> void execute(F&& f) const {
+    this->state_->entered = true;
+    while (!this->state_->open.load())
+      std::this_thread::yield();
+    this->inner_.execute(std::forward<F>(f));
+  }
+};
+
+/// Spins `n` iterations: a varying head start for one side of a race.
+void spin(int n) {
+  std::atomic<int> k{0};
+  while (k.fetch_add(1, std::memory_order_relaxed) < n) {
+  }
 }
 
 // Starts an operation inside an inside_call scope: a completion seeing active() ran inline.
@@ -645,19 +692,132 @@ BOOST_AUTO_TEST_CASE(queue_getter_cancelled_after_an_item_was_handed_to_it_loses
     }
     BOOST_TEST(q.empty());
   }
-  // An item taken at once (the queue had one) goes back too.
+  // A getter promised an item at once (the queue had one): the item never left its place.
   asio::io_context ioc;
   af::lifo_queue<int> q(ioc.get_executor());
   q.try_put(1);
   asio::cancellation_signal sig;
   value_result<int> victim;
-  q.async_get(with_slot(sig, record_value(victim))); // takes 1 at once
+  q.async_get(with_slot(sig, record_value(victim))); // promised 1 at once
   q.try_put(2);
   sig.emit(asio::cancellation_type::total);
   aft::poll(ioc);
   BOOST_TEST(cancelled(victim.error));
-  BOOST_TEST(*q.try_get() == 2); // LIFO: the newer first, the returned one at the bottom
+  BOOST_TEST(*q.try_get() == 2); // LIFO: the newer first, then the one it was promised
   BOOST_TEST(*q.try_get() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(items_promised_to_getters_count_against_the_bound_and_keep_their_place) {
+  {
+    // Bounded: the item promised to the first getter fills the queue until its handler runs
+    // (asyncio: put_nowait raises QueueFull). Cancelling the getters leaves it in place.
+    asio::io_context ioc;
+    af::queue<int> q(ioc.get_executor(), 1);
+    asio::cancellation_signal sig[3];
+    value_result<int> got[3];
+    for (int i = 0; i < 3; ++i)
+      q.async_get(with_slot(sig[i], record_value(got[i])));
+    BOOST_TEST(q.try_put(1));
+    for (int v = 2; v <= 4; ++v)
+      BOOST_TEST(!q.try_put(v));
+    BOOST_TEST(q.full());
+    BOOST_TEST(q.size() == 1u);
+    for (auto& g : sig)
+      g.emit(asio::cancellation_type::terminal);
+    aft::poll(ioc);
+    for (auto& g : got)
+      BOOST_TEST((g.done && cancelled(g.error)));
+    BOOST_TEST(q.size() == 1u);
+    BOOST_TEST(*q.try_get() == 1);
+    BOOST_TEST(q.empty());
+  }
+  {
+    // Unbounded: the items come back in their original order.
+    asio::io_context ioc;
+    af::queue<int> q(ioc.get_executor());
+    asio::cancellation_signal sig[3];
+    value_result<int> got[3];
+    for (int i = 0; i < 3; ++i)
+      q.async_get(with_slot(sig[i], record_value(got[i])));
+    for (int v = 1; v <= 4; ++v)
+      BOOST_TEST(q.try_put(v));
+    for (auto& g : sig)
+      g.emit(asio::cancellation_type::terminal);
+    aft::poll(ioc);
+    std::vector<int> drained;
+    while (auto v = q.try_get())
+      drained.push_back(*v);
+    BOOST_TEST(drained == (std::vector<int>{1, 2, 3, 4}), boost::test_tools::per_element());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(lifo_queue_getter_cancelled_after_being_given_the_top_item_leaves_it_on_top) {
+  asio::io_context ioc;
+  af::lifo_queue<int> q(ioc.get_executor());
+  for (int v : {1, 2, 3})
+    q.try_put(v);
+  asio::cancellation_signal sig;
+  value_result<int> victim;
+  q.async_get(with_slot(sig, record_value(victim))); // promised 3
+  sig.emit(asio::cancellation_type::terminal);
+  aft::poll(ioc);
+  BOOST_TEST(cancelled(victim.error));
+  std::vector<int> drained;
+  while (auto v = q.try_get())
+    drained.push_back(*v);
+  BOOST_TEST(drained == (std::vector<int>{3, 2, 1}), boost::test_tools::per_element());
+}
+
+namespace {
+/// An item whose destructor (when live) asks the queue its size from another thread: if that
+/// does not answer in time, the destructor ran under the queue's mutex (where calling the
+/// queue from the same thread would deadlock).
+struct probing_item {
+  static inline af::queue<probing_item>* queue = nullptr;
+  static inline bool destroyed_under_mutex = false;
+  static inline int live_destroyed = 0;
+  static inline std::vector<std::future<std::size_t>> probes;
+
+  bool live = false;
+  probing_item() = default;
+  explicit probing_item(bool l) noexcept : live(l) {}
+  probing_item(probing_item&& o) noexcept : live(std::exchange(o.live, false)) {}
+  probing_item& operator=(probing_item&& o) noexcept {
+    live = std::exchange(o.live, false);
+    return *this;
+  }
+  ~probing_item() {
+    if (!live || !queue)
+      return;
+    ++live_destroyed;
+    auto probe = std::async(std::launch::async, [q = queue] { return q->size(); });
+    if (probe.wait_for(std::chrono::seconds(2)) != std::future_status::ready)
+      destroyed_under_mutex = true;
+    probes.push_back(std::move(probe)); // joined once the mutex is free
+  }
+};
+} // namespace
+
+BOOST_AUTO_TEST_CASE(queue_items_are_never_destroyed_under_the_queues_mutex) {
+  asio::io_context ioc;
+  {
+    af::queue<probing_item> q(ioc.get_executor());
+    probing_item::queue = &q;
+    q.try_put(probing_item(true));
+    asio::cancellation_signal sig;
+    bool got = false;
+    q.async_get(with_slot(sig, [&](std::exception_ptr e, probing_item) { got = !e; }));
+    q.shutdown(true);                            // drops the item the getter was given
+    sig.emit(asio::cancellation_type::terminal); // the getter gives back what it holds
+    aft::poll(ioc);
+    BOOST_TEST(!got);
+    for (auto& p : probing_item::probes)
+      p.wait(); // before the queue goes
+    probing_item::probes.clear();
+    probing_item::queue = nullptr;
+  }
+  BOOST_TEST(probing_item::live_destroyed >= 1);
+  BOOST_TEST(!probing_item::destroyed_under_mutex);
 }
 
 BOOST_AUTO_TEST_CASE(queue_putter_cancelled_before_or_after_being_given_room) {
@@ -1030,6 +1190,129 @@ BOOST_AUTO_TEST_CASE(a_waiter_granted_when_its_context_dies_passes_the_grant_on)
   BOOST_TEST(!l.locked());
 }
 
+BOOST_AUTO_TEST_CASE(a_completion_the_allocator_refuses_is_destroyed_unrun_passing_the_grant_on) {
+  asio::io_context ioc;
+  af::lock l(ioc.get_executor());
+  result holder, next;
+  l.async_acquire(record(holder));
+  aft::poll(ioc);
+  int budget = 1; // the node is allocated; the post of its completion is refused
+  auto token = std::make_shared<int>(0);
+  bool invoked = false;
+  l.async_acquire(asio::bind_allocator(flaky_allocator<int>(budget),
+                                       [&invoked, token](std::exception_ptr) { invoked = true; }));
+  l.async_acquire(record(next));
+  BOOST_CHECK_NO_THROW(l.release());  // hands the lock to the flaky waiter, whose post fails
+  BOOST_TEST(token.use_count() == 1); // its handler was destroyed
+  aft::poll(ioc);
+  BOOST_TEST(!invoked);
+  BOOST_TEST((next.done && !next.error)); // the lock passed on
+  l.release();
+  BOOST_TEST(!l.locked());
+}
+
+BOOST_AUTO_TEST_CASE(a_context_destroyed_while_its_waiter_is_being_posted_outlives_the_post) {
+  // A setter collects two waiters; submitting the first blocks (a gated executor), so the
+  // second, bound to `b`, is taken out of its FIFO but not yet unregistered nor posted when
+  // another thread destroys `b`. The destruction must wait for that post (it used to free
+  // the service and the scheduler the setter then used).
+  asio::io_context a;
+  af::event ev(a.get_executor());
+  gate g;
+  result first, doomed;
+  ev.async_wait(asio::bind_executor(
+      gated_executor<asio::io_context::executor_type>(a.get_executor(), g), record(first)));
+  auto b = std::make_unique<asio::io_context>();
+  ev.async_wait(asio::bind_executor(*b, record(doomed)));
+  std::thread setter([&] { ev.set(); });
+  wait_until([&] { return g.entered.load(); });
+  std::atomic<bool> destroyed{false};
+  std::thread destroyer([&] {
+    b.reset();
+    destroyed = true;
+  });
+  // Give a wrong destruction the time to finish before the setter goes on (the right one
+  // waits for the setter, so this wait times out; that is not a failure).
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+  while (!destroyed.load() && std::chrono::steady_clock::now() < until)
+    std::this_thread::yield();
+  BOOST_TEST(!destroyed.load());
+  g.open = true;
+  setter.join();
+  destroyer.join();
+  aft::poll(a);
+  BOOST_TEST(first.done);
+  BOOST_TEST(!doomed.done);
+}
+
+BOOST_AUTO_TEST_CASE(a_context_destroyed_while_another_thread_hands_its_waiter_the_lock) {
+  // One thread releases the lock to a waiter bound to `b` while this one destroys `b`:
+  // whichever wins, the waiter is destroyed unrun, the lock comes back, and nothing touches
+  // the dead context (ASan/TSan check that).
+  asio::io_context a;
+  af::lock l(a.get_executor());
+  for (int round = 0; round < 400; ++round) {
+    result holder, doomed;
+    l.async_acquire(record(holder));
+    aft::poll(a);
+    auto b = std::make_unique<asio::io_context>();
+    l.async_acquire(asio::bind_executor(*b, record(doomed)));
+    std::atomic<bool> go{false};
+    std::thread releaser([&] {
+      while (!go.load()) {
+      }
+      l.release();
+    });
+    go = true;
+    spin((round % 64) * 20);
+    b.reset();
+    releaser.join();
+    BOOST_TEST(!doomed.done);
+    BOOST_TEST(!l.locked());
+    if (l.locked())
+      l.release();
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_wait_started_while_its_context_shuts_down_is_taken_or_refused) {
+  // One thread starts a wait bound to `c` while this one shuts `c` down: the wait is refused
+  // (invalid_state_error) or queued and then destroyed by the shutdown, never queued behind
+  // it with a dead service.
+  asio::io_context a;
+  af::lock l(a.get_executor());
+  for (int round = 0; round < 400; ++round) {
+    result holder;
+    l.async_acquire(record(holder));
+    aft::poll(a);
+    auto c = std::make_unique<aft::closable_context>();
+    {
+      // Creates the context's service here: Asio does not support creating a service while
+      // the context shuts down (use_service would race with shutdown_services).
+      af::event set(a.get_executor());
+      set.set();
+      set.async_wait(asio::bind_executor(*c, [](std::exception_ptr) {}));
+    }
+    std::atomic<bool> go{false};
+    std::thread starter([&] {
+      while (!go.load()) {
+      }
+      try {
+        l.async_acquire(asio::bind_executor(*c, [](std::exception_ptr) {}));
+      } catch (const af::invalid_state_error&) {
+      }
+    });
+    go = true;
+    spin((round % 64) * 20);
+    c->shutdown();
+    starter.join();
+    c.reset();
+    l.release(); // no waiter of `c` is left to take it
+    BOOST_TEST(!l.locked());
+    if (l.locked())
+      l.release();
+  }
+}
+
 BOOST_AUTO_TEST_CASE(destroying_a_primitive_cancels_its_waiters) {
   asio::io_context ioc;
   result r;
@@ -1183,6 +1466,7 @@ BOOST_AUTO_TEST_CASE(cancellation_racing_with_release_on_a_strand_loses_nothing)
     asio::cancellation_signal sig;
     std::atomic<bool> done{false}, emitted{false};
     std::atomic<bool> got{false};
+    std::atomic<bool> queued{false}, ready{false}, go{false};
     af::future<void>(l.async_acquire(af::use_future)).get(); // we hold it
     asio::post(strand, [&] {
       l.async_acquire(asio::bind_cancellation_slot(
@@ -1190,14 +1474,30 @@ BOOST_AUTO_TEST_CASE(cancellation_racing_with_release_on_a_strand_loses_nothing)
             got = !e;
             done = true;
           })));
-      asio::post(strand, [&] {
-        sig.emit(asio::cancellation_type::partial);
-        emitted = true;
-      });
+      queued = true;
     });
+    if (!wait_until([&] { return queued.load(); }))
+      break;
+    // The waiter is queued. The strand emits the signal while this thread releases: either
+    // the release grants it first (then the signal takes the grant back and passes the lock
+    // on: its completion waits behind the emission on the strand), or the signal withdraws
+    // it from the queue first.
+    asio::post(strand, [&] {
+      ready = true;
+      while (!go.load()) {
+      }
+      spin((round % 16) * 50);
+      sig.emit(asio::cancellation_type::partial);
+      emitted = true;
+    });
+    if (!wait_until([&] { return ready.load(); }))
+      break;
+    go = true;
+    spin((round % 13) * 60);
     l.release(); // races with the cancellation
     if (!wait_until([&] { return done.load() && emitted.load(); }))
       break;
+    BOOST_TEST(!got.load()); // the signal always reaches it before its handler runs
     if (got.load())
       l.release();
     BOOST_TEST(!l.locked());

@@ -36,7 +36,10 @@
 //   whoever sees `cancelled_error` holds nothing, and nothing is lost.
 // * A waiter whose handler's execution context is destroyed is destroyed with it, unrun
 //   (its coroutine frame too); what it was granted passes to the next waiter. After that
-//   context has shut down, an async operation bound to it throws `invalid_state_error`.
+//   context has shut down, an async operation bound to it throws `invalid_state_error`. A
+//   primitive shared between contexts may keep being used from other threads while one of
+//   them is destroyed. If submitting a completion fails (the handler's allocator or executor
+//   throws), the waiter is destroyed the same way, unrun, and the waker sees no exception.
 // * Destroying a primitive completes its queued waiters with `cancelled_error`.
 // * Every member is safe to call from any thread.
 
@@ -239,7 +242,10 @@ template <class T, class Compare> class heap_container;
 
 /// The queues' common body (asyncio.Queue); `Container` decides the order.
 template <class T, class Container> class basic_queue {
-  static_assert(std::is_move_constructible_v<T>, "a queue's item type must be movable");
+  // Items are moved under the queue's mutex, in paths that cannot fail (a granted getter
+  // taking its item); a throwing move would have to either terminate or lose the item.
+  static_assert(std::is_nothrow_move_constructible_v<T>,
+                "asio_futures: a queue's item type must be nothrow move constructible");
 
 public:
   using value_type = T;
@@ -289,9 +295,11 @@ public:
   /// (and `T()`) once the queue is shut down and empty.
   ///
   /// **Per-operation cancellation:** any type withdraws this getter with `cancelled_error`.
-  /// An item already handed to it (its handler not yet run) goes back into the queue, where
-  /// it was (or to the next getter): a cancelled get never loses an item. (While it goes
-  /// back, a bounded queue may hold one item more than `max_size` for a moment.)
+  /// A getter that was promised an item (its handler not yet run) gives the promise to the
+  /// next getter; the item itself never left the queue, so it is still where it was: a
+  /// cancelled get never loses an item nor reorders the queue. (As asyncio's woken getter, it
+  /// takes the next item when its handler runs; until then that item counts in `size()` and
+  /// against `max_size`, and `try_get` does not take it.)
   ///
   /// **Thread safety:** any thread. Throws `invalid_state_error` if the handler executor's
   /// context has shut down.
@@ -331,7 +339,8 @@ public:
     return asio::async_initiate<CompletionToken, void(std::exception_ptr)>(init_join{impl_}, token);
   }
 
-  /// The number of items in the queue.
+  /// The number of items in the queue, counting those promised to getters whose handler has
+  /// not run yet (as asyncio's qsize()).
   std::size_t size() const;
   bool empty() const;
   /// Whether a put would wait now: `max_size` items, counting room already promised to a

@@ -22,7 +22,13 @@
 //     `cancelled_error` and holds nothing. A waiter destroyed unrun (its context shut down)
 //     passes its grant on too (`sync_impl::abandon`).
 //   * Lock order: service mutex, then a primitive's mutex. Nothing takes a service mutex
-//     while it holds a primitive's mutex.
+//     while it holds a primitive's mutex. An initiation registers its waiter and runs
+//     `begin` under both (`sync_service::add_and`), so a context's shutdown sees every
+//     waiter of its context either queued (and takes it) or already posted.
+//   * A posted waiter is "in flight" for its service from the moment it is collected (under
+//     the primitive's mutex) until its completion has been submitted (`wake_list::flush`);
+//     a context's shutdown waits until none is in flight, so the service and the context's
+//     scheduler outlive every submission to them.
 //
 #ifndef ASIO_FUTURES_DETAIL_SYNC_OPS_HPP
 #define ASIO_FUTURES_DETAIL_SYNC_OPS_HPP
@@ -43,6 +49,7 @@
 #endif
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <mutex>
@@ -120,7 +127,19 @@ public:
   wake_list& operator=(const wake_list&) = delete;
   ~wake_list() { flush(); }
 
-  void push(sync_waiter* w) noexcept {
+  /// Under the primitive's mutex: `w` is in flight for its service until flushed.
+  void push(sync_waiter* w) noexcept;
+
+  /// Removes `w` if collected here; true if it was. It stays in flight (the caller ends it).
+  bool extract(sync_waiter* w) noexcept;
+
+  /// Unregisters every collected waiter and submits its completion. A submission that throws
+  /// (the handler's allocator or executor refused it) destroys that waiter uninvoked, which
+  /// passes its grant on (`sync_op::post_fn`); the others are still submitted.
+  void flush() noexcept;
+
+private:
+  void append(sync_waiter* w) noexcept {
     w->wake_next_ = nullptr;
     if (tail_)
       tail_->wake_next_ = w;
@@ -129,13 +148,6 @@ public:
     tail_ = w;
   }
 
-  /// Removes `w` if collected here; true if it was.
-  bool extract(sync_waiter* w) noexcept;
-
-  /// Unregisters every collected waiter and submits its completion.
-  void flush() noexcept;
-
-private:
   sync_waiter* head_ = nullptr;
   sync_waiter* tail_ = nullptr;
 };
@@ -257,29 +269,86 @@ public:
   explicit sync_service(asio::execution_context& ctx);
   ~sync_service() override;
 
-  /// Registers a waiter; throws invalid_state_error if the context has shut down.
-  void add(sync_waiter* w);
+  /// The service of `ctx`; cached per thread (use_service takes the context's registry
+  /// mutex), as waiter_service::of.
+  static sync_service& of(asio::execution_context& ctx) {
+    // acquire: pairs with the release increment in ~sync_service.
+    const std::uint64_t epoch = epoch_.load(std::memory_order_acquire);
+    cache& c = cache_;
+    if (c.ctx == &ctx && c.epoch == epoch) [[likely]]
+      return *c.svc;
+    return lookup(ctx, epoch);
+  }
+
+  /// Registers `w` and runs `begin` (which takes the primitive's mutex) under the service's
+  /// mutex: a shutdown sees `w` either not registered or queued or posted, never between.
+  /// Throws invalid_state_error if the context has shut down; if `begin` throws, `w` is
+  /// unregistered again and the exception propagates.
+  template <class F> void add_and(sync_waiter* w, F&& begin) {
+    std::lock_guard guard(mutex_);
+    if (closed_)
+      throw_closed();
+    link(w);
+    try {
+      std::forward<F>(begin)();
+    } catch (...) {
+      unlink(w);
+      throw;
+    }
+  }
   /// Unregisters a waiter (no-op if it is not registered here).
   void remove(sync_waiter* w) noexcept;
 
+  /// Under the mutex of the primitive whose waiter was collected to be posted.
+  void begin_flight() noexcept {
+    // relaxed: shutdown() sees it through the primitive's or this service's mutex (see
+    // shutdown()).
+    in_flight_.fetch_add(1, std::memory_order_relaxed);
+  }
+  /// After the waiter's completion was submitted; the service may be destroyed from here on.
+  void end_flight() noexcept {
+    // release: the submission happens before shutdown() goes on (its acquire load).
+    in_flight_.fetch_sub(1, std::memory_order_release);
+  }
+
 private:
+  struct cache {
+    asio::execution_context* ctx = nullptr;
+    sync_service* svc = nullptr;
+    std::uint64_t epoch = 0;
+  };
+  // Bumped whenever a sync_service dies, so that a cache keyed by context address never
+  // returns the service of a destroyed context whose address was reused.
+  static std::atomic<std::uint64_t> epoch_;
+  static thread_local cache cache_;
+  static sync_service& lookup(asio::execution_context& ctx, std::uint64_t epoch);
+  [[noreturn]] static void throw_closed();
+
   void shutdown() override;
+  void link(sync_waiter* w) noexcept;
   void unlink(sync_waiter* w) noexcept;
 
   std::mutex mutex_;
   bool closed_ = false;
   sync_waiter* head_ = nullptr;
+  std::atomic<std::size_t> in_flight_{0}; ///< waiters collected to be posted, not yet posted
 };
 
 /// The service for the handler executor `ex`, or nullptr if `ex` cannot tell its context.
 template <class Executor> sync_service* sync_service_for(const Executor& ex) {
   asio::execution_context* ctx = context_of(ex);
-  return ctx ? &asio::use_service<sync_service>(*ctx) : nullptr;
+  return ctx ? &sync_service::of(*ctx) : nullptr;
 }
 
 inline void unregister(sync_waiter* w) noexcept {
   if (sync_service* s = w->svc_)
     s->remove(w);
+}
+
+inline void wake_list::push(sync_waiter* w) noexcept {
+  if (sync_service* s = w->svc_)
+    s->begin_flight();
+  append(w);
 }
 
 #if BOOST_ASIO_VERSION >= 102800
@@ -334,13 +403,16 @@ public:
         op->slot_ = slot;
         slot.template emplace<cancel_handler>(op);
       }
+      auto begin_locked = [&] {
+        std::lock_guard guard(owner->mutex());
+        begin(static_cast<Base&>(*op), wakes);
+        at_once = op->posted_;
+      };
       if (svc)
-        svc->add(op);
-      std::lock_guard guard(owner->mutex());
-      begin(static_cast<Base&>(*op), wakes);
-      at_once = op->posted_;
+        svc->add_and(op, begin_locked); // unregisters it again if begin throws
+      else
+        begin_locked();
     } catch (...) {
-      unregister(op);
       op->free();
       throw;
     }
@@ -350,7 +422,12 @@ public:
       // operations and future::async_wait do (a dispatch, which may run it here).
       if (at_once && wakes.extract(op)) {
         wakes.flush();
+        sync_service* s = op->svc_;
         unregister(op);
+        // Not in flight any more: the initiator uses the handler's executor right now, so
+        // its context cannot be being destroyed (that would be a race of the program).
+        if (s)
+          s->end_flight();
         auto iex = asio::get_associated_immediate_executor(op->handler_, owner->executor());
         asio::dispatch(iex, sync_immediate<sync_op>(op));
       }
@@ -443,7 +520,14 @@ private:
 
   static void post_fn(sync_waiter* w) noexcept {
     auto* op = static_cast<sync_op*>(w);
-    op->work_.post_and_release(posted<sync_op>(op));
+    try {
+      op->work_.post_and_release(posted<sync_op>(op));
+    } catch (...) {
+      // The executor refused the completion (its allocation failed, or it threw) before
+      // taking it: the `posted` wrapper destroyed the op uninvoked on the way out, and its
+      // destroy() passed the grant on (abandon), as a context shutdown does. The waker's
+      // own operation (a release, a put) has taken effect, so nothing is reported to it.
+    }
   }
   static void destroy_fn(sync_waiter* w) noexcept {
     static_cast<sync_op*>(w)->destroy();

@@ -17,18 +17,16 @@ namespace asio_futures::detail {
 
 std::exception_ptr queue_shut_down_error() noexcept;
 
-/// Containers: `push` a new item, `pop` the next one, `put_back` an item a cancelled getter
-/// returns. Such an item was taken when the queue held nothing older, so it goes back where
-/// the oldest item goes.
+/// Containers: `push` a new item (may throw if the container cannot grow; then nothing
+/// changed), `pop` the next one (never throws: T's move constructor does not).
 template <class T> class fifo_container {
 public:
   void push(T&& v) { items_.push_back(std::move(v)); }
-  T pop() {
+  T pop() noexcept {
     T v(std::move(items_.front()));
     items_.pop_front();
     return v;
   }
-  void put_back(T&& v) { items_.push_front(std::move(v)); }
   std::size_t size() const noexcept { return items_.size(); }
   bool empty() const noexcept { return items_.empty(); }
   std::deque<T> take_all() noexcept { return std::exchange(items_, {}); }
@@ -40,12 +38,11 @@ private:
 template <class T> class lifo_container {
 public:
   void push(T&& v) { items_.push_back(std::move(v)); }
-  T pop() {
+  T pop() noexcept {
     T v(std::move(items_.back()));
     items_.pop_back();
     return v;
   }
-  void put_back(T&& v) { items_.push_front(std::move(v)); } // the oldest: at the bottom
   std::size_t size() const noexcept { return items_.size(); }
   bool empty() const noexcept { return items_.empty(); }
   std::deque<T> take_all() noexcept { return std::exchange(items_, {}); }
@@ -55,18 +52,22 @@ private:
 };
 
 template <class T, class Compare> class heap_container {
+  static_assert(std::is_nothrow_move_assignable_v<T>,
+                "asio_futures::priority_queue: the item type's move assignment must not throw "
+                "(items are moved under the queue's mutex, in paths that cannot fail)");
+
 public:
   void push(T&& v) {
     items_.push_back(std::move(v));
     std::push_heap(items_.begin(), items_.end(), greater{&comp_});
   }
-  T pop() {
+  /// `Compare` must not throw (it runs in paths that cannot fail, as std's heap needs).
+  T pop() noexcept {
     std::pop_heap(items_.begin(), items_.end(), greater{&comp_});
     T v(std::move(items_.back()));
     items_.pop_back();
     return v;
   }
-  void put_back(T&& v) { push(std::move(v)); }
   std::size_t size() const noexcept { return items_.size(); }
   bool empty() const noexcept { return items_.empty(); }
   std::vector<T> take_all() noexcept { return std::exchange(items_, {}); }
@@ -82,9 +83,14 @@ private:
   Compare comp_{};
 };
 
-/// A queue's state. Waiter kinds: getter (granted: holds its item in value_), putter
-/// (granted: holds a slot, `reserved_`; its item enters the queue when its handler runs),
-/// joiner.
+/// A queue's state. Waiter kinds: getter (granted: holds a claim on an item, `claimed_`; the
+/// item stays in the container, counted against the bound, until the getter's handler runs
+/// and takes the next one, as asyncio's woken getter does), putter (granted: holds a slot,
+/// `reserved_`; its item enters the queue when its handler runs), joiner.
+///
+/// No item is destroyed under the mutex (only moved: T's move constructor must not throw);
+/// items dropped by shutdown(true) and a putter's item that did not enter are destroyed
+/// after the mutex is released.
 template <class T, class Container> class queue_impl final : public sync_impl {
 public:
   enum kind : std::uint8_t { getter, putter, joiner };
@@ -109,7 +115,7 @@ public:
     std::optional<T> v;
     wake_list wakes;
     std::lock_guard guard(mutex_);
-    if (items_.empty()) {
+    if (items_.size() == claimed_) { // every item is promised to a getter
       if (shutdown_)
         throw queue_shut_down();
       return v;
@@ -135,8 +141,8 @@ public:
     std::lock_guard guard(mutex_);
     shutdown_ = true;
     if (immediate) {
-      immediate_ = true;
       dropped = items_.take_all();
+      claimed_ = 0; // the getters granted a claim find nothing: queue_shut_down
       finish_tasks(dropped.size(), wakes);
     }
     fail_all(getters_, wakes);
@@ -165,8 +171,7 @@ public:
       complete(w, queue_shut_down_error(), wakes);
     } else if (putters_.empty() && room()) {
       put_item(std::move(*w.value_), wakes); // may throw: nothing changed then
-      w.value_.reset();
-      complete(w, nullptr, wakes);
+      complete(w, nullptr, wakes);           // the moved-from item dies with the op, unlocked
     } else {
       putters_.push_back(&w);
     }
@@ -174,10 +179,9 @@ public:
 
   void begin_get(value_waiter<T>& w, wake_list& wakes) {
     w.kind_ = getter;
-    if (!items_.empty()) {
-      w.value_.emplace(items_.pop());
+    if (items_.size() > claimed_) {
+      ++claimed_;
       grant(w, wakes);
-      admit_putters(wakes);
     } else if (shutdown_) {
       complete(w, queue_shut_down_error(), wakes);
     } else {
@@ -195,6 +199,16 @@ public:
 
   void consume(sync_waiter& sw, wake_list& wakes) noexcept override {
     auto& w = static_cast<value_waiter<T>&>(sw);
+    if (w.kind_ == getter) {
+      if (claimed_ == 0) { // shutdown(true) dropped the item it was promised
+        w.error_ = queue_shut_down_error();
+        return;
+      }
+      --claimed_;
+      w.value_.emplace(items_.pop());
+      admit_putters(wakes);
+      return;
+    }
     if (w.kind_ != putter)
       return;
     --reserved_;
@@ -203,12 +217,11 @@ public:
       return;
     }
     try {
-      put_item(std::move(*w.value_), wakes);
+      put_item(std::move(*w.value_), wakes); // its moved-from item dies with the op, unlocked
     } catch (...) {
       w.error_ = std::current_exception(); // the container could not grow
       admit_putters(wakes);
     }
-    w.value_.reset();
   }
 
   void close(wake_list& wakes) noexcept override {
@@ -221,24 +234,14 @@ private:
   void give_back(sync_waiter& sw, wake_list& wakes) noexcept override {
     auto& w = static_cast<value_waiter<T>&>(sw);
     if (w.kind_ == getter) {
-      std::optional<T> item(std::move(w.value_));
-      w.value_.reset();
-      if (immediate_) {
-        finish_tasks(1, wakes); // dropped, as shutdown(true) drops the items
+      // Its item never left the container (where it still is, in its place): the claim
+      // passes to the next getter, or lapses. None after shutdown(true), which voided it.
+      if (claimed_ == 0)
         return;
-      }
-      if (!getters_.empty()) {
-        auto& g = static_cast<value_waiter<T>&>(*getters_.front());
-        g.value_.emplace(std::move(*item));
-        grant(g, wakes);
-        return;
-      }
-      try {
-        items_.put_back(std::move(*item));
-      } catch (...) {
-        // The container could not grow: the item is lost, as a failing put's would be.
-        finish_tasks(1, wakes);
-      }
+      if (!getters_.empty())
+        grant(*getters_.front(), wakes);
+      else
+        --claimed_;
     } else if (w.kind_ == putter) {
       --reserved_;
       admit_putters(wakes);
@@ -247,17 +250,15 @@ private:
 
   bool room() const noexcept { return max_ == 0 || items_.size() + reserved_ < max_; }
 
-  /// A new item: to the first getter, or into the container. Throws only if the container
-  /// cannot grow (then nothing changed).
+  /// A new item: into the container, promised to the first getter if one waits. Throws only
+  /// if the container cannot grow (then nothing changed).
   void put_item(T&& item, wake_list& wakes) {
-    if (!getters_.empty()) {
-      auto& g = static_cast<value_waiter<T>&>(*getters_.front());
-      g.value_.emplace(std::move(item));
-      grant(g, wakes);
-    } else {
-      items_.push(std::move(item));
-    }
+    items_.push(std::move(item));
     ++unfinished_;
+    if (!getters_.empty()) {
+      ++claimed_;
+      grant(*getters_.front(), wakes);
+    }
   }
 
   /// Gives the room there is to the putters waiting.
@@ -289,10 +290,10 @@ private:
   const std::size_t max_;
   Container items_;
   std::size_t reserved_ = 0;   // slots granted to putters whose handler has not run
+  std::size_t claimed_ = 0;    // items promised to getters whose handler has not run
   std::size_t unfinished_ = 0; // items put and not yet task_done()
   bool shutdown_ = false;
-  bool immediate_ = false;
-  waiter_fifo getters_; // non-empty only while items_ is empty
+  waiter_fifo getters_; // non-empty only while every item is claimed
   waiter_fifo putters_; // non-empty only while there is no room
   waiter_fifo joiners_; // non-empty only while unfinished_ > 0
 };
