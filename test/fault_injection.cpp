@@ -21,6 +21,7 @@
 #include <asio_futures/gather.hpp>
 #include <asio_futures/shield.hpp>
 #include <asio_futures/sleep.hpp>
+#include <asio_futures/sync.hpp>
 #include <asio_futures/task.hpp>
 #include <asio_futures/task_group.hpp>
 #include <asio_futures/thread.hpp>
@@ -423,6 +424,122 @@ BOOST_AUTO_TEST_CASE(task_group_and_its_join) {
     return r;
   });
   BOOST_TEST(faults >= 3);
+}
+
+// --- sync.hpp: a wait that fails to start takes nothing and leaves nothing behind ----------
+
+/// Sweeps one wait on a synchronisation primitive with a cancellation slot bound (as in a
+/// coroutine): `setup(ioc)` makes the primitive (busy), `wait(handler)` starts the wait under
+/// the fault, `free()` makes the resource available, `check(threw)` checks the state after
+/// and destroys the primitive.
+template <class Setup, class Wait, class Free, class Check>
+std::size_t sweep_sync_wait(Setup&& setup, Wait&& wait, Free&& free, Check&& check) {
+  return sweep([&](std::size_t k) {
+    asio::cancellation_signal signal; // outlives the context: a waiter it destroys clears it
+    asio::io_context ioc;
+    setup(ioc);
+    int calls = 0;
+    std::exception_ptr error;
+    auto handler = asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr e, auto...) {
+      ++calls;
+      error = e;
+    });
+    const fault_result r = under_fault(k, [&] { wait(std::move(handler)); });
+    free();
+    BOOST_TEST(aft::run_until(ioc, [&] { return calls > 0 || r.threw; }));
+    aft::poll(ioc);
+    BOOST_TEST(calls == (r.threw ? 0 : 1));
+    if (!r.threw)
+      BOOST_TEST(!error);
+    check(r.threw);
+    BOOST_TEST(!aft::has_outstanding_work(ioc));
+    return r;
+  });
+}
+
+/// Makes `l` on `ioc` and takes it.
+void make_held_lock(std::optional<af::lock>& l, asio::io_context& ioc) {
+  l.emplace(ioc.get_executor());
+  l->async_acquire([](std::exception_ptr) {});
+  aft::poll(ioc);
+  BOOST_TEST_REQUIRE(l->locked());
+}
+
+BOOST_AUTO_TEST_CASE(sync_waits) {
+  std::optional<af::lock> l;
+  BOOST_TEST(sweep_sync_wait([&](asio::io_context& ioc) { make_held_lock(l, ioc); },
+                             [&](auto h) { l->async_acquire(std::move(h)); }, [&] { l->release(); },
+                             [&](bool threw) {
+                               // Handed to the waiter, or (never waiting) simply free.
+                               BOOST_TEST(l->locked() == !threw);
+                               l.reset();
+                             }) >= 1u);
+
+  std::optional<af::semaphore> s;
+  BOOST_TEST(sweep_sync_wait([&](asio::io_context& ioc) { s.emplace(ioc.get_executor(), 0); },
+                             [&](auto h) { s->async_acquire(std::move(h)); }, [&] { s->release(); },
+                             [&](bool threw) {
+                               BOOST_TEST(s->locked() == !threw); // taken, or still there
+                               s.reset();
+                             }) >= 1u);
+
+  std::optional<af::event> ev;
+  BOOST_TEST(sweep_sync_wait([&](asio::io_context& ioc) { ev.emplace(ioc.get_executor()); },
+                             [&](auto h) { ev->async_wait(std::move(h)); }, [&] { ev->set(); },
+                             [&](bool) { ev.reset(); }) >= 1u);
+
+  std::optional<af::queue<int>> q;
+  BOOST_TEST(sweep_sync_wait([&](asio::io_context& ioc) { q.emplace(ioc.get_executor()); },
+                             [&](auto h) { q->async_get(std::move(h)); },
+                             [&] { BOOST_TEST(q->try_put(7)); },
+                             [&](bool threw) {
+                               // Taken by the getter, or still in the queue.
+                               BOOST_TEST(q->size() == (threw ? 1u : 0u));
+                               q.reset();
+                             }) >= 1u);
+
+  BOOST_TEST(sweep_sync_wait(
+                 [&](asio::io_context& ioc) {
+                   q.emplace(ioc.get_executor(), 1);
+                   BOOST_TEST_REQUIRE(q->try_put(1));
+                 },
+                 [&](auto h) { q->async_put(2, std::move(h)); }, // waits for room
+                 [&] { BOOST_TEST((q->try_get() == std::optional<int>(1))); },
+                 [&](bool threw) {
+                   BOOST_TEST(q->size() == (threw ? 0u : 1u)); // put, or never
+                   q.reset();
+                 }) >= 1u);
+
+  // A condition wait that fails to start must not have released the lock.
+  std::optional<af::condition> c;
+  BOOST_TEST(sweep_sync_wait(
+                 [&](asio::io_context& ioc) {
+                   make_held_lock(l, ioc);
+                   c.emplace(*l);
+                 },
+                 [&](auto h) {
+                   try {
+                     c->async_wait(std::move(h));
+                   } catch (const std::bad_alloc&) {
+                     BOOST_TEST(l->locked()); // still ours
+                     throw;
+                   }
+                 },
+                 [&] {
+                   auto notify = [&] {
+                     c->notify(); // a waiter, if any, re-acquires after the release
+                     l->release();
+                   };
+                   if (l->locked()) // the wait never started: the lock is still ours
+                     notify();
+                   else // the wait released it: notify holding it, as the rule is
+                     l->async_acquire([notify](std::exception_ptr) { notify(); });
+                 },
+                 [&](bool threw) {
+                   BOOST_TEST(l->locked() == !threw); // the waiter holds it again, or free
+                   c.reset();
+                   l.reset();
+                 }) >= 1u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
