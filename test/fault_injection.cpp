@@ -512,6 +512,7 @@ BOOST_AUTO_TEST_CASE(sync_waits) {
 
   // A condition wait that fails to start must not have released the lock.
   std::optional<af::condition> c;
+  bool held_after_failure = false; // written on the fault's thread, read after its join
   BOOST_TEST(sweep_sync_wait(
                  [&](asio::io_context& ioc) {
                    make_held_lock(l, ioc);
@@ -521,7 +522,7 @@ BOOST_AUTO_TEST_CASE(sync_waits) {
                    try {
                      c->async_wait(std::move(h));
                    } catch (const std::bad_alloc&) {
-                     BOOST_TEST(l->locked()); // still ours
+                     held_after_failure = l->locked(); // checked on the test's thread
                      throw;
                    }
                  },
@@ -536,6 +537,9 @@ BOOST_AUTO_TEST_CASE(sync_waits) {
                      l->async_acquire([notify](std::exception_ptr) { notify(); });
                  },
                  [&](bool threw) {
+                   if (threw)
+                     BOOST_TEST(held_after_failure); // the failed wait kept the lock ours
+                   held_after_failure = false;
                    BOOST_TEST(l->locked() == !threw); // the waiter holds it again, or free
                    c.reset();
                    l.reset();
