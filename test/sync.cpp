@@ -95,19 +95,8 @@ template <class Pred> bool wait_until(Pred pred) {
   return true;
 }
 
-template <class E> bool is(const std::exception_ptr& e) {
-  if (!e)
-    return false;
-  try {
-    std::rethrow_exception(e);
-  } catch (const E&) {
-    return true;
-  } catch (...) {
-    return false;
-  }
-}
 bool cancelled(const std::exception_ptr& e) {
-  return is<af::cancelled_error>(e);
+  return aft::holds<af::cancelled_error>(e);
 }
 
 /// Binds `h` to a fresh cancellation signal's slot.
@@ -886,12 +875,12 @@ BOOST_AUTO_TEST_CASE(queue_shutdown_fails_puts_and_drains_then_fails_gets) {
   aft::poll(ioc);
   q.shutdown();
   aft::poll(ioc);
-  BOOST_TEST(is<af::queue_shut_down>(waiting_put.error));
+  BOOST_TEST(aft::holds<af::queue_shut_down>(waiting_put.error));
   BOOST_CHECK_THROW(q.try_put(4), af::queue_shut_down);
   BOOST_CHECK_THROW(q.put_nowait(4), af::queue_shut_down);
   q.async_put(4, record(late_put));
   aft::poll(ioc);
-  BOOST_TEST(is<af::queue_shut_down>(late_put.error));
+  BOOST_TEST(aft::holds<af::queue_shut_down>(late_put.error));
   value_result<int> g1, g2, g3;
   q.async_get(record_value(g1));
   q.async_get(record_value(g2));
@@ -899,7 +888,7 @@ BOOST_AUTO_TEST_CASE(queue_shutdown_fails_puts_and_drains_then_fails_gets) {
   aft::poll(ioc);
   BOOST_TEST((g1.value == 1 && !g1.error)); // drained
   BOOST_TEST((g2.value == 2 && !g2.error));
-  BOOST_TEST(is<af::queue_shut_down>(g3.error));
+  BOOST_TEST(aft::holds<af::queue_shut_down>(g3.error));
   BOOST_CHECK_THROW(q.try_get(), af::queue_shut_down);
   BOOST_CHECK_THROW(q.get_nowait(), af::queue_shut_down);
   q.shutdown(); // idempotent
@@ -913,7 +902,7 @@ BOOST_AUTO_TEST_CASE(queue_shutdown_wakes_waiting_getters_and_immediate_drops_it
   aft::poll(ioc);
   q.shutdown();
   aft::poll(ioc);
-  BOOST_TEST(is<af::queue_shut_down>(g.error));
+  BOOST_TEST(aft::holds<af::queue_shut_down>(g.error));
 
   af::queue<int> q2(ioc.get_executor());
   q2.try_put(1);
@@ -929,7 +918,7 @@ BOOST_AUTO_TEST_CASE(queue_shutdown_wakes_waiting_getters_and_immediate_drops_it
   value_result<int> g2;
   q2.async_get(record_value(g2));
   aft::poll(ioc);
-  BOOST_TEST(is<af::queue_shut_down>(g2.error));
+  BOOST_TEST(aft::holds<af::queue_shut_down>(g2.error));
   BOOST_CHECK_THROW(q2.task_done(), af::invalid_state_error);
 }
 
