@@ -46,11 +46,10 @@ cancelled_error::cancelled_error(std::string message)
     static_cast<std::runtime_error&>(*this) = std::runtime_error(message_ + aborted_suffix());
 }
 
-timeout_error::timeout_error()
-    : boost::system::system_error(boost::asio::error::timed_out, "timeout") {}
+timeout_error::timeout_error() : timeout_error(std::string("timeout")) {}
 
 timeout_error::timeout_error(const std::string& what_arg)
-    : boost::system::system_error(boost::asio::error::timed_out, what_arg) {}
+    : boost::system::system_error(boost::asio::error::timed_out, what_arg), message_(what_arg) {}
 
 queue_shut_down::queue_shut_down() : std::runtime_error("asio_futures: the queue is shut down") {}
 queue_empty::queue_empty() : std::runtime_error("asio_futures: the queue is empty") {}

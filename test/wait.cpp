@@ -1,5 +1,6 @@
 // Tests for <asio_futures/wait.hpp>: wait, wait_for (future and awaitable forms), as_completed,
-// first_completed, timeout. One top-level suite per function.
+// first_completed, first_success, timeout, timeout_at, timeout_scope. One top-level suite per
+// function.
 //
 // Deadlines in these tests are either long (1 h: must never fire, the case checks that the
 // timer is gone afterwards) or short (1 ms: must fire, the case runs the context bounded until
@@ -33,6 +34,7 @@
 #include <chrono>
 #include <cstddef>
 #include <exception>
+#include <functional>
 #include <future>
 #include <latch>
 #include <memory>
@@ -1818,3 +1820,474 @@ BOOST_AUTO_TEST_CASE(races_between_completion_expiry_and_outer_cancel_on_two_thr
 }
 
 BOOST_AUTO_TEST_SUITE_END() // timeout_
+
+// =========================================================================================
+BOOST_AUTO_TEST_SUITE(first_success_)
+
+static_assert(std::is_same_v<
+              decltype(af::first_success(std::declval<std::vector<af::future<std::string>>>())),
+              af::future<std::string>>);
+
+BOOST_AUTO_TEST_CASE(failures_are_skipped_and_the_first_value_wins) {
+  asio::io_context ioc;
+  aft::recording_exception_handler lost;
+  {
+    const af::future<int> a(ioc), b(ioc), c(ioc);
+    const auto first = af::first_success(std::vector{a, b, c});
+    a.set_exception(std::runtime_error("a failed"));
+    BOOST_TEST(!first.done());
+    b.cancel("b cancelled");
+    BOOST_TEST(!first.done());
+    BOOST_TEST(!c.done());
+    c.set_result(3);
+    BOOST_TEST_REQUIRE(first.done());
+    BOOST_TEST(first.result() == 3);
+    aft::poll(ioc);
+  }
+  BOOST_TEST(lost.count() == 0u); // the skipped failure counts as retrieved
+}
+
+BOOST_AUTO_TEST_CASE(the_others_are_cancelled_before_the_value_is_published) {
+  asio::io_context ioc;
+  const af::future<int> a(ioc), b(ioc), c(ioc);
+  const auto first = af::first_success(std::vector{a, b, c});
+  std::optional<bool> others_cancelled;
+  first.add_done_callback(
+      [&](auto) { others_cancelled = a.cancelled() && c.cancelled() && !b.cancelled(); });
+  b.set_result(2);
+  BOOST_TEST_REQUIRE(first.done());
+  BOOST_TEST(first.result() == 2);
+  BOOST_TEST(a.cancelled());
+  BOOST_TEST(c.cancelled());
+  BOOST_TEST(aft::run_until(ioc, [&] { return others_cancelled.has_value(); }));
+  BOOST_TEST(*others_cancelled);
+}
+
+BOOST_AUTO_TEST_CASE(all_failing_gives_an_exception_group_in_input_order) {
+  asio::io_context ioc;
+  const af::future<int> a(ioc), b(ioc), c(ioc);
+  const auto first = af::first_success(std::vector{a, b, c});
+  c.set_exception(std::runtime_error("c"));
+  a.cancel("a");
+  BOOST_TEST(!first.done());
+  b.set_exception(std::logic_error("b"));
+  BOOST_TEST_REQUIRE(first.done());
+  BOOST_TEST(!first.cancelled());
+  const std::exception_ptr e = failure_of(first);
+  BOOST_TEST_REQUIRE(aft::holds<af::exception_group>(e));
+  try {
+    std::rethrow_exception(e);
+  } catch (const af::exception_group& g) {
+    BOOST_TEST_REQUIRE(g.exceptions().size() == 3u);
+    BOOST_TEST((aft::cancel_message(g.exceptions()[0]) == std::optional<std::string>("a")));
+    BOOST_TEST(aft::holds<std::logic_error>(g.exceptions()[1]));
+    BOOST_TEST(aft::what_of(g.exceptions()[2]) == "c");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(inputs_already_done_decide_inside_the_call) {
+  asio::io_context ioc;
+  const af::future<int> pending(ioc);
+  const auto failed = af::make_exceptional_future<int>(
+      ioc.get_executor(), std::make_exception_ptr(std::runtime_error("x")));
+  const auto first =
+      af::first_success(std::vector{failed, pending, af::make_ready_future(ioc, 4)});
+  BOOST_TEST_REQUIRE(first.done());
+  BOOST_TEST(first.result() == 4);
+  BOOST_TEST(pending.cancelled());
+
+  const auto all_failed = af::first_success(std::vector{failed, failed});
+  BOOST_TEST_REQUIRE(all_failed.done());
+  BOOST_TEST(aft::holds<af::exception_group>(failure_of(all_failed)));
+}
+
+BOOST_AUTO_TEST_CASE(hedged_tasks_a_fast_failure_does_not_decide) {
+  asio::io_context ioc;
+  const af::future<int> slow_input(ioc), never(ioc);
+  probe p;
+  const af::task<int> failing = af::create_task(ioc, fail_after_yield("replica down"));
+  const af::task<int> good = af::create_task(ioc, value_of(slow_input));
+  const af::task<int> stuck = af::create_task(ioc, stubborn(never, 1, std::nullopt, &p));
+  const auto first = af::first_success(std::vector<af::future<int>>{failing, good, stuck});
+  BOOST_TEST_REQUIRE(run_until_done(ioc, failing));
+  BOOST_TEST(!first.done());
+  slow_input.set_result(8);
+  BOOST_TEST_REQUIRE(run_until_done(ioc, first));
+  BOOST_TEST(first.result() == 8);
+  BOOST_TEST(stuck.cancelling() == 1);
+  BOOST_TEST_REQUIRE(run_until_done(ioc, stuck));
+  BOOST_TEST(stuck.cancelled());
+}
+
+BOOST_AUTO_TEST_CASE(cancelling_the_result_cancels_every_input_with_the_message) {
+  asio::io_context ioc;
+  const af::future<int> a(ioc), b(ioc);
+  const auto first = af::first_success(std::vector{a, b});
+  BOOST_TEST(first.cancel("all"));
+  BOOST_TEST(first.cancelled());
+  BOOST_TEST((cancel_message_of(a) == std::optional<std::string>("all")));
+  BOOST_TEST((cancel_message_of(b) == std::optional<std::string>("all")));
+}
+
+BOOST_AUTO_TEST_CASE(move_only_and_void_values) {
+  asio::io_context ioc;
+  const af::future<std::unique_ptr<int>> a(ioc), b(ioc);
+  const auto first = af::first_success(std::vector{a, b});
+  a.set_exception(std::runtime_error("no"));
+  b.set_result(std::make_unique<int>(6));
+  BOOST_TEST(*first.get() == 6);
+
+  const af::future<void> v(ioc), w(ioc);
+  const auto vfirst = af::first_success(std::vector{v, w});
+  w.set_result();
+  BOOST_TEST(vfirst.done());
+  BOOST_TEST(!vfirst.cancelled());
+  BOOST_TEST(v.cancelled());
+}
+
+BOOST_AUTO_TEST_CASE(invalid_arguments) {
+  asio::io_context ioc;
+  BOOST_CHECK_THROW(af::first_success(std::vector<af::future<int>>{}), std::invalid_argument);
+  BOOST_CHECK_THROW(af::first_success(std::vector{af::future<int>(), af::future<int>(ioc)}),
+                    af::invalid_state_error);
+  const af::future<int> a(ioc);
+  const auto first = af::first_success(std::vector{a});
+  BOOST_CHECK_THROW(first.set_result(1), af::invalid_state_error);
+  a.set_result(1);
+}
+
+BOOST_AUTO_TEST_CASE(a_dropped_result_cancels_nothing) {
+  asio::io_context ioc;
+  const af::future<int> a(ioc), b(ioc);
+  { auto r = af::first_success(std::vector{a, b}); }
+  a.set_result(1);
+  aft::poll(ioc);
+  BOOST_TEST(!b.done());
+}
+
+BOOST_AUTO_TEST_CASE(context_destroyed_while_a_coroutine_awaits_first_success_frees_everything) {
+  for (const bool on_strand : {false, true}) {
+    std::vector<std::weak_ptr<int>> alive;
+    aft::destroy_context_while_suspended(
+        [&](asio::any_io_executor ex) -> asio::awaitable<void> {
+          af::future<int> a(ex), b(ex);
+          alive.push_back(aft::lifetime_of(a));
+          alive.push_back(aft::lifetime_of(b));
+          auto r = af::first_success(std::vector{a, b});
+          co_await r.async_wait();
+        },
+        on_strand);
+    BOOST_TEST(aft::all_expired(alive));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(races_between_values_failures_and_cancel_on_two_threads) {
+  // Each input is resolved from a context thread with a value or a failure, while the test
+  // thread may cancel the result: exactly one outcome, consistent with the inputs.
+  asio::io_context ioc;
+  constexpr int iterations = 3000;
+  std::atomic<int> callbacks{0};
+  int values = 0, groups = 0, cancels = 0;
+  {
+    aft::context_threads runners(ioc, 2);
+    std::mt19937 rng(11);
+    for (int i = 0; i < iterations; ++i) {
+      const af::future<int> a(ioc), b(ioc), c(ioc);
+      const auto first = af::first_success(std::vector{a, b, c});
+      first.add_done_callback([&](auto) { callbacks.fetch_add(1); });
+      int k = 0;
+      for (const af::future<int>& f : {a, b, c}) {
+        const bool fail = rng() % 3 != 0;
+        post_after(ioc, rng() % 4, [f, fail, k] {
+          if (fail)
+            f.try_set_exception(std::make_exception_ptr(std::runtime_error("f")));
+          else
+            f.try_set_result(k);
+        });
+        ++k;
+      }
+      const bool ours = rng() % 4 == 0 && first.cancel("race");
+      BOOST_TEST_REQUIRE(first.wait_for(aft::default_timeout));
+      for (const af::future<int>& f : {a, b, c})
+        BOOST_TEST_REQUIRE(f.wait_for(aft::default_timeout));
+      BOOST_TEST(first.cancelled() == ours);
+      if (ours) {
+        ++cancels;
+      } else if (const std::exception_ptr e = failure_of(first)) {
+        ++groups;
+        BOOST_TEST(aft::holds<af::exception_group>(e));
+        for (const af::future<int>& f : {a, b, c}) // nobody succeeded
+          BOOST_TEST(static_cast<bool>(failure_of(f)));
+      } else {
+        ++values;
+        const int v = first.result();
+        const af::future<int> winner = v == 0 ? a : v == 1 ? b : c;
+        BOOST_TEST(winner.result() == v);
+        for (const af::future<int>& f : {a, b, c}) // read the losers (no lost-exception report)
+          (void)failure_of(f);
+      }
+    }
+    BOOST_TEST(eventually([&] { return callbacks.load() == iterations; }));
+  }
+  BOOST_TEST(callbacks.load() == iterations);
+  BOOST_TEST_MESSAGE("first_success races: " << values << " values, " << groups << " groups, "
+                                             << cancels << " cancelled");
+}
+
+BOOST_AUTO_TEST_SUITE_END() // first_success_
+
+// =========================================================================================
+BOOST_AUTO_TEST_SUITE(timeout_at_)
+
+static_assert(std::is_same_v<decltype(af::timeout_at(std::chrono::steady_clock::now(),
+                                                     std::declval<asio::awaitable<int>>())),
+                             asio::awaitable<int>>);
+
+CO_TEST_CASE(inner_finishing_before_the_deadline_returns_its_value) {
+  auto ex = co_await asio::this_coro::executor;
+  const af::future<int> f(ex);
+  asio::post(ex, [f] { f.set_result(12); });
+  BOOST_TEST(co_await af::timeout_at(std::chrono::steady_clock::now() + never_fires,
+                                     value_of(f)) == 12);
+}
+
+CO_TEST_CASE(expiry_cancels_the_inner_and_raises_timeout_error) {
+  auto ex = co_await asio::this_coro::executor;
+  const af::future<int> never(ex);
+  std::exception_ptr e;
+  try {
+    (void)co_await af::timeout_at(std::chrono::steady_clock::now() + fires_soon,
+                                  value_of(never));
+  } catch (...) {
+    e = std::current_exception();
+  }
+  BOOST_TEST((classify(e) == seen::timeout));
+  BOOST_TEST(aft::what_of(e) == "asio_futures::timeout_at: timed out");
+  BOOST_TEST((cancel_message_of(never) ==
+              std::optional<std::string>("asio_futures::timeout_at: timed out")));
+}
+
+CO_TEST_CASE(a_deadline_in_the_past_expires_before_the_body_runs) {
+  bool ran = false;
+  seen s = seen::nothing;
+  try {
+    (void)co_await af::timeout_at(std::chrono::steady_clock::now() - 1s, value_now(1, &ran));
+  } catch (...) {
+    s = classify(std::current_exception());
+  }
+  BOOST_TEST((s == seen::timeout));
+  BOOST_TEST(!ran);
+}
+
+CO_TEST_CASE(timeout_error_reads_as_its_message_and_carries_the_timed_out_code) {
+  std::exception_ptr e;
+  try {
+    (void)co_await af::timeout(0s, fail_after_yield("never runs"));
+  } catch (...) {
+    e = std::current_exception();
+  }
+  BOOST_TEST(aft::what_of(e) == "asio_futures::timeout: timed out");
+  try {
+    std::rethrow_exception(e);
+  } catch (const boost::system::system_error& se) {
+    BOOST_TEST((se.code() == asio::error::timed_out));
+  }
+  BOOST_TEST(std::string(af::timeout_error().what()) == "timeout");
+}
+
+BOOST_AUTO_TEST_SUITE_END() // timeout_at_
+
+// =========================================================================================
+BOOST_AUTO_TEST_SUITE(timeout_scope_)
+
+/// Awaits `f`; before that, calls `step` with the scope (reschedules from inside the body).
+asio::awaitable<int> value_with(af::timeout_scope* scope, af::future<int> f,
+                                std::function<void(af::timeout_scope&)> step) {
+  step(*scope);
+  co_return co_await f.async_wait();
+}
+
+/// Sets `f` to `v` once `d` has passed on `ex` (a timer, not a sleep: the value must arrive
+/// after a deadline that the case moved away).
+void set_later(const asio::any_io_executor& ex, af::future<int> f, int v,
+               std::chrono::milliseconds d) {
+  auto timer = std::make_shared<asio::steady_timer>(ex, d);
+  timer->async_wait([timer, f, v](const boost::system::error_code&) { f.try_set_result(v); });
+}
+
+CO_TEST_CASE(without_a_deadline_the_body_runs_to_its_end) {
+  auto ex = co_await asio::this_coro::executor;
+  af::timeout_scope scope;
+  BOOST_TEST(!scope.when().has_value());
+  const af::future<int> f(ex);
+  asio::post(ex, [f] { f.set_result(3); });
+  BOOST_TEST(co_await scope.run(value_of(f)) == 3);
+  BOOST_TEST(!scope.expired());
+}
+
+CO_TEST_CASE(the_deadline_given_at_construction_expires) {
+  auto ex = co_await asio::this_coro::executor;
+  const auto before = std::chrono::steady_clock::now();
+  af::timeout_scope scope(fires_soon);
+  BOOST_TEST_REQUIRE(scope.when().has_value());
+  BOOST_TEST((*scope.when() >= before + fires_soon));
+  const af::future<int> never(ex);
+  std::exception_ptr e;
+  try {
+    (void)co_await scope.run(value_of(never));
+  } catch (...) {
+    e = std::current_exception();
+  }
+  BOOST_TEST((classify(e) == seen::timeout));
+  BOOST_TEST(aft::what_of(e) == "asio_futures::timeout_scope: timed out");
+  BOOST_TEST(scope.expired());
+  BOOST_CHECK_THROW(scope.reschedule(std::nullopt), af::invalid_state_error);
+}
+
+CO_TEST_CASE(rescheduling_into_the_past_from_the_body_expires_it) {
+  auto ex = co_await asio::this_coro::executor;
+  af::timeout_scope scope(never_fires);
+  const af::future<int> never(ex);
+  const auto past = std::chrono::steady_clock::now() - 1s;
+  seen s = seen::nothing;
+  try {
+    (void)co_await scope.run(
+        value_with(&scope, never, [past](af::timeout_scope& sc) { sc.reschedule(past); }));
+  } catch (...) {
+    s = classify(std::current_exception());
+  }
+  BOOST_TEST((s == seen::timeout));
+  BOOST_TEST((scope.when() == std::optional(past)));
+  BOOST_TEST(scope.expired());
+}
+
+CO_TEST_CASE(a_deadline_moved_away_from_the_body_no_longer_fires) {
+  // Shortened to 1 ms, then pushed back to 1 h in the same turn: the 1 ms timer's handler is
+  // stale and must not expire the body, which gets its value 20 ms later.
+  auto ex = co_await asio::this_coro::executor;
+  af::timeout_scope scope(never_fires);
+  const af::future<int> f(ex);
+  set_later(ex, f, 9, 20ms);
+  const int v = co_await scope.run(value_with(&scope, f, [](af::timeout_scope& sc) {
+    sc.reschedule(std::chrono::steady_clock::now() + fires_soon);
+    sc.reschedule(std::chrono::steady_clock::now() + never_fires);
+  }));
+  BOOST_TEST(v == 9);
+  BOOST_TEST(!scope.expired());
+}
+
+CO_TEST_CASE(removing_the_deadline_while_the_body_runs) {
+  auto ex = co_await asio::this_coro::executor;
+  af::timeout_scope scope(never_fires);
+  const af::future<int> f(ex);
+  set_later(ex, f, 4, 20ms);
+  const int v = co_await scope.run(value_with(&scope, f, [](af::timeout_scope& sc) {
+    sc.reschedule(std::chrono::steady_clock::now() + fires_soon);
+    sc.reschedule(std::nullopt);
+  }));
+  BOOST_TEST(v == 4);
+  BOOST_TEST(!scope.when().has_value());
+  BOOST_TEST(!scope.expired());
+  BOOST_CHECK_THROW(scope.reschedule(std::nullopt), af::invalid_state_error); // finished
+}
+
+CO_TEST_CASE(a_deadline_set_before_the_run_that_has_passed_expires_before_the_body_runs) {
+  af::timeout_scope scope;
+  scope.reschedule(std::chrono::steady_clock::now() - 1s);
+  bool ran = false;
+  seen s = seen::nothing;
+  try {
+    (void)co_await scope.run(value_now(1, &ran));
+  } catch (...) {
+    s = classify(std::current_exception());
+  }
+  BOOST_TEST((s == seen::timeout));
+  BOOST_TEST(!ran);
+  BOOST_TEST(scope.expired());
+}
+
+CO_TEST_CASE(a_body_that_finishes_despite_the_expiry_returns_its_value_and_counts_as_expired) {
+  auto ex = co_await asio::this_coro::executor;
+  af::timeout_scope scope(fires_soon);
+  const af::future<int> never(ex);
+  probe p;
+  BOOST_TEST(co_await scope.run(stubborn(never, 1, 77, &p)) == 77);
+  BOOST_TEST(scope.expired());
+}
+
+BOOST_AUTO_TEST_CASE(a_scope_runs_once) {
+  af::timeout_scope scope;
+  auto first = scope.run(value_of(af::future<int>()));
+  BOOST_CHECK_THROW((void)scope.run(value_of(af::future<int>())), af::invalid_state_error);
+}
+
+BOOST_AUTO_TEST_CASE(cancelling_the_awaiting_task_wins_over_the_deadline) {
+  asio::io_context ioc;
+  const af::future<int> never(ioc);
+  af::timeout_scope scope(never_fires);
+  const af::task<int> t = af::create_task(ioc, scope.run(value_of(never)));
+  aft::poll(ioc);
+  BOOST_TEST(t.cancel("outer"));
+  BOOST_TEST_REQUIRE(run_until_done(ioc, t));
+  BOOST_TEST(t.cancelled());
+  BOOST_TEST(!scope.expired());
+  BOOST_TEST(!aft::has_outstanding_work(ioc)); // the timer is gone
+}
+
+BOOST_AUTO_TEST_CASE(the_scope_object_may_go_before_its_run_ends) {
+  asio::io_context ioc;
+  const af::future<int> f(ioc);
+  auto scope = std::make_unique<af::timeout_scope>(never_fires);
+  const af::task<int> t = af::create_task(ioc, scope->run(value_of(f)));
+  aft::poll(ioc);
+  scope.reset();
+  f.set_result(5);
+  BOOST_TEST_REQUIRE(run_until_done(ioc, t));
+  BOOST_TEST(t.result() == 5);
+  BOOST_TEST(!aft::has_outstanding_work(ioc));
+}
+
+BOOST_AUTO_TEST_CASE(context_destroyed_while_the_scope_runs_frees_everything) {
+  for (const bool on_strand : {false, true}) {
+    std::vector<std::weak_ptr<int>> alive;
+    auto scope = std::make_unique<af::timeout_scope>(never_fires);
+    aft::destroy_context_while_suspended(
+        [&](asio::any_io_executor ex) -> asio::awaitable<void> {
+          af::future<int> f(ex);
+          alive.push_back(aft::lifetime_of(f));
+          (void)co_await scope->run(value_of(f));
+        },
+        on_strand);
+    BOOST_TEST(aft::all_expired(alive));
+    // The scope outlived the context: its run is over, its timer gone with the frame.
+    BOOST_CHECK_THROW(scope->reschedule(std::nullopt), af::invalid_state_error);
+    scope.reset();
+  }
+}
+
+BOOST_AUTO_TEST_CASE(rescheduling_from_another_thread_while_the_body_runs) {
+  // A foreign thread moves the deadline many times, then into the past: the body times out
+  // exactly once, never earlier than the last move (TSan: the timer is only touched under the
+  // scope's lock).
+  asio::io_context ioc;
+  const af::future<int> never(ioc);
+  af::timeout_scope scope(never_fires);
+  std::atomic<bool> started{false};
+  af::task<int> t;
+  {
+    aft::context_threads runners(ioc, 2);
+    t = af::create_task(ioc, scope.run(value_with(&scope, never, [&](af::timeout_scope&) {
+                          started.store(true);
+                        })));
+    BOOST_TEST_REQUIRE(eventually([&] { return started.load(); }));
+    for (int i = 0; i < 2000; ++i)
+      scope.reschedule(std::chrono::steady_clock::now() + never_fires + std::chrono::seconds(i));
+    BOOST_TEST(!t.done());
+    scope.reschedule(std::chrono::steady_clock::now());
+    BOOST_TEST_REQUIRE(t.wait_for(aft::default_timeout));
+  }
+  BOOST_TEST(timed_out(t));
+  BOOST_TEST(scope.expired());
+}
+
+BOOST_AUTO_TEST_SUITE_END() // timeout_scope_

@@ -43,12 +43,20 @@ public:
   using std::logic_error::logic_error;
 };
 
-/// Raised when `wait_for`, `as_completed` or `timeout` expire. It is a
-/// `boost::system::system_error` with code `asio::error::timed_out`.
+/// Raised when `wait_for`, `as_completed`, `timeout`, `timeout_at` or a `timeout_scope`
+/// expire. It is a `boost::system::system_error` with code `asio::error::timed_out` (so code
+/// that catches Asio's timeouts catches it), but `what()` is only the message given (e.g.
+/// "asio_futures::timeout: timed out"), without the system's "Connection timed out" text.
 class timeout_error : public boost::system::system_error {
 public:
+  /// what() is "timeout".
   timeout_error();
   explicit timeout_error(const std::string& what_arg);
+
+  const char* what() const noexcept override { return message_.what(); }
+
+private:
+  std::runtime_error message_; // a reference-counted string: copies never throw
 };
 
 /// Raised by a task group's join when children failed: every non-cancellation failure, in

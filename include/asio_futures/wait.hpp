@@ -1,7 +1,8 @@
 //
 // asio_futures/wait.hpp
 //
-// Waiting combinators: wait, wait_for, as_completed, first_completed, timeout.
+// Waiting combinators: wait, wait_for, as_completed, first_completed, first_success,
+// timeout, timeout_at and timeout_scope.
 // Semantics are asyncio's; docs/waiting.md has the cancellation rules of each.
 //
 #ifndef ASIO_FUTURES_WAIT_HPP
@@ -21,6 +22,7 @@
 #include <cstddef>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <vector>
 
 namespace asio_futures {
@@ -116,6 +118,65 @@ asio::awaitable<T> wait_for(asio::awaitable<T> inner, std::chrono::steady_clock:
 template <class T>
 asio::awaitable<T> timeout(std::chrono::steady_clock::duration d, asio::awaitable<T> inner);
 
+/// asyncio's `timeout_at(when)` around `inner`: `timeout` with an absolute deadline on the
+/// steady clock. A `when` that has passed by the time the awaitable starts expires at once
+/// (the child never runs). Everything else is as for `timeout`.
+template <class T>
+asio::awaitable<T> timeout_at(std::chrono::steady_clock::time_point when,
+                              asio::awaitable<T> inner);
+
+/// asyncio's `Timeout` object (`async with asyncio.timeout(d) as cm`): a deadline that the
+/// body can move while it runs.
+///
+/// ```
+/// af::timeout_scope scope(2s);
+/// std::string reply = co_await scope.run(exchange(socket, scope)); // may call reschedule()
+/// if (scope.expired()) ...
+/// ```
+/// `run(body)` behaves as `timeout_at(scope.when(), body)` — the body runs as a child task on
+/// the awaiting coroutine's executor; when the deadline passes it is cancelled, awaited until
+/// it has finished, and `timeout_error` is raised if it ended cancelled; a cancellation of the
+/// awaiting coroutine wins over the deadline — except that the deadline is read when it is
+/// reached, not when `run` starts, so `reschedule()` moves it while the body runs.
+///
+/// A scope runs once. The object may be destroyed while its run is in flight (the run keeps
+/// what it needs). **Thread safety:** `reschedule`, `when` and `expired` may be called from
+/// any thread, concurrently with the run.
+class timeout_scope {
+public:
+  /// No deadline (asyncio's `timeout(None)`); set one later with `reschedule`.
+  timeout_scope();
+  /// The deadline is `d` from now (from the construction, as asyncio's `timeout(d)` reads the
+  /// clock when it is called).
+  explicit timeout_scope(std::chrono::steady_clock::duration d);
+  /// The deadline is `when`.
+  explicit timeout_scope(std::chrono::steady_clock::time_point when);
+
+  timeout_scope(const timeout_scope&) = delete;
+  timeout_scope& operator=(const timeout_scope&) = delete;
+
+  /// Runs `body` under the scope's deadline (see the class comment). Throws
+  /// `invalid_state_error` if the scope already ran (or `run` was called before).
+  template <class T> asio::awaitable<T> run(asio::awaitable<T> body);
+
+  /// Moves the deadline to `when`, or removes it (`std::nullopt`). While the body runs, a
+  /// `when` that has passed expires promptly (the expiry is posted). Throws
+  /// `invalid_state_error` once the deadline has passed during the run or the run is over
+  /// (asyncio raises RuntimeError in both cases).
+  void reschedule(std::optional<std::chrono::steady_clock::time_point> when);
+
+  /// The current deadline, or `std::nullopt` for none.
+  std::optional<std::chrono::steady_clock::time_point> when() const;
+
+  /// Whether the deadline passed while the body ran: true from the moment the scope makes its
+  /// cancel request; after the run, true if the body accepted it (it was still running), even
+  /// if the body then finished with a value rather than cancelled.
+  bool expired() const;
+
+private:
+  std::shared_ptr<detail::timeout_scope_core> core_;
+};
+
 /// The first input to finish decides: a future with its outcome (value, exception, or
 /// cancellation with its message). Every other input is cancelled *before* that outcome is
 /// published: once the result is done, each other plain future is cancelled (unless its own
@@ -126,6 +187,19 @@ asio::awaitable<T> timeout(std::chrono::steady_clock::duration d, asio::awaitabl
 /// the executor of the first input. Throws `std::invalid_argument` if `futures` is empty and
 /// `invalid_state_error` if one of them is an empty handle.
 template <class T> future<T> first_completed(std::vector<future<T>> futures);
+
+/// The first input to finish *with a value* decides (hedged requests: Asio's `||`, folly's
+/// `collectAnyWithoutException`): a future with that value, and every other input is
+/// cancelled before it is published, as in `first_completed`. A failed input — an exception
+/// or a cancellation — is skipped (its exception counts as retrieved). If every input fails,
+/// the result fails with an `exception_group` holding each input's exception in input order
+/// (a cancelled input contributes its `cancelled_error`).
+///
+/// Cancelling the result cancels every input with the same message. The result lives on
+/// the executor of the first input; inputs may complete on any thread. Throws
+/// `std::invalid_argument` if `futures` is empty and `invalid_state_error` if one of them is
+/// an empty handle. For a move-only `T` the winner's value is moved out of it.
+template <class T> future<T> first_success(std::vector<future<T>> futures);
 
 /// The iterator of `as_completed`: yields the inputs in the order they complete.
 ///

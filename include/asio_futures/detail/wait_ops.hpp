@@ -3,7 +3,7 @@
 //
 // The machinery behind wait.hpp: the bookkeeping every waiting combinator shares (its
 // inputs, the inline nodes linked to them, a deadline timer, an exactly-once release) and
-// the states of wait_for, first_completed and as_completed (wait's, which names the public
+// the states of wait_for, first_completed/first_success and as_completed (wait's, which names the public
 // wait_result, is in impl/wait.hpp). See docs/waiting.md.
 //
 #ifndef ASIO_FUTURES_DETAIL_WAIT_OPS_HPP
@@ -25,7 +25,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -336,13 +338,22 @@ private:
   std::atomic<bool> expired_{false};
 };
 
-// --- first_completed ------------------------------------------------------------------------
+// --- first_completed, first_success --------------------------------------------------------
 
-/// The state of `first_completed(...)`: the outcome of the first input to finish; every other
-/// input is cancelled before that outcome is published.
-template <class T> class first_completed_state final : public state<T> {
+/// Which input decides a `first_state`.
+enum class first_rule {
+  completed, ///< first_completed: the first input to finish, whatever its outcome
+  success,   ///< first_success: the first input to finish with a value; all failed: a group
+};
+
+/// The state of `first_completed(...)` and `first_success(...)`: the outcome of the deciding
+/// input (see first_rule); every other input is cancelled before that outcome is published.
+/// Under first_rule::success, a failed input (exception or cancellation) is counted and its
+/// exception taken as retrieved; the last failure, if no value came, fails the result with an
+/// exception_group of every input's exception in input order.
+template <class T, first_rule Rule> class first_state final : public state<T> {
 public:
-  first_completed_state(const asio::any_io_executor& ex, std::vector<future<T>> futures)
+  first_state(const asio::any_io_executor& ex, std::vector<future<T>> futures)
       : state<T>(ex, &hooks_), links_(std::move(futures)) {}
 
   void start() {
@@ -350,7 +361,7 @@ public:
       links_.link([this](std::size_t i) {
         return [s = internal_ptr<T>::share(this), i](bool completed) {
           if (completed)
-            static_cast<first_completed_state&>(*s).child_done(i);
+            static_cast<first_state&>(*s).child_done(i);
         };
       });
     } catch (...) {
@@ -363,14 +374,38 @@ public:
 
 private:
   void child_done(std::size_t i) noexcept {
+    state<T>& in = *access<T>::get(links_[i]);
+    if constexpr (Rule == first_rule::success) {
+      if (in.get_outcome() != outcome::value) {
+        in.mark_retrieved(); // this combinator handles the failure
+        // acq_rel: the last failure sees every other input's outcome (each was published
+        // before its node ran, and its node's increment is ordered before ours).
+        if (failed_.fetch_add(1, std::memory_order_acq_rel) + 1 < links_.size())
+          return;
+        if (this->try_claim())
+          finish_failed(*this, [this] { return all_failed(); });
+        links_.cut();
+        return;
+      }
+    }
     if (this->try_claim()) {
       // Cancel the others first, so that once this future is done every plain-future input
       // is cancelled and every task input has its cancel request. Their own nodes run inline
       // here and find the claim taken.
       cancel_all(i, std::string());
-      finish_from(*access<T>::get(links_[i]), *this);
+      finish_from(in, *this);
     }
     links_.cut();
+  }
+
+  /// Every input failed: their exceptions (a cancelled input gives its cancelled_error), in
+  /// input order.
+  std::exception_ptr all_failed() const {
+    std::vector<std::exception_ptr> errors;
+    errors.reserve(links_.size());
+    for (std::size_t j = 0; j < links_.size(); ++j)
+      errors.push_back(access<T>::get(links_[j])->error());
+    return std::make_exception_ptr(exception_group(std::move(errors)));
   }
 
   void cancel_all(std::size_t except, const std::string& msg) noexcept {
@@ -380,7 +415,7 @@ private:
   }
 
   static bool cancel(state_base* b, std::string&& msg) {
-    auto* self = static_cast<first_completed_state*>(b);
+    auto* self = static_cast<first_state*>(b);
     if (!self->try_claim())
       return false;
     // The inputs first: once the result is seen cancelled, every plain input is too.
@@ -389,16 +424,85 @@ private:
     self->links_.cut();
     return true;
   }
-  static void destroy(state_base* b) noexcept { delete static_cast<first_completed_state*>(b); }
+  static void destroy(state_base* b) noexcept { delete static_cast<first_state*>(b); }
   /// Nobody observes the result any more: detach from the inputs, which are not cancelled.
-  static void abandon(state_base* b) noexcept {
-    static_cast<first_completed_state*>(b)->links_.cut();
-  }
-  static constexpr state_hooks hooks_{&first_completed_state::cancel,
-                                      &first_completed_state::destroy, false,
-                                      &first_completed_state::abandon};
+  static void abandon(state_base* b) noexcept { static_cast<first_state*>(b)->links_.cut(); }
+  static constexpr state_hooks hooks_{&first_state::cancel, &first_state::destroy, false,
+                                      &first_state::abandon};
 
   child_links<T> links_;
+  std::atomic<std::size_t> failed_{0}; // first_rule::success: inputs that failed so far
+};
+
+// --- timeout_scope --------------------------------------------------------------------------
+
+/// The shared state of a timeout_scope (held by the scope object, by its run's coroutine while
+/// it runs, and by each pending timer handler).
+///
+/// phase_ (guarded by mutex_, like every member):
+///   created   the scope exists; reschedule() sets the deadline
+///   reserved  run() was called; its coroutine has not started yet
+///   entered   the body runs; timer_ points at the deadline timer in the coroutine's frame
+///   fired     the deadline passed while entered: the expiry cancels (or cancelled) the body
+///   exited    the body is done (or the frame was destroyed)
+/// reschedule() may come from any thread: every use of the timer is under mutex_, and a timer
+/// handler acts only if the generation it was armed with is still current.
+class timeout_scope_core : public std::enable_shared_from_this<timeout_scope_core> {
+public:
+  using clock = std::chrono::steady_clock;
+
+  explicit timeout_scope_core(std::optional<clock::time_point> when) noexcept : when_(when) {}
+
+  /// The body's stay in the scope: owns the deadline timer (in the coroutine's frame). Its
+  /// destruction, or stop(), exits the scope.
+  class entry {
+  public:
+    entry(entry&& other) noexcept = default;
+    entry& operator=(entry&&) = delete;
+    ~entry() { stop(false); }
+
+    /// Exits the scope with the awaiting coroutine's verdict: whether the expiry's cancel
+    /// request was accepted by the body.
+    void stop(bool expired) noexcept;
+
+  private:
+    friend class timeout_scope_core;
+    entry(std::shared_ptr<timeout_scope_core> core, std::unique_ptr<asio::steady_timer> timer)
+        : core_(std::move(core)), timer_(std::move(timer)) {}
+
+    std::shared_ptr<timeout_scope_core> core_;
+    std::unique_ptr<asio::steady_timer> timer_;
+  };
+
+  /// run(): the one run of the scope. Throws invalid_state_error if there was one.
+  void reserve();
+
+  /// The run's coroutine starts: arms the deadline on `ex`; one already passed expires at once
+  /// (inline: the body never runs). `expire` makes the cancel request; it returns whether the
+  /// body accepted it.
+  static entry enter(const std::shared_ptr<timeout_scope_core>& self,
+                     const asio::any_io_executor& ex, std::function<bool()> expire);
+
+  void reschedule(std::optional<clock::time_point> when);
+  std::optional<clock::time_point> when() const;
+  bool expired() const;
+
+private:
+  enum class phase { created, reserved, entered, fired, exited };
+
+  void arm_locked();
+  void fire(std::uint64_t generation) noexcept;
+  void exit(bool expired) noexcept;
+  /// Under the lock, phase_ entered: makes the expiry, then unlocks.
+  void fire_locked(std::unique_lock<std::mutex>& lock) noexcept;
+
+  mutable std::mutex mutex_;
+  phase phase_ = phase::created;
+  std::optional<clock::time_point> when_;
+  asio::steady_timer* timer_ = nullptr;
+  std::function<bool()> expire_;
+  std::uint64_t generation_ = 0;
+  bool expired_ = false;
 };
 
 // --- as_completed ---------------------------------------------------------------------------

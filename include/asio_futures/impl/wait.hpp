@@ -15,6 +15,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include <algorithm>
+#include <functional>
 #include <optional>
 #include <tuple>
 
@@ -139,15 +140,17 @@ private:
 class deadline_control {
 public:
   /// The deadline passed: cancel the child, unless the awaiting coroutine already decided.
-  template <class T> void expire(const task<T>& child, const char* msg) noexcept {
+  /// Whether the child accepted the cancel request (it was still running).
+  template <class T> bool expire(const task<T>& child, const char* msg) noexcept {
     int s = idle;
     // acq_rel: a successful CAS orders our request after the coroutine's setup.
     if (!state_.compare_exchange_strong(s, expiring, std::memory_order_acq_rel))
-      return;
+      return false;
     bool ok = false;
     no_throw([&] { ok = child.cancel(std::string(msg)); });
     // release: close() reads the verdict after our request.
     state_.store(ok ? accepted : rejected, std::memory_order_release);
+    return ok;
   }
 
   /// The awaiting coroutine was cancelled: forward it to the child (a cancel request).
@@ -194,13 +197,68 @@ inline asio::any_io_executor child_executor(const asio::any_io_executor& ex) {
   return ex;
 }
 
-/// The coroutine behind `timeout(d, aw)` and `wait_for(aw, d)`: `aw` runs as a child task on
+/// A deadline fixed when the awaitable form starts: a duration from then (timeout, wait_for)
+/// or a time point (timeout_at). One that has already passed expires at once, inline: the
+/// child never runs.
+class fixed_deadline {
+public:
+  explicit fixed_deadline(wait_duration d) noexcept : d_(d) {}
+  explicit fixed_deadline(std::chrono::steady_clock::time_point when) noexcept : when_(when) {}
+
+  /// The armed timer; stop() cancels it.
+  struct armed {
+    std::optional<asio::steady_timer> timer;
+    void stop(bool /*expired*/) noexcept {
+      if (timer)
+        no_throw([&] { timer->cancel(); });
+    }
+  };
+
+  template <class Expire> armed arm(const asio::any_io_executor& ex, Expire expire) const {
+    armed a;
+    if (when_ ? *when_ <= std::chrono::steady_clock::now() : d_ <= wait_duration::zero()) {
+      expire();
+      return a;
+    }
+    if (when_)
+      a.timer.emplace(ex, *when_);
+    else
+      a.timer.emplace(ex, d_); // Asio saturates now() + d
+    a.timer->async_wait([expire](const boost::system::error_code& ec) {
+      if (!ec)
+        expire();
+    });
+    return a;
+  }
+
+private:
+  wait_duration d_{};
+  std::optional<std::chrono::steady_clock::time_point> when_;
+};
+
+/// The deadline of a timeout_scope (see timeout_scope_core).
+class scope_deadline {
+public:
+  explicit scope_deadline(std::shared_ptr<timeout_scope_core> core) noexcept
+      : core_(std::move(core)) {}
+
+  template <class Expire>
+  timeout_scope_core::entry arm(const asio::any_io_executor& ex, Expire expire) const {
+    return timeout_scope_core::enter(core_, ex, std::function<bool()>(std::move(expire)));
+  }
+
+private:
+  std::shared_ptr<timeout_scope_core> core_;
+};
+
+/// The coroutine behind `timeout(d, aw)`, `timeout_at(t, aw)`, `wait_for(aw, d)` and
+/// `timeout_scope::run(aw)`: `aw` runs as a child task on
 /// the awaiting coroutine's executor (see child_executor; the timer runs there too); the expiry and
 /// the awaiting coroutine's cancellation each become a cancel request of the child, which is always
 /// awaited until it is done.
-template <class T>
-asio::awaitable<T> await_with_deadline(asio::awaitable<T> inner, wait_duration d, const char* who,
-                                       const char* expiry_msg) {
+template <class T, class Deadline>
+asio::awaitable<T> await_with_deadline(asio::awaitable<T> inner, Deadline deadline,
+                                       const char* who, const char* expiry_msg) {
   const asio::any_io_executor ex = child_executor(co_await asio::this_coro::executor);
   const asio::cancellation_state cs = co_await asio::this_coro::cancellation_state;
   const bool throw_if_cancelled = co_await asio::this_coro::throw_if_cancelled();
@@ -220,16 +278,11 @@ asio::awaitable<T> await_with_deadline(asio::awaitable<T> inner, wait_duration d
   if (cs.cancelled() != asio::cancellation_type::none)
     ctl->forward(child); // already cancelled (with throw_if_cancelled off)
 
-  std::optional<asio::steady_timer> timer;
-  if (d <= wait_duration::zero()) {
-    ctl->expire(child, expiry_msg);
-  } else {
-    timer.emplace(ex, d);
-    timer->async_wait([ctl, child, expiry_msg](const boost::system::error_code& ec) {
-      if (!ec)
-        ctl->expire(child, expiry_msg);
-    });
-  }
+  // The deadline's timer (or its scope entry) lives in this frame: it stops when the frame
+  // goes, even if the execution context is destroyed while we wait.
+  auto armed = deadline.arm(ex, [ctl, child, expiry_msg]() noexcept {
+    return ctl->expire(child, expiry_msg);
+  });
 
   // Our own sticky cancellation must not abort the wait for the child: it is restored after.
   co_await asio::this_coro::throw_if_cancelled(false);
@@ -250,9 +303,8 @@ asio::awaitable<T> await_with_deadline(asio::awaitable<T> inner, wait_duration d
   if (slot.is_connected())
     slot.clear();
   co_await asio::this_coro::throw_if_cancelled(throw_if_cancelled);
-  if (timer)
-    no_throw([&] { timer->cancel(); });
   const bool expired = ctl->close();
+  armed.stop(expired);
 
   if (!error) {
     if constexpr (std::is_void_v<T>)
@@ -330,26 +382,58 @@ template <class T> future<T> wait_for(future<T> inner, std::chrono::steady_clock
 
 template <class T>
 asio::awaitable<T> wait_for(asio::awaitable<T> inner, std::chrono::steady_clock::duration d) {
-  return detail::await_with_deadline(std::move(inner), d, "asio_futures::wait_for",
+  return detail::await_with_deadline(std::move(inner), detail::fixed_deadline(d),
+                                     "asio_futures::wait_for",
                                      "asio_futures::wait_for: timed out");
 }
 
 template <class T>
 asio::awaitable<T> timeout(std::chrono::steady_clock::duration d, asio::awaitable<T> inner) {
-  return detail::await_with_deadline(std::move(inner), d, "asio_futures::timeout",
-                                     "asio_futures::timeout: timed out");
+  return detail::await_with_deadline(std::move(inner), detail::fixed_deadline(d),
+                                     "asio_futures::timeout", "asio_futures::timeout: timed out");
 }
 
-template <class T> future<T> first_completed(std::vector<future<T>> futures) {
-  detail::check_inputs(futures, "asio_futures::first_completed");
-  const asio::any_io_executor ex = detail::live_executor(futures.front());
-  const std::uint32_t serial = detail::serial_of(detail::service_for(ex));
-  auto* s = new detail::first_completed_state<T>(ex, std::move(futures));
+template <class T>
+asio::awaitable<T> timeout_at(std::chrono::steady_clock::time_point when,
+                              asio::awaitable<T> inner) {
+  return detail::await_with_deadline(std::move(inner), detail::fixed_deadline(when),
+                                     "asio_futures::timeout_at",
+                                     "asio_futures::timeout_at: timed out");
+}
+
+template <class T> asio::awaitable<T> timeout_scope::run(asio::awaitable<T> body) {
+  // Entering is checked here, when run() is called, not when its awaitable starts.
+  core_->reserve();
+  return detail::await_with_deadline(std::move(body), detail::scope_deadline(core_),
+                                     "asio_futures::timeout_scope",
+                                     "asio_futures::timeout_scope: timed out");
+}
+
+namespace detail {
+
+template <first_rule Rule, class T>
+future<T> start_first(std::vector<future<T>> futures, const char* who) {
+  check_inputs(futures, who);
+  const asio::any_io_executor ex = live_executor(futures.front());
+  const std::uint32_t serial = serial_of(service_for(ex));
+  auto* s = new first_state<T, Rule>(ex, std::move(futures));
   s->set_context_serial(serial);
   s->make_abandonable();
-  future<T> out{detail::state_ptr<T>(s)};
+  future<T> out{state_ptr<T>(s)};
   s->start();
   return out;
+}
+
+} // namespace detail
+
+template <class T> future<T> first_completed(std::vector<future<T>> futures) {
+  return detail::start_first<detail::first_rule::completed>(std::move(futures),
+                                                            "asio_futures::first_completed");
+}
+
+template <class T> future<T> first_success(std::vector<future<T>> futures) {
+  return detail::start_first<detail::first_rule::success>(std::move(futures),
+                                                          "asio_futures::first_success");
 }
 
 template <class T> as_completed_iterator<T> as_completed(std::vector<future<T>> futures) {
