@@ -25,8 +25,10 @@ namespace {
 thread_local const std::string* tls_cancel_message = nullptr;
 thread_local task_gate::position tls_position;
 
-task_info info_of(const task_core& t) {
-  return task_info{t.name(), t.state().done(), t.cancelling()};
+/// Under the owner lock of t's gate, t published: its state is alive and referenced (see
+/// task_core::finished), so the handle may take a reference.
+task_info info_of(task_core& t) {
+  return task_info{t.name(), t.state().done(), t.cancelling(), task_handle(t)};
 }
 } // namespace
 
@@ -367,8 +369,9 @@ void task_gate::unlock_owner() noexcept {
 std::optional<task_info> task_gate::owner_info(gate_gen gen) noexcept {
   std::optional<task_info> info;
   lock_owner();
-  if (gen_of(word_.load(std::memory_order_relaxed)) == gen) {
-    if (const task_core* o = owner_.load(std::memory_order_acquire)) {
+  if (gen_of(word_.load(std::memory_order_relaxed)) == gen &&
+      listed_.load(std::memory_order_relaxed)) {
+    if (task_core* o = owner_.load(std::memory_order_acquire)) {
       try {
         info = info_of(*o);
       } catch (...) { // bad_alloc copying the name: report no task rather than terminate
@@ -382,10 +385,10 @@ std::optional<task_info> task_gate::owner_info(gate_gen gen) noexcept {
 void task_gate::collect_owner(asio::execution_context& ctx, std::vector<task_info>& out) {
   lock_owner();
   try {
-    const task_core* o = owner_.load(std::memory_order_acquire);
+    task_core* o = owner_.load(std::memory_order_acquire);
     // A done task is skipped before its executor is asked for its context: the context of a
     // task that ended with it may be gone.
-    if (o && !o->state().done() &&
+    if (o && listed_.load(std::memory_order_relaxed) && !o->state().done() &&
         &asio::query(o->state().executor(), asio::execution::context) == &ctx)
       out.push_back(info_of(*o));
   } catch (...) {
@@ -539,10 +542,17 @@ task_gate* task_gate::acquire() {
   return g;
 }
 
+void task_gate::unpublish_owner() noexcept {
+  lock_owner();
+  listed_.store(false, std::memory_order_relaxed);
+  unlock_owner();
+}
+
 void task_gate::publish_owner(task_core* owner) noexcept {
   // release: all_tasks() and current_task() load it with acquire and then read the owner,
   // which is fully constructed by now. No lock needed: readers take the owner lock only to
   // keep retire() from running under them.
+  listed_.store(true, std::memory_order_relaxed);
   owner_.store(owner, std::memory_order_release);
 }
 
@@ -553,6 +563,7 @@ void task_gate::retire() noexcept {
   // running: each holds a reference to the owner's state, which is being destroyed.
   lock_owner();
   owner_.store(nullptr, std::memory_order_relaxed);
+  listed_.store(false, std::memory_order_relaxed);
   // One CAS ends the generation and gives the owner lock back. The last generation is not
   // followed by a wrap-around to 0: the gate closes and leaves the pool for good.
   std::uint64_t w = word_.load(std::memory_order_relaxed);
@@ -576,6 +587,7 @@ void task_gate::skip_generations_for_testing(gate_gen n) noexcept {
 
 void task_core::finished() noexcept {
   signal_.slot().clear();
+  gate_->unpublish_owner();
 }
 
 bool is_task_cancellation(const std::exception_ptr& e, const task_core& core, std::string& msg) {
@@ -644,6 +656,41 @@ asio::any_io_executor make_task_executor(const asio::any_io_executor& given,
 }
 
 } // namespace detail
+
+// --- task_handle --------------------------------------------------------------------------------
+
+task_handle::task_handle(detail::task_core& core) noexcept : core_(&core) {
+  core.state().add_ref();
+}
+
+task_handle::task_handle(const task_handle& other) noexcept : core_(other.core_) {
+  if (core_)
+    core_->state().add_ref();
+}
+
+task_handle::~task_handle() {
+  if (core_)
+    core_->state().release_hooked();
+}
+
+detail::task_core& task_handle::checked() const {
+  if (!core_)
+    detail::throw_invalid_state("asio_futures::task_handle: empty handle");
+  return *core_;
+}
+
+std::string task_handle::name() const { return checked().name(); }
+
+bool task_handle::done() const { return checked().state().done(); }
+
+bool task_handle::cancelled() const {
+  const detail::state_base& s = checked().state();
+  return s.done() && s.get_outcome() == detail::outcome::cancelled;
+}
+
+int task_handle::cancelling() const { return checked().cancelling(); }
+
+bool task_handle::cancel(std::string msg) const { return checked().state().cancel(std::move(msg)); }
 
 std::vector<task_info> all_tasks(asio::execution_context& ctx) {
   std::vector<task_info> out;

@@ -1472,7 +1472,7 @@ BOOST_AUTO_TEST_CASE(current_task_inside_a_task_is_that_task) {
   };
   const af::task<void> a = af::create_task(ioc, body(&first_seen), "first");
   const af::task<void> b = af::create_task(ioc, body(&second_seen), "second");
-  std::optional<af::task_info> in_plain_handler = af::task_info{"sentinel", false, 0};
+  std::optional<af::task_info> in_plain_handler = af::task_info{"sentinel", false, 0, {}};
   asio::post(ioc, [&] { in_plain_handler = af::current_task(); });
   BOOST_TEST(aft::run_until(ioc, [&] { return a.done() && b.done(); }));
   BOOST_TEST(first_seen.size() == 4u);
@@ -1565,6 +1565,108 @@ BOOST_AUTO_TEST_CASE(current_task_outside_any_task_is_empty) {
   BOOST_TEST(!in_plain_coroutine->has_value());
   gate.set_result();
   BOOST_TEST(run_until_done(ioc, t));
+}
+
+BOOST_AUTO_TEST_CASE(all_tasks_handles_cancel_every_task_of_a_context) {
+  // The shutdown pattern: cancel whatever runs, whatever its result type, then drain.
+  asio::io_context ioc;
+  const af::future<void> gate(ioc);
+  const af::future<int> never(ioc);
+  af::create_task(ioc, wait_on(gate), "void task");
+  af::create_task(
+      ioc, [never]() -> asio::awaitable<int> { co_return co_await never.async_wait(); },
+      "int task");
+  aft::poll(ioc);
+  const auto listed = af::all_tasks(ioc);
+  BOOST_TEST_REQUIRE(listed.size() == 2u);
+  for (const af::task_info& t : listed) {
+    BOOST_TEST(t.handle.valid());
+    BOOST_TEST(t.handle.name() == t.name);
+    BOOST_TEST(!t.handle.done());
+    BOOST_TEST(t.handle.cancel("shutdown"));
+    BOOST_TEST(t.handle.cancelling() == 1);
+  }
+  aft::poll(ioc);
+  for (const af::task_info& t : listed) {
+    BOOST_TEST(t.handle.done());
+    BOOST_TEST(t.handle.cancelled());
+    BOOST_TEST(!t.handle.cancel("again"));
+  }
+  BOOST_TEST(af::all_tasks(ioc).empty());
+  BOOST_TEST(never.cancelled()); // the int task's await was cancelled with it
+}
+
+BOOST_AUTO_TEST_CASE(a_handle_refers_to_the_task_and_keeps_it_alive) {
+  asio::io_context ioc;
+  const af::future<void> gate(ioc);
+  af::task_handle h;
+  BOOST_TEST(!h.valid());
+  BOOST_CHECK_THROW((void)h.name(), af::invalid_state_error);
+  BOOST_CHECK_THROW((void)h.cancel(), af::invalid_state_error);
+  {
+    const af::task<void> t = af::create_task(ioc, wait_on(gate), "kept");
+    const auto listed = af::all_tasks(ioc);
+    BOOST_TEST_REQUIRE(listed.size() == 1u);
+    h = listed[0].handle;
+    BOOST_TEST((h == af::task_handle(t)));
+    BOOST_TEST(!(h == af::task_handle(af::create_task(ioc, wait_on(gate)))));
+    BOOST_TEST((af::task_handle(af::task<int>()) == af::task_handle()));
+  }
+  gate.set_result();
+  aft::poll(ioc);
+  // Every task<T> handle is gone: h alone holds the state (ASan checks these reads).
+  BOOST_TEST(h.done());
+  BOOST_TEST(!h.cancelled());
+  BOOST_TEST(h.name() == "kept");
+  h = af::task_handle();
+  BOOST_TEST(!h.valid());
+}
+
+CO_TEST_CASE(current_task_gives_a_handle_to_the_running_task) {
+  auto ex = co_await asio::this_coro::executor;
+  std::optional<af::task_handle> inside;
+  const af::task<void> t = af::create_task(ex, [&]() -> asio::awaitable<void> {
+    inside = af::current_task().value().handle;
+    co_return;
+  });
+  co_await t.async_wait();
+  BOOST_TEST_REQUIRE(inside.has_value());
+  BOOST_TEST((*inside == af::task_handle(t)));
+  BOOST_TEST(inside->done());
+}
+
+BOOST_AUTO_TEST_CASE(all_tasks_races_with_tasks_finishing_and_dropped_on_other_threads) {
+  // Handles are taken while tasks finish and lose their last handle on two context threads:
+  // a listed task is always alive (TSan/ASan), and cancelling it through the handle is safe.
+  asio::io_context ioc;
+  constexpr int rounds = 2000;
+  std::atomic<bool> spawned{false};
+  std::size_t seen = 0;
+  {
+    aft::context_threads runners(ioc, 2);
+    aft::bounded_thread spawner([&] {
+      for (int i = 0; i < rounds; ++i)
+        af::create_task(ioc, []() -> asio::awaitable<void> { co_await aft::yield_once(); });
+      spawned.store(true);
+    });
+    const auto deadline = std::chrono::steady_clock::now() + aft::default_timeout;
+    bool drained = false;
+    while (!drained && std::chrono::steady_clock::now() < deadline) {
+      const bool all_spawned = spawned.load();
+      const auto listed = af::all_tasks(ioc);
+      for (const af::task_info& t : listed) {
+        ++seen;
+        BOOST_TEST_REQUIRE(t.handle.valid());
+        BOOST_TEST_REQUIRE(!t.handle.name().empty());
+        if (seen % 7 == 0)
+          (void)t.handle.cancel("race");
+      }
+      drained = all_spawned && listed.empty();
+    }
+    BOOST_TEST_REQUIRE(spawner.join_for());
+    BOOST_TEST(drained);
+  }
+  BOOST_TEST_MESSAGE("handles taken: " << seen);
 }
 
 BOOST_AUTO_TEST_SUITE_END() // introspection

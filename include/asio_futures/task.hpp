@@ -19,15 +19,69 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace asio_futures {
 
-/// A snapshot of a task, for debugging (`all_tasks`, `current_task`).
+template <class T> class task;
+
+/// A handle to a task of any result type: what `all_tasks` and `current_task` give, so that
+/// shutdown code can cancel every task of a context, whatever it returns (asyncio's
+/// `all_tasks()` returns the Task objects).
+///
+/// It holds a reference like a `task<T>` handle does (the task's state stays alive, the task
+/// runs on regardless). Copies refer to the same task; `==` tells whether two handles refer
+/// to the same task. An empty handle (default-constructed) is `!valid()` and its members throw
+/// `invalid_state_error`. **Thread safety:** as `task<T>`: any thread.
+class task_handle {
+public:
+  /// An empty handle.
+  task_handle() noexcept = default;
+  /// A handle to `t` (empty if `t` is).
+  template <class T> explicit task_handle(const task<T>& t);
+
+  task_handle(const task_handle& other) noexcept;
+  task_handle(task_handle&& other) noexcept : core_(std::exchange(other.core_, nullptr)) {}
+  task_handle& operator=(task_handle other) noexcept {
+    std::swap(core_, other.core_);
+    return *this;
+  }
+  ~task_handle();
+
+  bool valid() const noexcept { return core_ != nullptr; }
+
+  /// The task's current name (`task<T>::get_name()`).
+  std::string name() const;
+  bool done() const;
+  /// Done and ended cancelled.
+  bool cancelled() const;
+  /// `task<T>::cancelling()`.
+  int cancelling() const;
+  /// `task<T>::cancel(msg)`: requests cancellation; false if the task is done.
+  bool cancel(std::string msg = {}) const;
+
+  friend bool operator==(const task_handle& a, const task_handle& b) noexcept {
+    return a.core_ == b.core_;
+  }
+
+  /// For internal use: a new reference to the task of `core`.
+  explicit task_handle(detail::task_core& core) noexcept;
+
+private:
+  detail::task_core& checked() const;
+
+  detail::task_core* core_ = nullptr;
+};
+
+/// A snapshot of a task (`all_tasks`, `current_task`): its name, whether it was done and how
+/// many cancel requests were pending when the snapshot was taken, and a handle to the task
+/// itself.
 struct task_info {
   std::string name;
   bool done;
   int cancelling;
+  task_handle handle;
 };
 
 /// A future that runs a coroutine: asyncio's Task, which is a Future subclass.
@@ -84,10 +138,18 @@ public:
   explicit task(detail::state_ptr<T> s) noexcept : future<T>(std::move(s)) {}
 
 private:
+  friend class task_handle;
+
   detail::task_core& core() const {
     return detail::task_state<T>::of(this->checked_state()).core();
   }
 };
+
+template <class T>
+task_handle::task_handle(const task<T>& t) : core_(t.valid() ? &t.core() : nullptr) {
+  if (core_)
+    core_->state().add_ref();
+}
 
 namespace detail {
 
@@ -116,8 +178,13 @@ task<T> spawn_task(const Executor& ex, Body body, std::string name) {
   // first dispatch is the task executor's first submission, which is posted: the body
   // starts on a later turn, as asyncio's create_task does. If the posted step is destroyed
   // unrun (the context shut down), the completion handler ends the task cancelled.
-  asio::co_spawn(make_task_executor(ex, core), drive<T>(s, std::move(body)),
-                 asio::bind_cancellation_slot(core.slot(), task_completion<T>(s)));
+  try {
+    asio::co_spawn(make_task_executor(ex, core), drive<T>(s, std::move(body)),
+                   asio::bind_cancellation_slot(core.slot(), task_completion<T>(s)));
+  } catch (...) {
+    core.finished(); // all_tasks() must no longer list it: our handle is its last reference
+    throw;
+  }
   return t;
 }
 
@@ -157,7 +224,10 @@ requires detail::executor_like<Executor> task<T> run_coroutine_threadsafe(asio::
   return create_task(ex, std::move(coro));
 }
 
-/// The unfinished tasks created on executors of `ctx`, for debugging.
+/// The unfinished tasks created on executors of `ctx` (asyncio's `all_tasks(loop)`), each
+/// with a handle: `for (auto& t : af::all_tasks(ioc)) t.handle.cancel("shutdown");`. A scan
+/// of every live task, for shutdown code, debugging and monitoring, not for hot paths. Any
+/// thread; a task that finishes meanwhile may or may not be listed.
 std::vector<task_info> all_tasks(asio::execution_context& ctx);
 
 /// The task whose coroutine is running on the calling thread, if any (a scan of the live

@@ -54,6 +54,9 @@ public:
   static task_gate* acquire();
   /// Makes the (fully constructed) owner visible to all_tasks() and current_task().
   void publish_owner(task_core* owner) noexcept;
+  /// Hides the owner from all_tasks() and current_task() (its task finished); waits out a
+  /// reader holding the owner lock.
+  void unpublish_owner() noexcept;
 
   /// Ends the current generation (called by the owner's destructor) and returns the gate to
   /// the pool — unless that was its last generation: then it is closed for good (its
@@ -147,6 +150,12 @@ private:
   // Written under owner_lock_bit; atomic so that the last reader can read it to perform a
   // pending emission (whose reference keeps the owner alive) without the lock.
   std::atomic<task_core*> owner_{nullptr};
+  // Whether all_tasks() and current_task() show the owner: from publish_owner() until
+  // unpublish_owner() (its task finished). Read under owner_lock_bit; cleared under it (so
+  // that no reader is between its check and taking a reference); set without it, before
+  // owner_ is published. owner_ itself stays set until retire(): a pending emission may
+  // still be performed after the task finished.
+  std::atomic<bool> listed_{false};
   task_gate* next_free_ = nullptr; // pool link
 };
 

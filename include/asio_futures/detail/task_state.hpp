@@ -84,7 +84,10 @@ public:
   asio::cancellation_slot slot() noexcept { return signal_.slot(); }
 
   /// Called when the coroutine has finished (inside the gate) or was destroyed with its
-  /// context: drop the stale slot handler.
+  /// context, or could not be started: drop the stale slot handler, and take the task off
+  /// the gate's owner (all_tasks, current_task). The caller still holds a reference to the
+  /// state: while a task is published as its gate's owner, its state is alive with a
+  /// reference that is only dropped after this, so all_tasks() may take a new one.
   void finished() noexcept;
 
   /// Whether a function of this task (a step of its coroutine) runs on the calling thread.
@@ -235,8 +238,8 @@ public:
       msg = "the task's execution context shut down";
     } catch (...) { // bad_alloc: cancelled without a message
     }
-    if (this->cancel_state(std::move(msg)))
-      core_.finished();
+    this->cancel_state(std::move(msg));
+    core_.finished();
   }
 
   static task_state& of(state_base& s) noexcept { return static_cast<task_state&>(s); }
