@@ -801,6 +801,23 @@ void group_state::abandon() noexcept {
   finish_if_done();
 }
 
+void group_state::cancel(const std::string& msg) noexcept {
+  std::vector<std::shared_ptr<group_child>> to_cancel;
+  {
+    std::lock_guard guard(mutex_);
+    if (joined_ || aborting_)
+      return; // already stopping: every child has its request
+    aborting_ = true;
+    try {
+      to_cancel = live_children_locked();
+    } catch (...) {
+      for (auto& c : children_)
+        c->cancel(msg.c_str());
+    }
+  }
+  cancel_children(to_cancel, msg.c_str());
+}
+
 void group_state::child_done(child_list::iterator it, std::exception_ptr failure) noexcept {
   std::vector<std::shared_ptr<group_child>> to_cancel;
   std::shared_ptr<group_child> gone; // destroyed outside the lock

@@ -4,6 +4,7 @@
 // task_group: join, failure aggregation, cancellation both ways, misuse,
 // destruction with live children, children spawning children, threads.
 //
+#include <asio_futures/sleep.hpp>
 #include <asio_futures/task_group.hpp>
 
 #include "support/alloc_fault.hpp"
@@ -15,6 +16,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
@@ -24,6 +26,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -618,5 +621,246 @@ BOOST_AUTO_TEST_CASE(multi_threaded_failures_and_cancellation_end_every_child_on
 }
 
 BOOST_AUTO_TEST_SUITE_END() // threads
+
+// =======================================================================================
+BOOST_AUTO_TEST_SUITE(group_cancel)
+
+BOOST_AUTO_TEST_CASE(cancel_stops_every_child_and_the_join_is_not_an_error) {
+  asio::io_context ioc;
+  const af::future<void> never(ioc);
+  std::atomic<bool> a_cancelled{false}, b_cancelled{false};
+  af::task<int> done_before;
+  std::optional<std::string> message;
+  bool joined = false;
+  const auto e = run_task(ioc, [&]() -> asio::awaitable<void> {
+    af::task_group tg(co_await asio::this_coro::executor);
+    done_before = tg.create_task(value_after_yields(7, 0));
+    const auto a = tg.create_task(wait_recording(never, &a_cancelled));
+    const auto b = tg.create_task(wait_recording(never, &b_cancelled));
+    co_await aft::yield_n(3);
+    tg.cancel("stop now");
+    tg.cancel("again"); // idempotent
+    BOOST_CHECK_THROW(tg.create_task(value_after_yields(1, 0)), af::invalid_state_error);
+    co_await tg.async_join();
+    joined = true;
+    message = aft::cancel_message(aft::thrown_by([&] { (void)a.result(); }));
+  });
+  BOOST_TEST(!e);
+  BOOST_TEST(joined);
+  BOOST_TEST(a_cancelled.load());
+  BOOST_TEST(b_cancelled.load());
+  BOOST_TEST((message == std::optional<std::string>("stop now"))); // the second did nothing
+  BOOST_TEST(done_before.result() == 7);
+}
+
+BOOST_AUTO_TEST_CASE(a_failure_still_wins_over_cancel) {
+  asio::io_context ioc;
+  const af::future<void> never(ioc);
+  std::optional<af::exception_group> group;
+  const auto e = run_task(ioc, [&]() -> asio::awaitable<void> {
+    af::task_group tg(co_await asio::this_coro::executor);
+    tg.create_task([]() -> asio::awaitable<void> {
+      try {
+        co_await af::sleep(co_await asio::this_coro::executor, std::chrono::hours(1))
+            .async_wait();
+      } catch (const af::cancelled_error&) {
+      }
+      throw std::runtime_error("failed while stopping");
+    });
+    tg.create_task(wait_on(never));
+    co_await aft::yield_n(2);
+    tg.cancel();
+    group = co_await join_catching(tg);
+  });
+  BOOST_TEST(!e);
+  BOOST_TEST_REQUIRE(group.has_value());
+  BOOST_TEST((whats(*group) == std::vector<std::string>{"failed while stopping"}));
+}
+
+BOOST_AUTO_TEST_CASE(cancel_after_the_join_does_nothing_and_from_another_thread_is_safe) {
+  asio::io_context ioc;
+  const af::future<void> never(ioc);
+  af::task_group tg(ioc);
+  std::atomic<bool> cancelled{false};
+  tg.create_task(wait_recording(never, &cancelled));
+  const af::future<void> joined = [&] {
+    af::future<void> f(ioc);
+    tg.async_join([f](std::exception_ptr e) {
+      if (e)
+        f.set_exception(e);
+      else
+        f.set_result();
+    });
+    return f;
+  }();
+  {
+    aft::context_threads runner(ioc, 1);
+    aft::bounded_thread other([&] { tg.cancel("from another thread"); });
+    BOOST_TEST_REQUIRE(other.join_for());
+    BOOST_TEST_REQUIRE(joined.wait_for(aft::default_timeout));
+  }
+  BOOST_TEST(!joined.cancelled());
+  BOOST_TEST(!joined.exception());
+  BOOST_TEST(cancelled.load());
+  tg.cancel(); // joined: nothing to do
+  BOOST_TEST(tg.size() == 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END() // group_cancel
+
+// =======================================================================================
+BOOST_AUTO_TEST_SUITE(with_task_group_)
+
+static_assert(std::is_same_v<decltype(af::with_task_group(
+                                 std::declval<asio::any_io_executor>(),
+                                 [](af::task_group&) -> asio::awaitable<int> { co_return 1; })),
+                             asio::awaitable<int>>);
+
+CO_TEST_CASE(returns_the_body_value_after_every_child_is_done) {
+  auto ex = co_await asio::this_coro::executor;
+  std::vector<af::task<int>> children;
+  int frame_local = 0; // children may use the caller's frame: nothing outlives the call
+  const int total =
+      co_await af::with_task_group(ex, [&](af::task_group& tg) -> asio::awaitable<int> {
+        for (int i = 1; i <= 3; ++i)
+          children.push_back(tg.create_task([&frame_local, i]() -> asio::awaitable<int> {
+            co_await aft::yield_n(i * 2);
+            frame_local += i;
+            co_return i;
+          }));
+        co_return 100; // returns before the children are done: the call still waits
+      });
+  BOOST_TEST(total == 100);
+  BOOST_TEST(frame_local == 6);
+  for (const auto& c : children)
+    BOOST_TEST(c.done());
+}
+
+CO_TEST_CASE(void_body) {
+  auto ex = co_await asio::this_coro::executor;
+  bool child_ran = false;
+  co_await af::with_task_group(ex, [&](af::task_group& tg) -> asio::awaitable<void> {
+    tg.create_task([&]() -> asio::awaitable<void> {
+      co_await aft::yield_once();
+      child_ran = true;
+    });
+    co_return;
+  });
+  BOOST_TEST(child_ran);
+}
+
+CO_TEST_CASE(a_child_failure_cancels_the_body_and_the_call_throws_the_group) {
+  auto ex = co_await asio::this_coro::executor;
+  const af::future<void> never(ex);
+  std::atomic<bool> body_cancelled{false};
+  std::optional<af::exception_group> group;
+  try {
+    co_await af::with_task_group(ex, [&](af::task_group& tg) -> asio::awaitable<void> {
+      tg.create_task(fail_after_yields(2, "child failed"));
+      co_await wait_recording(never, &body_cancelled);
+    });
+  } catch (const af::exception_group& g) {
+    group = g;
+  }
+  BOOST_TEST(body_cancelled.load());
+  BOOST_TEST_REQUIRE(group.has_value());
+  BOOST_TEST((whats(*group) == std::vector<std::string>{"child failed"}));
+}
+
+CO_TEST_CASE(a_body_failure_cancels_the_children_and_is_in_the_group) {
+  auto ex = co_await asio::this_coro::executor;
+  const af::future<void> never(ex);
+  std::atomic<bool> child_cancelled{false};
+  std::optional<af::exception_group> group;
+  try {
+    (void)co_await af::with_task_group(ex, [&](af::task_group& tg) -> asio::awaitable<int> {
+      tg.create_task(wait_recording(never, &child_cancelled));
+      co_await aft::yield_n(2);
+      throw std::runtime_error("body failed");
+    });
+  } catch (const af::exception_group& g) {
+    group = g;
+  }
+  BOOST_TEST(child_cancelled.load());
+  BOOST_TEST_REQUIRE(group.has_value());
+  BOOST_TEST((whats(*group) == std::vector<std::string>{"body failed"}));
+}
+
+CO_TEST_CASE(group_cancel_stops_body_and_children_without_an_error) {
+  auto ex = co_await asio::this_coro::executor;
+  const af::future<void> never(ex);
+  std::atomic<bool> child_cancelled{false}, body_cancelled{false};
+  co_await af::with_task_group(ex, [&](af::task_group& tg) -> asio::awaitable<void> {
+    tg.create_task(wait_recording(never, &child_cancelled));
+    asio::post(ex, [&tg] { tg.cancel("shutdown"); }); // runs once the body waits
+    co_await wait_recording(never, &body_cancelled);
+  });
+  BOOST_TEST(child_cancelled.load());
+  BOOST_TEST(body_cancelled.load());
+
+  // A body with a value, cancelled before it produced one: no value to return.
+  const af::future<void> never2(ex); // (never was cancelled with the awaits on it)
+  std::optional<std::string> message;
+  try {
+    (void)co_await af::with_task_group(ex, [&](af::task_group& tg) -> asio::awaitable<int> {
+      asio::post(ex, [&tg] { tg.cancel("no value"); });
+      co_await never2.async_wait();
+      co_return 1;
+    });
+  } catch (...) {
+    message = aft::cancel_message(std::current_exception());
+  }
+  BOOST_TEST((message == std::optional<std::string>("no value")));
+}
+
+BOOST_AUTO_TEST_CASE(cancelling_the_caller_cancels_everything_and_still_waits) {
+  asio::io_context ioc;
+  const af::future<void> never(ioc);
+  std::atomic<bool> child_cancelled{false};
+  bool child_finished_before_the_call_ended = false;
+  bool call_ended = false;
+  const af::task<void> t = af::create_task(ioc, [&]() -> asio::awaitable<void> {
+    try {
+      co_await af::with_task_group(
+          co_await asio::this_coro::executor, [&](af::task_group& tg) -> asio::awaitable<void> {
+            tg.create_task([&]() -> asio::awaitable<void> {
+              try {
+                co_await never.async_wait();
+              } catch (const af::cancelled_error&) {
+                child_cancelled = true;
+              }
+              co_await asio::this_coro::reset_cancellation_state();
+              co_await aft::yield_n(3); // takes its time to stop
+              child_finished_before_the_call_ended = !call_ended;
+            });
+            co_await never.async_wait();
+          });
+    } catch (...) {
+      call_ended = true;
+      throw;
+    }
+  });
+  aft::poll(ioc);
+  BOOST_TEST(t.cancel("caller"));
+  BOOST_TEST_REQUIRE(aft::run_until(ioc, [&] { return t.done(); }));
+  BOOST_TEST(t.cancelled());
+  BOOST_TEST(child_cancelled.load());
+  BOOST_TEST(child_finished_before_the_call_ended);
+}
+
+BOOST_AUTO_TEST_CASE(context_destroyed_mid_call_frees_everything) {
+  std::vector<std::weak_ptr<int>> alive;
+  aft::destroy_context_while_suspended([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    af::future<void> f(ex);
+    alive.push_back(aft::lifetime_of(f));
+    co_await af::with_task_group(ex, [f](af::task_group& tg) -> asio::awaitable<void> {
+      tg.create_task(wait_on(f));
+      co_await f.async_wait();
+    });
+  });
+  BOOST_TEST(aft::all_expired(alive));
+}
+
+BOOST_AUTO_TEST_SUITE_END() // with_task_group_
 
 BOOST_AUTO_TEST_SUITE_END() // task_group_

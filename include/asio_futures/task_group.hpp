@@ -84,6 +84,10 @@ public:
   /// The group object is destroyed: cancel the live children; nobody waits.
   void abandon() noexcept;
 
+  /// task_group::cancel(): cancel the live children with `msg`; no new child is accepted.
+  /// The join is not an error for it.
+  void cancel(const std::string& msg) noexcept;
+
   std::size_t size() const;
 
 private:
@@ -237,6 +241,17 @@ public:
         [&] { return asio_futures::create_task(ex, std::move(coro), std::move(name)); });
   }
 
+  /// Stops the group (asyncio 3.15's `TaskGroup.cancel()`): every child not yet done gets a
+  /// cancel request with `msg` (default "task_group: cancelled"), and `create_task` throws
+  /// `invalid_state_error` from now on. The join is not failed by it: it completes normally
+  /// once the children are done, unless a child failed (then `exception_group`, as always) or
+  /// the joiner itself was cancelled. Inside `with_task_group`, the body is cancelled too.
+  /// Does nothing if the group is already stopping (an earlier `cancel`, a child failure, a
+  /// cancelled joiner: every child has its request) or the join completed. Any thread.
+  void cancel(std::string msg = {}) {
+    state_->cancel(msg.empty() ? std::string("task_group: cancelled") : msg);
+  }
+
   /// Waits for every child (see the class comment). Completion signature
   /// `void(std::exception_ptr)`: null, an `exception_group`, or a `cancelled_error`.
   /// Any completion token; default `use_awaitable`. The handler's cancellation slot (any
@@ -294,6 +309,55 @@ private:
 
   std::shared_ptr<detail::group_state> state_;
 };
+
+/// A task group that always joins (asyncio's `async with TaskGroup() as tg:` — C++ has no
+/// `async with`, and `task_group`'s destructor can cancel its children but not wait for
+/// them): runs `body(tg)` with a fresh group on `ex`, then waits for every child the body
+/// started, and returns the body's value.
+///
+/// ```
+/// int total = co_await af::with_task_group(ex, [&](af::task_group& tg) -> asio::awaitable<int> {
+///   auto a = tg.create_task(fetch(1));
+///   auto b = tg.create_task(fetch(2));
+///   co_return co_await a.async_wait() + co_await b.async_wait();
+/// });
+/// ```
+/// The body runs as one of the group's tasks (on `ex`; it counts in `tg.size()`), so the
+/// group's rules apply to it: a child's failure cancels the body and the other children; the
+/// body's own exception cancels the children; either way, once everything is done, the call
+/// throws `exception_group` with every failure (the body's included) in completion order.
+/// `tg.cancel()` cancels the body and the children and is not an error: the call returns
+/// normally once they are done — for a body that returns a value and was cancelled before
+/// it produced one, the call throws `cancelled_error` (there is no value to return).
+/// Cancelling the awaiting coroutine cancels the body and the children, waits for them, and
+/// throws `cancelled_error`. References to the caller's frame are safe in the body and its
+/// children: nothing outlives the call. `R` must be default-constructible or void (as for
+/// `create_task`).
+template <class Executor, class F>
+requires detail::executor_like<Executor> && std::is_invocable_v<F&, task_group&>
+auto with_task_group(const Executor& ex, F body) -> asio::awaitable<
+    typename detail::awaitable_result<std::invoke_result_t<F&, task_group&>>::type> {
+  using R = typename detail::awaitable_result<std::invoke_result_t<F&, task_group&>>::type;
+  task_group tg(ex);
+  const task<R> main =
+      tg.create_task([&tg, body = std::move(body)]() mutable { return body(tg); });
+  co_await tg.async_join(); // exception_group, or cancelled_error if we were cancelled
+  if constexpr (std::is_void_v<R>) {
+    if (main.cancelled())
+      co_return; // tg.cancel() stopped it: not an error
+    co_await main.async_wait();
+  } else {
+    co_return co_await main.async_wait(); // cancelled by tg.cancel(): cancelled_error
+  }
+}
+
+/// `with_task_group(ctx.get_executor(), body)`.
+template <class ExecutionContext, class F>
+requires std::is_convertible_v<ExecutionContext&, asio::execution_context&> &&
+    std::is_invocable_v<F&, task_group&>
+auto with_task_group(ExecutionContext& ctx, F body) {
+  return with_task_group(ctx.get_executor(), std::move(body));
+}
 
 } // namespace asio_futures
 
