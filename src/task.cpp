@@ -679,18 +679,26 @@ detail::task_core& task_handle::checked() const {
   return *core_;
 }
 
-std::string task_handle::name() const { return checked().name(); }
+std::string task_handle::name() const {
+  return checked().name();
+}
 
-bool task_handle::done() const { return checked().state().done(); }
+bool task_handle::done() const {
+  return checked().state().done();
+}
 
 bool task_handle::cancelled() const {
   const detail::state_base& s = checked().state();
   return s.done() && s.get_outcome() == detail::outcome::cancelled;
 }
 
-int task_handle::cancelling() const { return checked().cancelling(); }
+int task_handle::cancelling() const {
+  return checked().cancelling();
+}
 
-bool task_handle::cancel(std::string msg) const { return checked().state().cancel(std::move(msg)); }
+bool task_handle::cancel(std::string msg) const {
+  return checked().state().cancel(std::move(msg));
+}
 
 std::vector<task_info> all_tasks(asio::execution_context& ctx) {
   std::vector<task_info> out;

@@ -32,7 +32,8 @@ std::exception_ptr make_iteration_error(const char* what) {
 void timeout_scope_core::reserve() {
   const std::lock_guard lock(mutex_);
   if (phase_ != phase::created)
-    throw_invalid_state("asio_futures::timeout_scope: run() was already called (a scope runs once)");
+    throw_invalid_state(
+        "asio_futures::timeout_scope: run() was already called (a scope runs once)");
   phase_ = phase::reserved;
 }
 
@@ -164,7 +165,8 @@ deadline_after(std::chrono::steady_clock::duration d) {
 
 } // namespace
 
-timeout_scope::timeout_scope() : core_(std::make_shared<detail::timeout_scope_core>(std::nullopt)) {}
+timeout_scope::timeout_scope()
+    : core_(std::make_shared<detail::timeout_scope_core>(std::nullopt)) {}
 
 timeout_scope::timeout_scope(std::chrono::steady_clock::duration d)
     : core_(std::make_shared<detail::timeout_scope_core>(deadline_after(d))) {}
@@ -180,6 +182,8 @@ std::optional<std::chrono::steady_clock::time_point> timeout_scope::when() const
   return core_->when();
 }
 
-bool timeout_scope::expired() const { return core_->expired(); }
+bool timeout_scope::expired() const {
+  return core_->expired();
+}
 
 } // namespace asio_futures

@@ -7,6 +7,7 @@
 
 #include <asio_futures/gather.hpp>
 #include <asio_futures/shield.hpp>
+#include <asio_futures/use_future.hpp>
 #include <asio_futures/wait.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -912,6 +913,23 @@ BOOST_AUTO_TEST_CASE(context_runs_to_completion_when_another_thread_sets_the_res
   ioc.run_for(aft::default_timeout); // returns once the waiter is done (no work left)
   BOOST_TEST(setter.join_for());
   BOOST_TEST(result == 8);
+}
+
+BOOST_AUTO_TEST_CASE(awaited_from_a_coroutine_typed_on_another_executor) {
+  // asio::awaitable<T, io_context::executor_type>: async_wait's default token is
+  // use_awaitable_t<> (any_io_executor); such a coroutine names its own.
+  using io_executor = asio::io_context::executor_type;
+  asio::io_context ioc;
+  const af::future<int> f(ioc);
+  const af::future<int> r = asio::co_spawn(
+      ioc.get_executor(),
+      [f]() -> asio::awaitable<int, io_executor> {
+        co_return co_await f.async_wait(asio::use_awaitable_t<io_executor>{});
+      },
+      af::use_future);
+  f.set_result(3);
+  BOOST_TEST_REQUIRE(aft::run_until(ioc, [&] { return r.done(); }));
+  BOOST_TEST(r.result() == 3);
 }
 
 BOOST_AUTO_TEST_SUITE_END() // awaiting

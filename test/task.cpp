@@ -1,6 +1,7 @@
 // Tests for <asio_futures/task.hpp>: task<T>, create_task, run_coroutine_threadsafe,
 // all_tasks, current_task.
 #include <asio_futures/task.hpp>
+#include <asio_futures/wait.hpp>
 
 #include <asio_futures/detail/task_gate.hpp>
 
@@ -1373,6 +1374,93 @@ BOOST_AUTO_TEST_CASE(concurrent_rename_and_read) {
 }
 
 BOOST_AUTO_TEST_SUITE_END() // names
+
+// =======================================================================================
+// A T without a default constructor (a socket, a handle to something that must exist): Asio's
+// co_spawn and completions pass a T along with an exception, so a task boxes it and a waiter
+// receives a std::optional<T>, engaged whenever there is no exception.
+BOOST_AUTO_TEST_SUITE(not_default_constructible)
+
+struct no_default {
+  explicit no_default(int v) : value(v) {}
+  no_default(no_default&&) = default;
+  no_default& operator=(no_default&&) = default;
+  int value;
+};
+
+asio::awaitable<no_default> make_no_default(int v) {
+  co_await aft::yield_once();
+  co_return no_default(v);
+}
+
+asio::awaitable<no_default> fail_no_default() {
+  co_await aft::yield_once();
+  throw std::runtime_error("no value");
+}
+
+static_assert(std::is_same_v<af::task<no_default>::completion_signature,
+                             void(std::exception_ptr, std::optional<no_default>)>);
+static_assert(std::is_same_v<af::future<int>::completion_signature, void(std::exception_ptr, int)>);
+
+CO_TEST_CASE(a_task_of_a_type_without_default_constructor_gives_its_value) {
+  auto ex = co_await asio::this_coro::executor;
+  const af::task<no_default> t = af::create_task(ex, make_no_default(5));
+  std::optional<no_default> v = co_await t.async_wait();
+  BOOST_TEST_REQUIRE(v.has_value());
+  BOOST_TEST(v->value == 5);
+  // A second waiter of a move-only value gets "result already taken", as for any T.
+  BOOST_CHECK_THROW((void)co_await t.async_wait(), af::invalid_state_error);
+}
+
+CO_TEST_CASE(its_failure_and_its_cancellation_reach_the_waiter) {
+  auto ex = co_await asio::this_coro::executor;
+  const af::task<no_default> failing = af::create_task(ex, fail_no_default());
+  std::string what;
+  try {
+    (void)co_await failing.async_wait();
+  } catch (const std::runtime_error& e) {
+    what = e.what();
+  }
+  BOOST_TEST(what == "no value");
+
+  const af::future<int> never(ex);
+  const af::task<no_default> waiting =
+      af::create_task(ex, [never]() -> asio::awaitable<no_default> {
+        co_return no_default(co_await never.async_wait());
+      });
+  co_await aft::yield_once();
+  BOOST_TEST(waiting.cancel("stop"));
+  std::optional<std::string> message;
+  try {
+    (void)co_await waiting.async_wait();
+  } catch (...) {
+    message = aft::cancel_message(std::current_exception());
+  }
+  BOOST_TEST((message == std::optional<std::string>("stop")));
+}
+
+BOOST_AUTO_TEST_CASE(result_get_and_callbacks_give_the_plain_value) {
+  asio::io_context ioc;
+  const af::task<no_default> t = af::create_task(ioc, make_no_default(8));
+  int seen = 0;
+  t.add_done_callback([&](const af::future<no_default>& f) { seen = f.result().value; });
+  BOOST_TEST_REQUIRE(aft::run_until(ioc, [&] { return t.done() && seen != 0; }));
+  BOOST_TEST(t.result().value == 8);
+  BOOST_TEST(seen == 8);
+  BOOST_TEST(t.get().value == 8); // moved out
+}
+
+CO_TEST_CASE(timeout_and_with_task_group_over_such_a_type) {
+  auto ex = co_await asio::this_coro::executor;
+  const no_default a = co_await af::timeout(std::chrono::hours(1), make_no_default(2));
+  BOOST_TEST(a.value == 2);
+  const af::future<no_default> plain(ex);
+  asio::post(ex, [plain] { plain.set_result(no_default(3)); });
+  const std::optional<no_default> b = co_await plain.async_wait();
+  BOOST_TEST(b->value == 3);
+}
+
+BOOST_AUTO_TEST_SUITE_END() // not_default_constructible
 
 // =======================================================================================
 BOOST_AUTO_TEST_SUITE(introspection)

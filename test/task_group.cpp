@@ -661,8 +661,7 @@ BOOST_AUTO_TEST_CASE(a_failure_still_wins_over_cancel) {
     af::task_group tg(co_await asio::this_coro::executor);
     tg.create_task([]() -> asio::awaitable<void> {
       try {
-        co_await af::sleep(co_await asio::this_coro::executor, std::chrono::hours(1))
-            .async_wait();
+        co_await af::sleep(co_await asio::this_coro::executor, std::chrono::hours(1)).async_wait();
       } catch (const af::cancelled_error&) {
       }
       throw std::runtime_error("failed while stopping");
@@ -813,6 +812,17 @@ CO_TEST_CASE(group_cancel_stops_body_and_children_without_an_error) {
   BOOST_TEST((message == std::optional<std::string>("no value")));
 }
 
+CO_TEST_CASE(a_body_value_without_default_constructor) {
+  struct no_default {
+    explicit no_default(int v) : value(v) {}
+    int value;
+  };
+  auto ex = co_await asio::this_coro::executor;
+  const no_default r = co_await af::with_task_group(
+      ex, [](af::task_group&) -> asio::awaitable<no_default> { co_return no_default(4); });
+  BOOST_TEST(r.value == 4);
+}
+
 BOOST_AUTO_TEST_CASE(cancelling_the_caller_cancels_everything_and_still_waits) {
   asio::io_context ioc;
   const af::future<void> never(ioc);
@@ -821,20 +831,20 @@ BOOST_AUTO_TEST_CASE(cancelling_the_caller_cancels_everything_and_still_waits) {
   bool call_ended = false;
   const af::task<void> t = af::create_task(ioc, [&]() -> asio::awaitable<void> {
     try {
-      co_await af::with_task_group(
-          co_await asio::this_coro::executor, [&](af::task_group& tg) -> asio::awaitable<void> {
-            tg.create_task([&]() -> asio::awaitable<void> {
-              try {
-                co_await never.async_wait();
-              } catch (const af::cancelled_error&) {
-                child_cancelled = true;
-              }
-              co_await asio::this_coro::reset_cancellation_state();
-              co_await aft::yield_n(3); // takes its time to stop
-              child_finished_before_the_call_ended = !call_ended;
-            });
-            co_await never.async_wait();
-          });
+      co_await af::with_task_group(co_await asio::this_coro::executor,
+                                   [&](af::task_group& tg) -> asio::awaitable<void> {
+                                     tg.create_task([&]() -> asio::awaitable<void> {
+                                       try {
+                                         co_await never.async_wait();
+                                       } catch (const af::cancelled_error&) {
+                                         child_cancelled = true;
+                                       }
+                                       co_await asio::this_coro::reset_cancellation_state();
+                                       co_await aft::yield_n(3); // takes its time to stop
+                                       child_finished_before_the_call_ended = !call_ended;
+                                     });
+                                     co_await never.async_wait();
+                                   });
     } catch (...) {
       call_ended = true;
       throw;

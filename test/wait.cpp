@@ -1890,8 +1890,7 @@ BOOST_AUTO_TEST_CASE(inputs_already_done_decide_inside_the_call) {
   const af::future<int> pending(ioc);
   const auto failed = af::make_exceptional_future<int>(
       ioc.get_executor(), std::make_exception_ptr(std::runtime_error("x")));
-  const auto first =
-      af::first_success(std::vector{failed, pending, af::make_ready_future(ioc, 4)});
+  const auto first = af::first_success(std::vector{failed, pending, af::make_ready_future(ioc, 4)});
   BOOST_TEST_REQUIRE(first.done());
   BOOST_TEST(first.result() == 4);
   BOOST_TEST(pending.cancelled());
@@ -2047,8 +2046,8 @@ CO_TEST_CASE(inner_finishing_before_the_deadline_returns_its_value) {
   auto ex = co_await asio::this_coro::executor;
   const af::future<int> f(ex);
   asio::post(ex, [f] { f.set_result(12); });
-  BOOST_TEST(co_await af::timeout_at(std::chrono::steady_clock::now() + never_fires,
-                                     value_of(f)) == 12);
+  BOOST_TEST(co_await af::timeout_at(std::chrono::steady_clock::now() + never_fires, value_of(f)) ==
+             12);
 }
 
 CO_TEST_CASE(expiry_cancels_the_inner_and_raises_timeout_error) {
@@ -2056,8 +2055,7 @@ CO_TEST_CASE(expiry_cancels_the_inner_and_raises_timeout_error) {
   const af::future<int> never(ex);
   std::exception_ptr e;
   try {
-    (void)co_await af::timeout_at(std::chrono::steady_clock::now() + fires_soon,
-                                  value_of(never));
+    (void)co_await af::timeout_at(std::chrono::steady_clock::now() + fires_soon, value_of(never));
   } catch (...) {
     e = std::current_exception();
   }
@@ -2276,9 +2274,8 @@ BOOST_AUTO_TEST_CASE(rescheduling_from_another_thread_while_the_body_runs) {
   af::task<int> t;
   {
     aft::context_threads runners(ioc, 2);
-    t = af::create_task(ioc, scope.run(value_with(&scope, never, [&](af::timeout_scope&) {
-                          started.store(true);
-                        })));
+    t = af::create_task(ioc, scope.run(value_with(
+                                 &scope, never, [&](af::timeout_scope&) { started.store(true); })));
     BOOST_TEST_REQUIRE(eventually([&] { return started.load(); }));
     for (int i = 0; i < 2000; ++i)
       scope.reschedule(std::chrono::steady_clock::now() + never_fires + std::chrono::seconds(i));

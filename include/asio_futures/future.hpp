@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -42,7 +43,9 @@ struct is_future : std::bool_constant<future_like<T> && std::is_same_v<T, std::d
 
 namespace detail {
 
-template <class T> struct wait_signature { using type = void(std::exception_ptr, T); };
+template <class T> struct wait_signature {
+  using type = void(std::exception_ptr, wait_value_t<T>);
+};
 template <> struct wait_signature<void> { using type = void(std::exception_ptr); };
 // Awaiting a future<future<U>> (or future<task<U>>) yields U (asyncio's nested unwrapping).
 template <class T>
@@ -112,7 +115,10 @@ public:
   /// The executor that runs done-callbacks and is the default executor of waiters.
   using executor_type = asio::any_io_executor;
   /// The completion signature of `async_wait`: `void(std::exception_ptr, T)`, or
-  /// `void(std::exception_ptr)` for `T = void`; for `future<future<U>>` that of `U`.
+  /// `void(std::exception_ptr)` for `T = void`; for `future<future<U>>` that of `U`. For a
+  /// `T` that is not default-constructible (a socket, a type without a default state) it is
+  /// `void(std::exception_ptr, std::optional<T>)`, the optional engaged whenever there is
+  /// no exception: Asio's completions pass a value along with an exception.
   using completion_signature = typename detail::wait_signature<T>::type;
 
   /// A pending future whose done-callbacks run on `ex` (any executor convertible to
@@ -244,9 +250,6 @@ public:
     if constexpr (is_future<T>::value) {
       return unwrap().async_wait(std::forward<CompletionToken>(token));
     } else {
-      static_assert(std::is_void_v<T> || std::is_default_constructible_v<T>,
-                    "async_wait's completion signature void(std::exception_ptr, T) needs a "
-                    "default-constructible T (passed along with an exception)");
       return asio::async_initiate<CompletionToken, completion_signature>(
           detail::initiate_wait{state_.get()}, token, state_);
     }

@@ -154,7 +154,21 @@ task_handle::task_handle(const task<T>& t) : core_(t.valid() ? &t.core() : nullp
 namespace detail {
 
 template <class F> struct awaitable_result;
-template <class T, class E> struct awaitable_result<asio::awaitable<T, E>> { using type = T; };
+template <class T, class E> struct awaitable_result<asio::awaitable<T, E>> {
+  using type = T;
+  using executor = E;
+};
+
+/// A task's coroutine runs on the task's own executor (a wrapper of the one given), so its
+/// type must be asio::awaitable<T> (any_io_executor).
+template <class A>
+inline constexpr bool runs_as_task =
+    std::is_same_v<typename awaitable_result<A>::executor, asio::any_io_executor>;
+#define ASIO_FUTURES_TASK_COROUTINE_RULE                                                           \
+  "asio_futures: a task runs an asio::awaitable<T> (executor any_io_executor), on an executor "    \
+  "of its own that wraps yours; an asio::awaitable<T, E> for another E cannot run there. "         \
+  "Declare the coroutine as asio::awaitable<T>, or spawn it yourself and get a future: "           \
+  "asio::co_spawn(ex, coro, asio_futures::use_future)"
 
 template <class Executor>
 concept executor_like =
@@ -162,6 +176,10 @@ concept executor_like =
 
 template <class T, class Executor, class Body>
 task<T> spawn_task(const Executor& ex, Body body, std::string name) {
+  if constexpr (std::is_invocable_v<Body&>)
+    static_assert(runs_as_task<std::invoke_result_t<Body&>>, ASIO_FUTURES_TASK_COROUTINE_RULE);
+  else
+    static_assert(runs_as_task<Body>, ASIO_FUTURES_TASK_COROUTINE_RULE);
   if constexpr (std::is_constructible_v<bool, const Executor&>) {
     if (!ex)
       throw std::invalid_argument("asio_futures::create_task: empty executor");
@@ -192,11 +210,12 @@ task<T> spawn_task(const Executor& ex, Body body, std::string name) {
 
 /// Runs `coro` as a task on `ex` (an executor: io_context, strand, thread_pool,
 /// any_io_executor…), starting on the executor's next turn. Throws `invalid_state_error` if
-/// the executor's context has shut down. `T` must be default-constructible (Asio's co_spawn
-/// passes a `T()` along with an exception) or void.
-template <class Executor, class T>
+/// the executor's context has shut down. `T` may be void, move-only, or not
+/// default-constructible (then awaiting the task yields a `std::optional<T>`, see
+/// `future<T>::completion_signature`).
+template <class Executor, class T, class AwaitableExecutor>
 requires detail::executor_like<Executor> task<T>
-create_task(const Executor& ex, asio::awaitable<T> coro, std::string name = {}) {
+create_task(const Executor& ex, asio::awaitable<T, AwaitableExecutor> coro, std::string name = {}) {
   return detail::spawn_task<T>(ex, std::move(coro), std::move(name));
 }
 
@@ -235,5 +254,7 @@ std::vector<task_info> all_tasks(asio::execution_context& ctx);
 std::optional<task_info> current_task();
 
 } // namespace asio_futures
+
+#undef ASIO_FUTURES_TASK_COROUTINE_RULE
 
 #endif // ASIO_FUTURES_TASK_HPP

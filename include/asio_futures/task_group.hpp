@@ -331,23 +331,25 @@ private:
 /// it produced one, the call throws `cancelled_error` (there is no value to return).
 /// Cancelling the awaiting coroutine cancels the body and the children, waits for them, and
 /// throws `cancelled_error`. References to the caller's frame are safe in the body and its
-/// children: nothing outlives the call. `R` must be default-constructible or void (as for
-/// `create_task`).
+/// children: nothing outlives the call.
 template <class Executor, class F>
 requires detail::executor_like<Executor> && std::is_invocable_v<F&, task_group&>
 auto with_task_group(const Executor& ex, F body) -> asio::awaitable<
     typename detail::awaitable_result<std::invoke_result_t<F&, task_group&>>::type> {
   using R = typename detail::awaitable_result<std::invoke_result_t<F&, task_group&>>::type;
   task_group tg(ex);
-  const task<R> main =
-      tg.create_task([&tg, body = std::move(body)]() mutable { return body(tg); });
+  const task<R> main = tg.create_task([&tg, body = std::move(body)]() mutable { return body(tg); });
   co_await tg.async_join(); // exception_group, or cancelled_error if we were cancelled
   if constexpr (std::is_void_v<R>) {
     if (main.cancelled())
       co_return; // tg.cancel() stopped it: not an error
     co_await main.async_wait();
   } else {
-    co_return co_await main.async_wait(); // cancelled by tg.cancel(): cancelled_error
+    auto v = co_await main.async_wait(); // cancelled by tg.cancel(): cancelled_error
+    if constexpr (std::is_same_v<decltype(v), R>)
+      co_return v;
+    else
+      co_return std::move(*v); // boxed: R is not default-constructible
   }
 }
 

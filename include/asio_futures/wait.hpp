@@ -122,8 +122,7 @@ asio::awaitable<T> timeout(std::chrono::steady_clock::duration d, asio::awaitabl
 /// steady clock. A `when` that has passed by the time the awaitable starts expires at once
 /// (the child never runs). Everything else is as for `timeout`.
 template <class T>
-asio::awaitable<T> timeout_at(std::chrono::steady_clock::time_point when,
-                              asio::awaitable<T> inner);
+asio::awaitable<T> timeout_at(std::chrono::steady_clock::time_point when, asio::awaitable<T> inner);
 
 /// asyncio's `Timeout` object (`async with asyncio.timeout(d) as cm`): a deadline that the
 /// body can move while it runs.

@@ -125,18 +125,29 @@ std::exception_ptr result_taken_error();
 /// The exception a detached (partial/total-cancelled) waiter sees.
 std::exception_ptr detached_error();
 
-/// Invoke `h` with the outcome of the done state `st`: `(exception_ptr, T)` or
-/// `(exception_ptr)` for void. Copyable values are copied to every waiter; a move-only value
-/// goes to the first one and later ones get "result already taken". A copy that throws
-/// completes the waiter with that exception (and `T()`).
+/// Invokes `h` with no exception and the value `v`, as a waiter of a future<T> receives it
+/// (boxed in an optional if T is not default-constructible: wait_value_t).
+template <class T, class Handler, class V> void give_value(Handler& h, V&& v) {
+  if constexpr (std::is_same_v<wait_value_t<T>, T>)
+    std::move(h)(std::exception_ptr(), std::forward<V>(v));
+  else
+    std::move(h)(std::exception_ptr(), wait_value_t<T>(std::forward<V>(v)));
+}
+
+/// Invoke `h` with the outcome of the done state `st`: `(exception_ptr, T)` (T boxed in an
+/// optional if it is not default-constructible: wait_value_t) or `(exception_ptr)` for void.
+/// Copyable values are copied to every waiter; a move-only value goes to the first one and later
+/// ones get "result already taken". A copy that throws completes the waiter with that exception
+/// (and `T()`).
 template <class T, class Handler>
 void deliver(state<T>& st, Handler& h, std::exception_ptr override_error = nullptr) {
   auto fail = [&](std::exception_ptr e) {
     if constexpr (std::is_void_v<T>)
       std::move(h)(std::move(e));
     else
-      std::move(h)(std::move(e), T());
+      std::move(h)(std::move(e), wait_value_t<T>());
   };
+
   if (override_error)
     return fail(std::move(override_error));
   st.mark_retrieved();
@@ -145,7 +156,7 @@ void deliver(state<T>& st, Handler& h, std::exception_ptr override_error = nullp
   if constexpr (std::is_void_v<T>) {
     std::move(h)(std::exception_ptr());
   } else if constexpr (is_copyable_v<T> && std::is_nothrow_copy_constructible_v<T>) {
-    std::move(h)(std::exception_ptr(), T(st.value()));
+    give_value<T>(h, T(st.value()));
   } else if constexpr (is_copyable_v<T>) {
     // Copy before the upcall: a throwing copy must still complete the waiter (a handler
     // destroyed uninvoked is a lost completion), while what the handler itself throws is
@@ -156,10 +167,10 @@ void deliver(state<T>& st, Handler& h, std::exception_ptr override_error = nullp
     } catch (...) {
       return fail(std::current_exception());
     }
-    std::move(h)(std::exception_ptr(), std::move(*copy));
+    give_value<T>(h, std::move(*copy));
   } else {
     if (st.take_value())
-      std::move(h)(std::exception_ptr(), std::move(st.value()));
+      give_value<T>(h, std::move(st.value()));
     else
       fail(result_taken_error());
   }

@@ -26,6 +26,12 @@
 
 namespace asio_futures::detail {
 
+/// What a waiter of a future<T> receives with the exception: T, or, for a T that is not
+/// default-constructible, std::optional<T> (always engaged when there is no exception): an
+/// Asio completion passes a value along with a failure, and there is no T to pass.
+template <class T>
+using wait_value_t = std::conditional_t<std::is_default_constructible_v<T>, T, std::optional<T>>;
+
 class state_base;
 
 /// What a node is asked to do by whoever owns it.

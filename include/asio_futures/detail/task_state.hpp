@@ -264,14 +264,16 @@ void task_state<T>::finish(std::exception_ptr e, V&&... v) {
   core_.finished();
   if (!this->try_claim())
     return;
-  if (!e) {
-    try {
-      this->finish_value(std::forward<V>(v)...);
-    } catch (...) {
-      // Storing the value threw: the task failed with that exception (finish_value
-      // published it), which is where it belongs; a task never makes run() throw.
+  if constexpr (std::is_void_v<T> || sizeof...(V) > 0) { // else: called with an exception
+    if (!e) {
+      try {
+        this->finish_value(std::forward<V>(v)...);
+      } catch (...) {
+        // Storing the value threw: the task failed with that exception (finish_value
+        // published it), which is where it belongs; a task never makes run() throw.
+      }
+      return;
     }
-    return;
   }
   std::string msg;
   if (is_task_cancellation(e, core_, msg)) {
@@ -281,6 +283,12 @@ void task_state<T>::finish(std::exception_ptr e, V&&... v) {
   }
   this->finish_exception(std::move(e), outcome::exception);
 }
+
+/// What a task's coroutine returns to co_spawn: T, or std::optional<T> for a T that is not
+/// default-constructible (co_spawn passes a default value along with an exception).
+template <class T> struct spawn_value { using type = wait_value_t<T>; };
+template <> struct spawn_value<void> { using type = void; };
+template <class T> using spawn_value_t = typename spawn_value<T>::type;
 
 /// The co_spawn completion handler of a task: resolves the state, or cancels it if the
 /// handler is destroyed without being invoked (its context shut down).
@@ -296,7 +304,13 @@ public:
 
   template <class... V> void operator()(std::exception_ptr e, V&&... v) {
     state_ptr<T> s(std::move(state_));
-    task_state<T>::of(*s).finish(std::move(e), std::forward<V>(v)...);
+    if constexpr (std::is_void_v<T> || std::is_same_v<spawn_value_t<T>, T>) {
+      task_state<T>::of(*s).finish(std::move(e), std::forward<V>(v)...);
+    } else if (e) { // the boxed value is empty with an exception
+      task_state<T>::of(*s).finish(std::move(e));
+    } else {
+      task_state<T>::of(*s).finish(std::move(e), std::move(*v)...);
+    }
   }
 
 private:
@@ -310,7 +324,8 @@ private:
 /// cancelled itself, or was cancelled before starting), the state is reset once the body is
 /// finished: Asio 1.26 and 1.27 (Boost 1.81) then co_await a post outside co_spawn's try block
 /// (see below), which would throw operation_aborted out of io_context::run().
-template <class T, class Body> asio::awaitable<T> drive(task_state<T>* st, Body body) {
+template <class T, class Body>
+asio::awaitable<spawn_value_t<T>> drive(task_state<T>* st, Body body) {
 #if BOOST_ASIO_VERSION >= 102600 && BOOST_ASIO_VERSION < 103600
   // WORKAROUND(Boost 1.81-1.88, Asio 1.26-1.34): co_spawn_entry_point posts once more after
   // a body that did not switch context, so as not to resume its caller recursively. A task's
@@ -346,7 +361,7 @@ template <class T, class Body> asio::awaitable<T> drive(task_state<T>* st, Body 
   if (failure)
     std::rethrow_exception(failure);
   if constexpr (!std::is_void_v<T>)
-    co_return std::move(*value);
+    co_return spawn_value_t<T>(std::move(*value));
 }
 
 } // namespace asio_futures::detail

@@ -3,8 +3,8 @@
 //
 // The machinery behind wait.hpp: the bookkeeping every waiting combinator shares (its
 // inputs, the inline nodes linked to them, a deadline timer, an exactly-once release) and
-// the states of wait_for, first_completed/first_success and as_completed (wait's, which names the public
-// wait_result, is in impl/wait.hpp). See docs/waiting.md.
+// the states of wait_for, first_completed/first_success and as_completed (wait's, which names the
+// public wait_result, is in impl/wait.hpp). See docs/waiting.md.
 //
 #ifndef ASIO_FUTURES_DETAIL_WAIT_OPS_HPP
 #define ASIO_FUTURES_DETAIL_WAIT_OPS_HPP

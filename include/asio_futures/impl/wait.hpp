@@ -257,8 +257,8 @@ private:
 /// the awaiting coroutine's cancellation each become a cancel request of the child, which is always
 /// awaited until it is done.
 template <class T, class Deadline>
-asio::awaitable<T> await_with_deadline(asio::awaitable<T> inner, Deadline deadline,
-                                       const char* who, const char* expiry_msg) {
+asio::awaitable<T> await_with_deadline(asio::awaitable<T> inner, Deadline deadline, const char* who,
+                                       const char* expiry_msg) {
   const asio::any_io_executor ex = child_executor(co_await asio::this_coro::executor);
   const asio::cancellation_state cs = co_await asio::this_coro::cancellation_state;
   const bool throw_if_cancelled = co_await asio::this_coro::throw_if_cancelled();
@@ -280,9 +280,8 @@ asio::awaitable<T> await_with_deadline(asio::awaitable<T> inner, Deadline deadli
 
   // The deadline's timer (or its scope entry) lives in this frame: it stops when the frame
   // goes, even if the execution context is destroyed while we wait.
-  auto armed = deadline.arm(ex, [ctl, child, expiry_msg]() noexcept {
-    return ctl->expire(child, expiry_msg);
-  });
+  auto armed = deadline.arm(
+      ex, [ctl, child, expiry_msg]() noexcept { return ctl->expire(child, expiry_msg); });
 
   // Our own sticky cancellation must not abort the wait for the child: it is restored after.
   co_await asio::this_coro::throw_if_cancelled(false);
@@ -293,9 +292,14 @@ asio::awaitable<T> await_with_deadline(asio::awaitable<T> inner, Deadline deadli
     auto r = co_await child.async_wait(asio::bind_cancellation_slot(
         asio::cancellation_slot(), asio::as_tuple(asio::use_awaitable)));
     error = std::get<0>(std::move(r));
-    if constexpr (!std::is_void_v<T>)
+    if constexpr (std::is_void_v<T>) {
+    } else if constexpr (std::is_same_v<wait_value_t<T>, T>) {
       if (!error)
         value.emplace(std::get<1>(std::move(r)));
+    } else {
+      if (!error) // boxed (T is not default-constructible): engaged when there is no error
+        value.emplace(std::move(*std::get<1>(std::move(r))));
+    }
     awaited = true;
   } catch (...) {
     error = std::current_exception(); // the wait itself could not start
@@ -383,8 +387,7 @@ template <class T> future<T> wait_for(future<T> inner, std::chrono::steady_clock
 template <class T>
 asio::awaitable<T> wait_for(asio::awaitable<T> inner, std::chrono::steady_clock::duration d) {
   return detail::await_with_deadline(std::move(inner), detail::fixed_deadline(d),
-                                     "asio_futures::wait_for",
-                                     "asio_futures::wait_for: timed out");
+                                     "asio_futures::wait_for", "asio_futures::wait_for: timed out");
 }
 
 template <class T>
