@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
 namespace asio_futures {
@@ -308,28 +309,43 @@ void waiter_service::throw_closed() {
 void waiter_service::shutdown() {
   // Take every waiter still linked in its future: from then on it is ours, and we destroy it
   // without invoking it (its coroutine frame dies; nothing runs after the context died).
-  // A waiter we cannot unlink is owned by a completer that is about to unregister it and
-  // post it to this context, where Asio's scheduler destroys it in turn.
-  wait_node* owned = nullptr; // chained through reg_next_ once unlinked from the registry
+  //
+  // A waiter we cannot unlink was taken by a completer on another thread, which unregisters
+  // it (begin_flight) and submits it to this context's scheduler — shut down and destroyed
+  // after this service (services go newest first; the scheduler is the context's first),
+  // which destroys it unrun. We wait until every such submission is over, so that neither
+  // this service nor the scheduler is destroyed under a completer; completers never block, so
+  // the wait is short. Each round takes the waiters that became linked meanwhile too (an
+  // initiation on another thread that registered before we closed and links afterwards), so
+  // the wait cannot outlast the other threads' work.
   lock();
   closed_.store(true, std::memory_order_release);
-  for (wait_node* n = head_; n;) {
-    wait_node* next = n->reg_next_;
-    if (n->owner_->remove(n)) {
-      unlink(n);
-      n->reg_next_ = owned;
-      owned = n;
+  for (;;) {
+    wait_node* owned = nullptr; // chained through reg_next_ once unlinked from the registry
+    for (wait_node* n = head_; n;) {
+      wait_node* next = n->reg_next_;
+      if (n->owner_->remove(n)) {
+        unlink(n);
+        n->reg_next_ = owned;
+        owned = n;
+      }
+      n = next;
     }
-    n = next;
-  }
-  unlock();
-  // Outside the lock: destroying a frame may drop futures, destroy states and start or
-  // finish other waits on this service.
-  while (owned) {
-    wait_node* n = owned;
-    owned = static_cast<wait_node*>(n->reg_next_);
-    n->reg_next_ = nullptr;
-    n->fn_(n, node_action::destroy, n->owner_);
+    // acquire: pairs with end_flight(); the submissions happen before we return.
+    const bool idle = head_ == nullptr && in_flight_.load(std::memory_order_acquire) == 0;
+    unlock();
+    // Outside the lock: destroying a frame may drop futures, destroy states and start or
+    // finish other waits on this service.
+    while (owned) {
+      wait_node* n = owned;
+      owned = static_cast<wait_node*>(n->reg_next_);
+      n->reg_next_ = nullptr;
+      n->fn_(n, node_action::destroy, n->owner_);
+    }
+    if (idle)
+      return;
+    std::this_thread::yield();
+    lock();
   }
 }
 

@@ -7,8 +7,10 @@
 #include <asio_futures/task.hpp>
 #include <asio_futures/task_group.hpp>
 
+#include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <atomic>
 #include <functional>
@@ -809,13 +811,31 @@ void group_state::abandon() noexcept {
   finish_if_done();
 }
 
-void group_state::cancel(const std::string& msg) noexcept {
+bool is_cancellation_or_abort(const std::exception_ptr& e) noexcept {
+  try {
+    std::rethrow_exception(e);
+  } catch (const cancelled_error&) {
+    return true;
+  } catch (const boost::system::system_error& x) {
+    return x.code() == asio::error::operation_aborted;
+  } catch (...) {
+    return false;
+  }
+}
+
+bool group_state::stopped_by_cancel() const {
+  std::lock_guard guard(mutex_);
+  return stopped_by_cancel_;
+}
+
+void group_state::stop(const std::string& msg, bool by_cancel) noexcept {
   std::vector<std::shared_ptr<group_child>> to_cancel;
   {
     std::lock_guard guard(mutex_);
     if (joined_ || aborting_)
       return; // already stopping: every child has its request
     aborting_ = true;
+    stopped_by_cancel_ = by_cancel;
     try {
       to_cancel = live_children_locked();
     } catch (...) {

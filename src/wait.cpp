@@ -98,7 +98,8 @@ void timeout_scope_core::exit(bool expired) noexcept {
   std::function<bool()> expire;
   {
     const std::lock_guard lock(mutex_);
-    expired_ = expired;
+    // Once the scope made its cancel request, it stays expired (as asyncio's expired()).
+    expired_ = expired || phase_ == phase::fired;
     phase_ = phase::exited;
     ++generation_;
     timer_ = nullptr; // its owner cancels it when it goes
@@ -126,10 +127,18 @@ void timeout_scope_core::reschedule(std::optional<clock::time_point> when) {
   case phase::reserved:
     when_ = when;
     return;
-  case phase::entered:
+  case phase::entered: {
+    const std::optional<clock::time_point> previous = when_;
     when_ = when;
-    arm_locked();
+    try {
+      arm_locked();
+    } catch (...) { // the new wait could not be started: keep the deadline that was
+      when_ = previous;
+      no_throw([&] { arm_locked(); });
+      throw;
+    }
     return;
+  }
   case phase::fired:
     throw_invalid_state("asio_futures::timeout_scope: reschedule() after the deadline passed");
   case phase::exited:

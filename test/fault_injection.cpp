@@ -336,6 +336,61 @@ BOOST_AUTO_TEST_CASE(create_task) {
   BOOST_TEST(faults >= 2); // the task's state and its coroutine
 }
 
+BOOST_AUTO_TEST_CASE(timeout_forms_never_leave_their_body_running) {
+  // timeout, timeout_at and timeout_scope::run start the body as a child task, then set up
+  // the cancellation handler and the deadline: a failure there must cancel the child and wait
+  // for it before propagating (review finding: the body ran on behind the call). The whole
+  // run happens on the faulted thread, so the coroutine frames' allocations fail too.
+  for (int form = 0; form < 3; ++form) {
+    const std::size_t faults = sweep([&](std::size_t k) {
+      asio::io_context ioc;
+      bool body_started = false, body_ended = false;
+      bool call_done = false, body_ended_before_call = false;
+      std::exception_ptr call_error;
+      const auto body = [&]() -> asio::awaitable<int> {
+        struct on_exit {
+          bool* flag;
+          ~on_exit() { *flag = true; }
+        } guard{&body_ended};
+        body_started = true;
+        co_await aft::yield_n(3);
+        co_return 7;
+      };
+      const fault_result r = under_fault(k, [&] {
+        asio::co_spawn(
+            ioc,
+            [&]() -> asio::awaitable<int> {
+              switch (form) {
+              case 0:
+                co_return co_await af::timeout(1h, body());
+              case 1:
+                co_return co_await af::timeout_at(std::chrono::steady_clock::now() + 1h, body());
+              default: {
+                af::timeout_scope scope(1h);
+                co_return co_await scope.run(body());
+              }
+              }
+            },
+            [&](std::exception_ptr e, int) {
+              call_done = true;
+              call_error = e;
+              body_ended_before_call = !body_started || body_ended;
+            });
+        ioc.run();
+      });
+      if (call_done) {
+        BOOST_TEST(body_ended_before_call); // nothing outlived the call
+        if (call_error)
+          BOOST_TEST(aft::holds<std::bad_alloc>(call_error));
+      }
+      aft::poll(ioc);
+      BOOST_TEST(af::all_tasks(ioc).empty());
+      return r;
+    });
+    BOOST_TEST(faults >= 3);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(run_in_executor) {
   asio::thread_pool pool(1);
   const std::size_t faults = sweep([&](std::size_t k) {

@@ -2371,6 +2371,42 @@ BOOST_AUTO_TEST_SUITE_END() // lost_exceptions
 // =======================================================================================
 BOOST_AUTO_TEST_SUITE(shutdown)
 
+BOOST_AUTO_TEST_CASE(resolving_on_another_thread_while_the_waiters_context_is_destroyed) {
+  // The completer takes a waiter out of the future's list, so the context's shutdown cannot
+  // take it; the shutdown must wait for the completer's submission to end instead of letting
+  // the waiter service and the scheduler be destroyed under it (ASan/TSan check the race;
+  // every frame must be gone once the context is).
+  constexpr int rounds = 300;
+  constexpr int waiters = 8;
+  aft::instance_counters counters;
+  for (int r = 0; r < rounds; ++r) {
+    std::vector<af::future<int>> fs;
+    auto ioc = std::make_unique<asio::io_context>();
+    for (int i = 0; i < waiters; ++i) {
+      fs.emplace_back(*ioc);
+      asio::co_spawn(
+          *ioc,
+          [f = fs.back(), &counters]() -> asio::awaitable<void> {
+            aft::counted in_frame(counters, 1);
+            (void)co_await f.async_wait();
+          },
+          asio::detached);
+    }
+    aft::poll(*ioc);
+    BOOST_TEST_REQUIRE(counters.live.load() == waiters);
+    std::latch go(2);
+    aft::bounded_thread setter([&] {
+      go.arrive_and_wait();
+      for (const af::future<int>& f : fs)
+        f.set_result(r);
+    });
+    go.arrive_and_wait();
+    ioc.reset(); // races with the setter
+    BOOST_TEST_REQUIRE(setter.join_for());
+    BOOST_TEST_REQUIRE(counters.live.load() == 0);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(destroying_the_context_destroys_awaiting_coroutines_without_resuming_them) {
   aft::instance_counters counters;
   bool resumed = false;

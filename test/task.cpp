@@ -1,6 +1,7 @@
 // Tests for <asio_futures/task.hpp>: task<T>, create_task, run_coroutine_threadsafe,
 // all_tasks, current_task.
 #include <asio_futures/task.hpp>
+#include <asio_futures/task_group.hpp>
 #include <asio_futures/wait.hpp>
 
 #include <asio_futures/detail/task_gate.hpp>
@@ -1458,6 +1459,14 @@ CO_TEST_CASE(timeout_and_with_task_group_over_such_a_type) {
   asio::post(ex, [plain] { plain.set_result(no_default(3)); });
   const std::optional<no_default> b = co_await plain.async_wait();
   BOOST_TEST(b->value == 3);
+  // Move-only and not default-constructible, through the group's body task.
+  const no_default c =
+      co_await af::with_task_group(ex, [](af::task_group& tg) -> asio::awaitable<no_default> {
+        const af::task<no_default> child = tg.create_task(make_no_default(6));
+        std::optional<no_default> v = co_await child.async_wait();
+        co_return std::move(*v);
+      });
+  BOOST_TEST(c.value == 6);
 }
 
 BOOST_AUTO_TEST_SUITE_END() // not_default_constructible

@@ -681,7 +681,7 @@ BOOST_AUTO_TEST_CASE(cancel_after_the_join_does_nothing_and_from_another_thread_
   const af::future<void> never(ioc);
   af::task_group tg(ioc);
   std::atomic<bool> cancelled{false};
-  tg.create_task(wait_recording(never, &cancelled));
+  const af::task<void> child = tg.create_task(wait_recording(never, &cancelled));
   const af::future<void> joined = [&] {
     af::future<void> f(ioc);
     tg.async_join([f](std::exception_ptr e) {
@@ -700,7 +700,7 @@ BOOST_AUTO_TEST_CASE(cancel_after_the_join_does_nothing_and_from_another_thread_
   }
   BOOST_TEST(!joined.cancelled());
   BOOST_TEST(!joined.exception());
-  BOOST_TEST(cancelled.load());
+  BOOST_TEST(child.cancelled()); // (before or after its first step: `cancelled` may be unset)
   tg.cancel(); // joined: nothing to do
   BOOST_TEST(tg.size() == 0u);
 }
@@ -821,6 +821,36 @@ CO_TEST_CASE(a_body_value_without_default_constructor) {
   const no_default r = co_await af::with_task_group(
       ex, [](af::task_group&) -> asio::awaitable<no_default> { co_return no_default(4); });
   BOOST_TEST(r.value == 4);
+}
+
+CO_TEST_CASE(a_body_cancelled_from_elsewhere_stops_the_group_and_the_call_says_so) {
+  // Review finding: a body ending cancelled (not by tg.cancel()) is no "failure", so nothing
+  // stopped the children, and a void body returned normally.
+  auto ex = co_await asio::this_coro::executor;
+  for (const bool void_body : {true, false}) {
+    const af::future<void> upstream(ex), never(ex);
+    std::atomic<bool> child_cancelled{false};
+    asio::post(ex, [upstream] { upstream.cancel("upstream gone"); });
+    std::optional<std::string> message;
+    try {
+      if (void_body) {
+        co_await af::with_task_group(ex, [&](af::task_group& tg) -> asio::awaitable<void> {
+          tg.create_task(wait_recording(never, &child_cancelled));
+          co_await upstream.async_wait();
+        });
+      } else {
+        (void)co_await af::with_task_group(ex, [&](af::task_group& tg) -> asio::awaitable<int> {
+          tg.create_task(wait_recording(never, &child_cancelled));
+          co_await upstream.async_wait();
+          co_return 1;
+        });
+      }
+    } catch (...) {
+      message = aft::cancel_message(std::current_exception());
+    }
+    BOOST_TEST(child_cancelled.load());
+    BOOST_TEST((message == std::optional<std::string>("upstream gone")));
+  }
 }
 
 BOOST_AUTO_TEST_CASE(cancelling_the_caller_cancels_everything_and_still_waits) {

@@ -200,7 +200,9 @@ task<T> spawn_task(const Executor& ex, Body body, std::string name) {
     asio::co_spawn(make_task_executor(ex, core), drive<T>(s, std::move(body)),
                    asio::bind_cancellation_slot(core.slot(), task_completion<T>(s)));
   } catch (...) {
-    core.finished(); // all_tasks() must no longer list it: our handle is its last reference
+    // It never runs. Cancelled (a handle all_tasks() took meanwhile sees it end) and
+    // unlisted, unless the completion handler was made and destroyed, which did both.
+    s->abandon("the task could not be started");
     throw;
   }
   return t;

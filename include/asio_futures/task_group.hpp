@@ -86,7 +86,13 @@ public:
 
   /// task_group::cancel(): cancel the live children with `msg`; no new child is accepted.
   /// The join is not an error for it.
-  void cancel(const std::string& msg) noexcept;
+  void cancel(const std::string& msg) noexcept { stop(msg, true); }
+
+  /// with_task_group's body ended cancelled (not because of cancel()): stop the others.
+  void abort_for_body() noexcept { stop("task_group: the body was cancelled", false); }
+
+  /// Whether cancel() stopped the group (before any other cause did).
+  bool stopped_by_cancel() const;
 
   std::size_t size() const;
 
@@ -96,6 +102,9 @@ private:
   /// A child finished: record a failure (cancelling the siblings on the first one) and
   /// complete the join if it was the last.
   void child_done(child_list::iterator it, std::exception_ptr failure) noexcept;
+  /// Marks the group as stopping and cancels the live children with `msg` (no-op if it is
+  /// already stopping or joined); `by_cancel`: the cause is task_group::cancel().
+  void stop(const std::string& msg, bool by_cancel) noexcept;
   /// Under the lock: the live children, to cancel once the lock is released.
   std::vector<std::shared_ptr<group_child>> live_children_locked();
   static void cancel_children(const std::vector<std::shared_ptr<group_child>>& children,
@@ -113,6 +122,7 @@ private:
   bool joined_ = false;
   bool aborting_ = false;
   bool joiner_cancelled_ = false;
+  bool stopped_by_cancel_ = false;
   // The message the join is cancelled with: that of the cancel requested on the task that
   // awaits it (asyncio keeps it), if the cancellation came from one.
   std::optional<std::string> joiner_message_;
@@ -307,8 +317,21 @@ private:
     }
   };
 
+public:
+  /// For internal use (with_task_group).
+  const std::shared_ptr<detail::group_state>& internal_state() const noexcept { return state_; }
+
+private:
   std::shared_ptr<detail::group_state> state_;
 };
+
+namespace detail {
+
+/// Whether `e` ends a task as cancelled when no cancel was requested on it: a
+/// cancelled_error, or Asio's operation_aborted.
+bool is_cancellation_or_abort(const std::exception_ptr& e) noexcept;
+
+} // namespace detail
 
 /// A task group that always joins (asyncio's `async with TaskGroup() as tg:` — C++ has no
 /// `async with`, and `task_group`'s destructor can cancel its children but not wait for
@@ -326,6 +349,9 @@ private:
 /// group's rules apply to it: a child's failure cancels the body and the other children; the
 /// body's own exception cancels the children; either way, once everything is done, the call
 /// throws `exception_group` with every failure (the body's included) in completion order.
+/// A body that ends cancelled for another reason (what it awaited was cancelled, its task
+/// was cancelled through a handle) cancels the children too, and the call then throws the
+/// body's `cancelled_error`.
 /// `tg.cancel()` cancels the body and the children and is not an error: the call returns
 /// normally once they are done — for a body that returns a value and was cancelled before
 /// it produced one, the call throws `cancelled_error` (there is no value to return).
@@ -338,18 +364,30 @@ auto with_task_group(const Executor& ex, F body) -> asio::awaitable<
     typename detail::awaitable_result<std::invoke_result_t<F&, task_group&>>::type> {
   using R = typename detail::awaitable_result<std::invoke_result_t<F&, task_group&>>::type;
   task_group tg(ex);
-  const task<R> main = tg.create_task([&tg, body = std::move(body)]() mutable { return body(tg); });
+  const task<R> main =
+      tg.create_task([&tg, body = std::move(body)]() mutable -> asio::awaitable<R> {
+        try {
+          if constexpr (std::is_void_v<R>)
+            co_await body(tg);
+          else
+            co_return co_await body(tg);
+        } catch (...) {
+          // A failure stops the group as any child's does; a cancellation must too (a
+          // cancelled child is no error), or the call would wait for children nobody stops.
+          if (detail::is_cancellation_or_abort(std::current_exception()))
+            tg.internal_state()->abort_for_body();
+          throw;
+        }
+      });
   co_await tg.async_join(); // exception_group, or cancelled_error if we were cancelled
+  // `main` is done: its outcome without another suspension (a cancellation of ours arriving
+  // now finds the join completed and must not turn a value into operation_aborted).
   if constexpr (std::is_void_v<R>) {
-    if (main.cancelled())
+    if (main.cancelled() && tg.internal_state()->stopped_by_cancel())
       co_return; // tg.cancel() stopped it: not an error
-    co_await main.async_wait();
+    main.get();
   } else {
-    auto v = co_await main.async_wait(); // cancelled by tg.cancel(): cancelled_error
-    if constexpr (std::is_same_v<decltype(v), R>)
-      co_return v;
-    else
-      co_return std::move(*v); // boxed: R is not default-constructible
+    co_return main.get(); // stopped by tg.cancel() before its value: cancelled_error
   }
 }
 

@@ -161,15 +161,16 @@ public:
   /// Moves the deadline to `when`, or removes it (`std::nullopt`). While the body runs, a
   /// `when` that has passed expires promptly (the expiry is posted). Throws
   /// `invalid_state_error` once the deadline has passed during the run or the run is over
-  /// (asyncio raises RuntimeError in both cases).
+  /// (asyncio raises RuntimeError in both cases). If re-arming the timer fails (bad_alloc),
+  /// the exception propagates and the previous deadline stays in force.
   void reschedule(std::optional<std::chrono::steady_clock::time_point> when);
 
   /// The current deadline, or `std::nullopt` for none.
   std::optional<std::chrono::steady_clock::time_point> when() const;
 
   /// Whether the deadline passed while the body ran: true from the moment the scope makes its
-  /// cancel request; after the run, true if the body accepted it (it was still running), even
-  /// if the body then finished with a value rather than cancelled.
+  /// cancel request, and from then on (even if the body then finished with a value rather
+  /// than cancelled).
   bool expired() const;
 
 private:

@@ -427,8 +427,16 @@ public:
       // Became done meanwhile. Submit the completion here, not through the noexcept do_fn:
       // a submission failure then reaches the initiator, as on the fast path (`posted`
       // destroys the op if it does).
-      unregister(op);
-      op->work_.post_and_release(posted<wait_op>(op));
+      waiter_service* flying = unregister_for_flight(op);
+      try {
+        op->work_.post_and_release(posted<wait_op>(op));
+      } catch (...) {
+        if (flying)
+          flying->end_flight();
+        throw;
+      }
+      if (flying)
+        flying->end_flight();
     }
   }
 
@@ -488,14 +496,20 @@ private:
 
   static void do_fn(node* n, node_action a, state_base*) noexcept {
     auto* op = static_cast<wait_op*>(n);
-    unregister(op);
     if (a == node_action::destroy) {
+      unregister(op);
       op->destroy();
       return;
     }
     if (a == node_action::detach)
       op->detached_ = true; // on the emitting thread (the completer never writes it)
+    // In flight until submitted: a shutdown of the handler's context running meanwhile on
+    // another thread waits for the submission instead of destroying the service and the
+    // scheduler under it.
+    waiter_service* flying = unregister_for_flight(op);
     op->work_.post_and_release(posted<wait_op>(op));
+    if (flying)
+      flying->end_flight();
   }
 
   void clear_slot() noexcept {

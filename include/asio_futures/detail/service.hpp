@@ -13,6 +13,7 @@
 #include <boost/asio/query.hpp>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 
@@ -93,12 +94,32 @@ public:
     unlock();
   }
 
-  /// Unregisters a waiter (its owner calls this before completing or destroying it).
+  /// Unregisters a waiter (its owner calls this before destroying it).
   void remove(wait_node* n) noexcept {
     lock();
     if (n->svc_ == this)
       unlink(n);
     unlock();
+  }
+
+  /// A completer took `n` out of its future's list and is about to submit its completion to
+  /// this context: unregisters it and counts it *in flight* until end_flight(), in one step
+  /// under the lock, so that shutdown() — which cannot take such a waiter — sees it either
+  /// registered or in flight, and waits for its submission to be over.
+  void begin_flight(wait_node* n) noexcept {
+    lock();
+    if (n->svc_ == this)
+      unlink(n);
+    // relaxed: read by shutdown() under the lock.
+    in_flight_.fetch_add(1, std::memory_order_relaxed);
+    unlock();
+  }
+
+  /// The submission that begin_flight() announced is over; the service (and its context) may
+  /// be destroyed from here on.
+  void end_flight() noexcept {
+    // release: the submission happens before shutdown() returns (its acquire load).
+    in_flight_.fetch_sub(1, std::memory_order_release);
   }
 
 private:
@@ -140,6 +161,7 @@ private:
 
   std::atomic<bool> locked_{false};
   std::atomic<bool> closed_{false};
+  std::atomic<std::size_t> in_flight_{0}; // completions being submitted (begin_flight)
   wait_node* head_ = nullptr;
   const std::uint32_t serial_;
 };
@@ -152,6 +174,18 @@ template <class Executor> waiter_service* service_for(const Executor& ex);
 inline void unregister(wait_node* n) noexcept {
   if (waiter_service* s = n->svc_)
     s->remove(n);
+}
+
+/// Before submitting the completion of a waiter taken out of its future's list: unregisters
+/// it and counts it in flight (waiter_service::begin_flight). The caller calls end_flight()
+/// on the returned service (if any) once the submission is over, whether or not it threw.
+inline waiter_service* unregister_for_flight(wait_node* n) noexcept {
+  // The completer owns `n` now: shutdown() never writes its svc_ (it writes only the links
+  // of waiters it took itself).
+  waiter_service* s = n->svc_;
+  if (s)
+    s->begin_flight(n);
+  return s;
 }
 
 } // namespace asio_futures::detail

@@ -232,10 +232,10 @@ public:
   template <class... V> void finish(std::exception_ptr e, V&&... v);
 
   /// The co_spawn completion was destroyed without running: the context shut down.
-  void abandon() noexcept {
+  void abandon(const char* why = "the task's execution context shut down") noexcept {
     std::string msg;
     try {
-      msg = "the task's execution context shut down";
+      msg = why;
     } catch (...) { // bad_alloc: cancelled without a message
     }
     this->cancel_state(std::move(msg));

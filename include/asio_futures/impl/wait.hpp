@@ -262,53 +262,73 @@ asio::awaitable<T> await_with_deadline(asio::awaitable<T> inner, Deadline deadli
   const asio::any_io_executor ex = child_executor(co_await asio::this_coro::executor);
   const asio::cancellation_state cs = co_await asio::this_coro::cancellation_state;
   const bool throw_if_cancelled = co_await asio::this_coro::throw_if_cancelled();
-  const task<T> child = create_task(ex, std::move(inner));
   const auto ctl = std::make_shared<deadline_control>();
+  const task<T> child = create_task(ex, std::move(inner));
 
-  // The awaiting coroutine's cancellation (whatever type its filter lets through) becomes a
-  // cancel request of the child, which we keep awaiting: our own wait on the child is bound
-  // to no slot, so the future bridge's "terminal cancels, partial/total detach" does not
-  // apply to it. The handler is cleared before this coroutine goes on.
+  // From here on the child runs: whatever fails to set up (an allocation: the slot handler,
+  // the timer, its wait) cancels it, and it is still awaited before the failure propagates —
+  // nothing outlives this call.
   asio::cancellation_slot slot = cs.slot();
-  if (slot.is_connected())
-    slot.assign([ctl, child](asio::cancellation_type type) {
-      if (type != asio::cancellation_type::none)
-        ctl->forward(child);
-    });
-  if (cs.cancelled() != asio::cancellation_type::none)
-    ctl->forward(child); // already cancelled (with throw_if_cancelled off)
-
+  auto expire = [ctl, child, expiry_msg]() noexcept { return ctl->expire(child, expiry_msg); };
   // The deadline's timer (or its scope entry) lives in this frame: it stops when the frame
   // goes, even if the execution context is destroyed while we wait.
-  auto armed = deadline.arm(
-      ex, [ctl, child, expiry_msg]() noexcept { return ctl->expire(child, expiry_msg); });
+  std::optional<decltype(deadline.arm(ex, expire))> armed;
+  std::exception_ptr setup_failure;
+  try {
+    // The awaiting coroutine's cancellation (whatever type its filter lets through) becomes
+    // a cancel request of the child, which we keep awaiting: our own wait on the child is
+    // bound to no slot, so the future bridge's "terminal cancels, partial/total detach" does
+    // not apply to it. The handler is cleared before this coroutine goes on.
+    if (slot.is_connected())
+      slot.assign([ctl, child](asio::cancellation_type type) {
+        if (type != asio::cancellation_type::none)
+          ctl->forward(child);
+      });
+    if (cs.cancelled() != asio::cancellation_type::none)
+      ctl->forward(child); // already cancelled (with throw_if_cancelled off)
+    armed.emplace(deadline.arm(ex, expire));
+  } catch (...) {
+    setup_failure = std::current_exception();
+    no_throw([&] { child.cancel(std::string(who) + ": could not start its deadline"); });
+  }
 
   // Our own sticky cancellation must not abort the wait for the child: it is restored after.
   co_await asio::this_coro::throw_if_cancelled(false);
   std::exception_ptr error;
   std::optional<std::conditional_t<std::is_void_v<T>, char, T>> value;
   bool awaited = false;
-  try {
-    auto r = co_await child.async_wait(asio::bind_cancellation_slot(
-        asio::cancellation_slot(), asio::as_tuple(asio::use_awaitable)));
-    error = std::get<0>(std::move(r));
-    if constexpr (std::is_void_v<T>) {
-    } else if constexpr (std::is_same_v<wait_value_t<T>, T>) {
-      if (!error)
-        value.emplace(std::get<1>(std::move(r)));
-    } else {
-      if (!error) // boxed (T is not default-constructible): engaged when there is no error
-        value.emplace(std::move(*std::get<1>(std::move(r))));
+  // If the wait cannot start (an allocation), the child is cancelled and the wait tried once
+  // more: it must not run on behind the call. A second failure propagates (out of memory
+  // for good: nothing better can be done).
+  for (int attempt = 0; !awaited && attempt < 2; ++attempt) {
+    try {
+      auto r = co_await child.async_wait(asio::bind_cancellation_slot(
+          asio::cancellation_slot(), asio::as_tuple(asio::use_awaitable)));
+      error = std::get<0>(std::move(r));
+      if constexpr (std::is_void_v<T>) {
+      } else if constexpr (std::is_same_v<wait_value_t<T>, T>) {
+        if (!error)
+          value.emplace(std::get<1>(std::move(r)));
+      } else {
+        if (!error) // boxed (T is not default-constructible): engaged when there is no error
+          value.emplace(std::move(*std::get<1>(std::move(r))));
+      }
+      awaited = true;
+    } catch (...) {
+      error = std::current_exception(); // the wait itself could not start
+      if (!setup_failure)
+        setup_failure = error;
+      no_throw([&] { child.cancel(std::string(who) + ": could not await it"); });
     }
-    awaited = true;
-  } catch (...) {
-    error = std::current_exception(); // the wait itself could not start
   }
   if (slot.is_connected())
     slot.clear();
   co_await asio::this_coro::throw_if_cancelled(throw_if_cancelled);
   const bool expired = ctl->close();
-  armed.stop(expired);
+  if (armed)
+    armed->stop(expired);
+  if (setup_failure)
+    std::rethrow_exception(setup_failure); // the child was cancelled and has finished
 
   if (!error) {
     if constexpr (std::is_void_v<T>)
