@@ -320,6 +320,14 @@ reply text_reply(http::status status, std::string body, bool close = false) {
   return reply{status, std::move(body), close, false, false, {}};
 }
 
+/// How a request is answered: `answer` now, or, with `long_poll_id`, once that id is resolved.
+struct route {
+  route(reply r) : answer(std::move(r)) {} // NOLINT: implicit, so handlers return a reply
+  explicit route(std::string id) : long_poll_id(std::move(id)) {}
+  reply answer;
+  std::optional<std::string> long_poll_id;
+};
+
 /// 405 for a method the server implements (GET, HEAD, POST) on a path that does not take it.
 reply method_not_allowed(std::string_view allow) {
   reply r = text_reply(http::status::method_not_allowed, "use " + std::string(allow) + "\n");
@@ -465,7 +473,12 @@ private:
           break; // the client closed between requests
         note_request();
         http::request<http::string_body> req = parser.release();
-        reply r = co_await handle(conn, req);
+        route routed = handle(req);
+        reply r;
+        if (routed.long_poll_id)
+          r = co_await long_poll(conn, std::move(*routed.long_poll_id));
+        else
+          r = std::move(routed.answer);
         if (r.hung_up)
           break;
         if (!co_await write(*conn, req.version(), std::move(r), req.keep_alive(),
@@ -515,8 +528,10 @@ private:
     co_return res.keep_alive();
   }
 
-  asio::awaitable<reply> handle(const std::shared_ptr<connection>& conn,
-                                const http::request<http::string_body>& req) {
+  /// Routes a request: its reply, or (for a valid GET /request/{id}) the id to long-poll.
+  /// Not a coroutine: while a request waits, only long_poll's frame sits between the
+  /// connection's and the wait (a frame per waiting request costs memory).
+  route handle(const http::request<http::string_body>& req) {
     const std::string_view target = req.target();
     const std::size_t q = target.find('?');
     const std::string_view path = target.substr(0, q);
@@ -525,38 +540,38 @@ private:
     const bool get = req.method() == http::verb::get || req.method() == http::verb::head;
     const bool post = req.method() == http::verb::post;
     if (!get && !post) // not a method this server implements for any path (RFC 9110 15.6.2)
-      co_return text_reply(http::status::not_implemented, "method not implemented\n");
+      return text_reply(http::status::not_implemented, "method not implemented\n");
 
     constexpr std::string_view request_prefix = "/request/";
     constexpr std::string_view response_prefix = "/response/";
     if (path.starts_with(request_prefix)) {
       if (!get)
-        co_return method_not_allowed("GET, HEAD");
+        return method_not_allowed("GET, HEAD");
       const std::string_view id = path.substr(request_prefix.size());
       if (!valid_id(id))
-        co_return text_reply(http::status::bad_request, "bad id\n");
-      co_return co_await long_poll(conn, std::string(id));
+        return text_reply(http::status::bad_request, "bad id\n");
+      return route(std::string(id));
     }
     if (path.starts_with(response_prefix)) {
       const std::string_view id = path.substr(response_prefix.size());
       if (!valid_id(id))
-        co_return text_reply(http::status::bad_request, "bad id\n");
+        return text_reply(http::status::bad_request, "bad id\n");
       bool bad = false;
       std::optional<std::string> text = form_field(query, "text", bad);
       if (!text && !bad && post)
         text = form_field(req.body(), "text", bad);
       if (bad)
-        co_return text_reply(http::status::bad_request, "bad percent-encoding in text\n");
+        return text_reply(http::status::bad_request, "bad percent-encoding in text\n");
       if (!text)
-        co_return text_reply(http::status::bad_request, "missing text\n");
-      co_return respond(std::string(id), std::move(*text));
+        return text_reply(http::status::bad_request, "missing text\n");
+      return respond(std::string(id), std::move(*text));
     }
     if (path == "/stats") {
       if (!get)
-        co_return method_not_allowed("GET, HEAD");
-      co_return text_reply(http::status::ok, stats_json());
+        return method_not_allowed("GET, HEAD");
+      return text_reply(http::status::ok, stats_json());
     }
-    co_return text_reply(http::status::not_found, "no such endpoint\n");
+    return text_reply(http::status::not_found, "no such endpoint\n");
   }
 
   /// GET /request/{id}: registers a future and waits for it, the deadline, a hang-up or the
@@ -575,7 +590,11 @@ private:
       co_return text_reply(http::status::service_unavailable, "shutting down\n", true);
     }
 
-    // The watcher reads the socket while we wait: a hang-up cancels `waiting` at once.
+    // Nothing pipelined yet (the usual case): give the read buffer back for the wait, which
+    // may be long; the watcher allocates only if bytes arrive meanwhile.
+    if (conn->buffer.size() == 0)
+      conn->buffer.shrink_to_fit();
+    // The watcher watches the socket while we wait: a hang-up cancels `waiting` at once.
     const af::task<bool> watcher = af::create_task(ex, watch_hangup(conn, waiting), "watch " + id);
     // However this coroutine ends, the watcher must not read on forever.
     const stop_on_exit stop_watcher{watcher};
