@@ -528,7 +528,7 @@ private:
     co_return res.keep_alive();
   }
 
-  /// Routes a request: its reply, or (for a valid GET /request/{id}) the id to long-poll.
+  /// Routes a request: its reply, or (a valid GET or HEAD /request/{id}) the id to long-poll.
   /// Not a coroutine: while a request waits, only long_poll's frame sits between the
   /// connection's and the wait (a frame per waiting request costs memory).
   route handle(const http::request<http::string_body>& req) {

@@ -9,6 +9,9 @@
 #               is announced)
 #   load        500 concurrent waiting requests and 500 responders (example_http_client load),
 #               then SIGTERM
+#   memory      2 000 idle long-polls held open at once (example_http_client idle): the
+#               server's VmRSS must grow by at most 8 KiB per waiting request (Release
+#               builds without sanitizers only: other builds' frames and allocators differ)
 # Extra options (e.g. --threads 2) go to every server started.
 #
 # Every step is bounded: curl --max-time, `timeout` around the client, deadlines on every
@@ -306,9 +309,21 @@ load() {
   stop_server L TERM
 }
 
+memory() {
+  local n=2000 max_bytes=8192 line bytes
+  start_server M
+  line=$(client idle "$n" "$pid") || exit 1
+  echo "$line"
+  bytes=$(sed -n 's/.* (\([0-9]*\) bytes) per waiting request.*/\1/p' <<<"$line")
+  [[ $bytes =~ ^[0-9]+$ ]] || fail "no per-request figure in: $line"
+  ((bytes <= max_bytes)) || fail "a waiting request costs $bytes bytes, more than $max_bytes"
+  stop_server M TERM
+}
+
 case $mode in
   functional) functional ;;
   load) load ;;
+  memory) memory ;;
   *) fail "unknown mode $mode" ;;
 esac
 echo "PASS: $mode ${server_opts[*]}"
