@@ -15,6 +15,14 @@
 //                                            responders with unique texts: each requester
 //                                            must get exactly its own text; prints
 //                                            "load: ... requests/s"
+//   example_http_client PORT idle N PID      N idle long-polls held open at once: prints the
+//                                            growth of the server's (PID) VmRSS per waiting
+//                                            request, then hangs all N up and checks the
+//                                            server freed every entry
+//   example_http_client PORT bench C SECONDS C keep-alive connections, each sending
+//                                            GET /stats back to back for SECONDS; prints
+//                                            "bench: ... requests/s" (a throughput probe,
+//                                            not a test: it checks only that each is 200)
 //
 // It uses the library the way a client would: a task per connection, af::gather to collect
 // the N requesters and responders, af::sleep between polls of /stats, af::timeout around
@@ -36,6 +44,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <fstream>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -91,6 +100,17 @@ asio::awaitable<response> exchange(tcp::socket& s, beast::flat_buffer& buffer, h
                                    std::string target, std::string body = {}) {
   co_await send(s, verb, std::move(target), std::move(body));
   co_return co_await receive(s, buffer);
+}
+
+/// One HEAD request on an open connection: the answer has headers only, whatever its
+/// Content-Length says (the parser must be told, or it would wait for a body).
+asio::awaitable<response> exchange_head(tcp::socket& s, beast::flat_buffer& buffer,
+                                        std::string target) {
+  co_await send(s, http::verb::head, std::move(target));
+  http::response_parser<http::string_body> parser;
+  parser.skip(true);
+  co_await http::async_read(s, buffer, parser, asio::use_awaitable);
+  co_return parser.release();
 }
 
 /// One request on a fresh connection.
@@ -176,14 +196,36 @@ asio::awaitable<void> keepalive(unsigned short port) {
       {http::verb::get, "/request/bad*id", "", http::status::bad_request},
       {http::verb::get, "/response/ka-x", "", http::status::bad_request},
       {http::verb::post, "/response/ka-nobody", "text=posted", http::status::not_found},
-      {http::verb::delete_, "/request/ka-x", "", http::status::method_not_allowed},
+      {http::verb::post, "/request/ka-x", "", http::status::method_not_allowed},
+      {http::verb::delete_, "/request/ka-x", "", http::status::not_implemented},
       {http::verb::get, "/nowhere", "", http::status::not_found},
   };
   for (const step& st : steps) {
     const response r = co_await exchange(s, buffer, st.verb, st.target, st.body);
     expect_status(r, st.want, st.target);
     check(r.keep_alive(), std::string(st.target) + ": the server closed a keep-alive connection");
+    if (st.want == http::status::method_not_allowed)
+      check(r[http::field::allow] == "GET, HEAD",
+            std::string(st.target) + ": Allow is '" + std::string(r[http::field::allow]) + "'");
   }
+
+  // HEAD is GET without the body (RFC 9110 9.3.2): the same status and header fields,
+  // Content-Length included, and not one byte of content. A byte sent after the headers would
+  // be read as the start of the next answer, and the request after the HEAD would fail.
+  for (const char* target : {"/nowhere", "/response/ka-nobody?text=x", "/request/bad*id"}) {
+    const response get = co_await exchange(s, buffer, http::verb::get, target);
+    const response head = co_await exchange_head(s, buffer, target);
+    expect_status(head, get.result(), std::string("HEAD ") + target);
+    for (const http::field f :
+         {http::field::content_length, http::field::content_type, http::field::server})
+      check(head[f] == get[f], std::string("HEAD ") + target + ": " +
+                                   std::string(http::to_string(f)) + " differs from GET's");
+    check(head[http::field::content_length] == std::to_string(get.body().size()),
+          std::string("HEAD ") + target + ": Content-Length is not the GET body's length");
+    check(head.keep_alive(), std::string("HEAD ") + target + ": the server closed the connection");
+  }
+  expect_status(co_await exchange(s, buffer, http::verb::get, "/stats"), http::status::ok,
+                "/stats after the HEAD requests");
 
   // A request pipelined behind a waiting one: the hang-up watcher reads it while the first
   // waits, and it must be answered after the first, not mistaken for a hang-up.
@@ -200,8 +242,9 @@ asio::awaitable<void> keepalive(unsigned short port) {
   expect_status(second, http::status::ok, "the pipelined /stats");
   check(second.body().find("\"waiting\"") != std::string::npos, "the pipelined /stats body");
   check(second.keep_alive(), "the connection closed after the pipelined request");
-  std::printf("keepalive: %zu requests and a pipelined pair on one connection\n",
-              std::size(steps) + 2);
+  std::printf("keepalive: %zu requests, 3 GET/HEAD pairs and a pipelined pair on one "
+              "connection\n",
+              std::size(steps) + 1);
 }
 
 // --- load ----------------------------------------------------------------------------------
@@ -266,8 +309,96 @@ asio::awaitable<void> load(unsigned short port, int n) {
               n, 2 * n, total, 2 * n / total, n, total - resolve, resolve, n / resolve);
 }
 
+// --- idle: the memory a waiting request costs the server ----------------------------------
+
+/// VmRSS of process `pid` in KiB, from /proc/PID/status.
+long vm_rss_kib(long pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.starts_with("VmRSS:"))
+      return std::strtol(line.c_str() + 6, nullptr, 10);
+  throw std::runtime_error("no VmRSS in /proc/" + std::to_string(pid) + "/status");
+}
+
+/// Opens connections `first`, `first + stride`, ... < n and sends each a GET /request; keeps
+/// each socket open in `sockets` (the request stays waiting).
+asio::awaitable<void> open_idle(unsigned short port, std::vector<tcp::socket>& sockets,
+                                std::string run, int first, int stride, int n) {
+  for (int i = first; i < n; i += stride) {
+    tcp::socket s = co_await connect(port);
+    co_await send(s, http::verb::get, "/request/idle-" + std::to_string(i) + "-" + run);
+    sockets[static_cast<std::size_t>(i)] = std::move(s);
+  }
+}
+
+asio::awaitable<void> idle(unsigned short port, int n, long server_pid) {
+  const auto ex = co_await asio::this_coro::executor;
+  const std::string run = std::to_string(std::random_device{}());
+  const stats before = co_await get_stats(port);
+  const long rss_before = vm_rss_kib(server_pid);
+
+  // 64 openers at a time: the listen backlog is not flooded, the waiting set grows to n.
+  std::vector<tcp::socket> sockets;
+  sockets.reserve(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i)
+    sockets.emplace_back(ex);
+  constexpr int openers = 64;
+  std::vector<af::future<void>> opening;
+  for (int k = 0; k < openers; ++k)
+    opening.push_back(af::create_task(ex, open_idle(port, sockets, run, k, openers, n)));
+  co_await af::gather(std::move(opening)).async_wait();
+  co_await poll_stats(port, [&](const stats& s) { return s.waiting == before.waiting + n; });
+  const long rss_waiting = vm_rss_kib(server_pid);
+
+  for (tcp::socket& s : sockets)
+    s.close();
+  const stats after = co_await poll_stats(port, [&](const stats& s) {
+    return s.waiting == before.waiting && s.hung_up == before.hung_up + n;
+  });
+  (void)after;
+  std::printf("idle: %d waiting requests: server VmRSS %ld KiB -> %ld KiB, %.2f KiB (%.0f bytes) "
+              "per waiting request; all %d hung up and freed\n",
+              n, rss_before, rss_waiting, static_cast<double>(rss_waiting - rss_before) / n,
+              static_cast<double>(rss_waiting - rss_before) * 1024.0 / n, n);
+}
+
+// --- bench: keep-alive throughput ------------------------------------------------------------
+
+asio::awaitable<long> bench_connection(unsigned short port,
+                                       std::chrono::steady_clock::time_point until) {
+  tcp::socket s = co_await connect(port);
+  beast::flat_buffer buffer;
+  long n = 0;
+  while (std::chrono::steady_clock::now() < until) {
+    const response r = co_await exchange(s, buffer, http::verb::get, "/stats");
+    expect_status(r, http::status::ok, "/stats");
+    ++n;
+  }
+  co_return n;
+}
+
+asio::awaitable<void> bench(unsigned short port, int connections, double seconds) {
+  const auto ex = co_await asio::this_coro::executor;
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto until = t0 + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                              std::chrono::duration<double>(seconds));
+  std::vector<af::future<long>> conns;
+  for (int i = 0; i < connections; ++i)
+    conns.push_back(af::create_task(ex, bench_connection(port, until)));
+  const std::vector<long> counts = co_await af::gather(std::move(conns)).async_wait();
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  long total = 0;
+  for (const long c : counts)
+    total += c;
+  std::printf("bench: %d connections, %ld requests in %.3f s = %.0f requests/s\n", connections,
+              total, elapsed, static_cast<double>(total) / elapsed);
+}
+
 [[noreturn]] void usage() {
-  std::fprintf(stderr, "usage: example_http_client PORT disconnect ID | keepalive | load N\n");
+  std::fprintf(stderr, "usage: example_http_client PORT disconnect ID | keepalive | load N | "
+                       "idle N SERVER_PID | bench CONNECTIONS SECONDS\n");
   std::exit(2);
 }
 
@@ -289,6 +420,10 @@ int main(int argc, char** argv) {
     run = bounded(keepalive(port));
   else if (command == "load" && argc == 4)
     run = bounded(load(port, std::atoi(argv[3])));
+  else if (command == "idle" && argc == 5)
+    run = bounded(idle(port, std::atoi(argv[3]), std::atol(argv[4])));
+  else if (command == "bench" && argc == 5)
+    run = bounded(bench(port, std::atoi(argv[3]), std::atof(argv[4])));
   else
     usage();
   // Once the run is over, stop: tasks it left behind (requesters of a failed load still

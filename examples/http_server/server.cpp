@@ -10,6 +10,10 @@
 //   GET|POST /response/{id}?text=...   resolves the future of a waiting /request/{id} (200);
 //                                      POST may carry `text=...` form-encoded in the body
 //   GET /stats                         counters as JSON (what the tests poll)
+//   HEAD                               wherever GET is: the same processing and header
+//                                      fields, no body (RFC 9110 9.3.2)
+//   other methods                      501 (405 with Allow for GET/HEAD/POST where the path
+//                                      does not take it)
 //
 //   example_http_server [--address A] [--port P] [--threads N] [--timeout SECONDS]
 //                       [--max-waiting M]
@@ -23,16 +27,18 @@
 //
 // How asio_futures does the work (the Python original's ideas, kept):
 // - One `af::future<std::string>` per waiting id, in a map under a mutex (`rendezvous`).
-//   With --threads N the io_context runs on N threads, every connection on its own strand;
-//   a responder resolves the future from whatever thread serves it (`try_set_result`: the
+//   With --threads N there are N io_contexts, one per thread, and the accept loop hands
+//   the connections out in turn: a connection lives on one thread from accept to close, so
+//   its socket, timers and watcher need no strand and no request hops between threads. A
+//   responder resolves the future from whatever thread serves it (`try_set_result`: the
 //   future is safe to touch from any thread) and the requester's coroutine resumes on its
-//   own strand.
+//   own thread.
 // - The long-poll is `co_await af::wait_for(waiting, timeout).async_wait()`: on expiry the
 //   future is cancelled (so a late responder finds it gone and gets 404) and the requester
 //   answers 504. `try_set_result` and the expiry's cancel are atomic with respect to each
 //   other, so a responder racing the deadline either gets 200 and its text is delivered,
 //   or gets 404 and the requester gets 504: never both, never neither.
-// - Every connection is a task (`af::create_task` on a strand) owned by one
+// - Every connection is a task (`af::create_task` on its io_context) owned by one
 //   `af::task_group`, together with the accept loop. The server's main coroutine is itself a
 //   task that only joins the group; SIGINT/SIGTERM cancels that task, which is asyncio.run's
 //   way (it cancels the main task on KeyboardInterrupt): cancelling the joiner cancels every
@@ -40,10 +46,11 @@
 //   idle keep-alive reads are aborted, and every long-poll sees the cancellation of its
 //   future and answers 503. When the join returns, nothing of the server is running.
 // - A client that hangs up while its request waits is noticed by a second task per waiting
-//   request (`watch_hangup`) that reads the socket meanwhile: EOF or an error cancels the
-//   waiting future, which wakes the long-poll at once, and the entry is freed (a later
-//   /response for that id gets 404). Bytes the client sends meanwhile (a pipelined request)
-//   are kept in the connection's buffer for the next request.
+//   request (`watch_hangup`) that waits for the socket to become readable meanwhile: EOF or
+//   an error cancels the waiting future, which wakes the long-poll at once, and the entry is
+//   freed (a later /response for that id gets 404). Bytes the client sends meanwhile (a
+//   pipelined request) are kept in the connection's buffer for the next request. The
+//   watcher reads only what has arrived, so an idle waiting request holds no read buffer.
 //
 // Where C++ differs from asyncio, and why:
 // - Catching a cancellation and then awaiting again (the 503 written after a shutdown
@@ -53,10 +60,10 @@
 // - A task_group cancels every child when one fails: a connection must never let an
 //   exception escape (one bad client would close every connection), so serve_connection
 //   catches everything. asyncio's TaskGroup has the same rule.
-// - Each socket operation runs on the connection's strand. The hang-up watcher is a
-//   separate task on that strand and shares the socket with its parent, but never at the
-//   same time: the parent touches the socket again only after the watcher has finished
-//   (awaited), and both hold the connection by shared_ptr.
+// - Each socket operation runs on the connection's io_context, which one thread runs. The
+//   hang-up watcher is a separate task there and shares the socket with its parent, but
+//   never at the same time: the parent touches the socket again only after the watcher has
+//   finished (awaited), and both hold the connection by shared_ptr.
 //
 // Decisions (see also docs/http-server.md):
 // - ids: 1 to 64 characters of [A-Za-z0-9._~-] (URL-unreserved, so never percent-encoded);
@@ -71,19 +78,25 @@
 // - Keep-alive: HTTP/1.1 connections stay open between requests (answers to waiting
 //   requests included) unless the client asks to close; a connection idle for 60 s is closed.
 //   Parse errors get 400 (413 for a body over 64 KiB) and close the connection.
+// - Methods (RFC 9110): the server implements GET, HEAD and POST. HEAD is processed exactly
+//   as GET (a HEAD /request waits too, a HEAD /response resolves) and answered with the
+//   same header fields, Content-Length included, without the body. Any other method is 501
+//   Not Implemented; GET, HEAD or POST on a path that does not take it is 405 with an Allow
+//   header listing what the path takes.
 //
 #include <asio_futures/asio_futures.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -99,6 +112,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -141,7 +155,7 @@ public:
   enum class enter_result { waiting, duplicate, full, closed };
 
   /// A /request/{id}: a pending future for `id` whose waiters run on `ex` (the requester's
-  /// strand). The future is valid only with `enter_result::waiting`.
+  /// io_context). The future is valid only with `enter_result::waiting`.
   std::pair<enter_result, af::future<std::string>> enter(const std::string& id,
                                                          const asio::any_io_executor& ex) {
     std::lock_guard guard(mutex_);
@@ -172,7 +186,7 @@ public:
                                     : resolve_result::not_waiting;
     // try_set_result, not set_result: the deadline, a hang-up or the shutdown may have
     // cancelled the future on another thread a moment ago; it is then no longer waiting.
-    // The waiter is posted to the requester's strand, never run here under our lock.
+    // The waiter is posted to the requester's io_context, never run here under our lock.
     if (!it->second.try_set_result(std::move(text)))
       return closed_ ? resolve_result::closed : resolve_result::not_waiting;
     waiting_.erase(it);
@@ -291,17 +305,34 @@ std::optional<std::string> form_field(std::string_view query, std::string_view n
 // --- the server ----------------------------------------------------------------------------
 
 /// What a handler answers. `hung_up`: the client is gone, write nothing, close. `answer`:
-/// this is a waiting request's text (a pair is matched once it is written).
+/// this is a waiting request's text (a pair is matched once it is written). `allow`: the
+/// Allow header of a 405.
 struct reply {
   http::status status = http::status::ok;
   std::string body;
   bool close = false;
   bool hung_up = false;
   bool answer = false;
+  std::string_view allow;
 };
 
 reply text_reply(http::status status, std::string body, bool close = false) {
-  return reply{status, std::move(body), close, false, false};
+  return reply{status, std::move(body), close, false, false, {}};
+}
+
+/// How a request is answered: `answer` now, or, with `long_poll_id`, once that id is resolved.
+struct route {
+  route(reply r) : answer(std::move(r)) {} // NOLINT: implicit, so handlers return a reply
+  explicit route(std::string id) : long_poll_id(std::move(id)) {}
+  reply answer;
+  std::optional<std::string> long_poll_id;
+};
+
+/// 405 for a method the server implements (GET, HEAD, POST) on a path that does not take it.
+reply method_not_allowed(std::string_view allow) {
+  reply r = text_reply(http::status::method_not_allowed, "use " + std::string(allow) + "\n");
+  r.allow = allow;
+  return r;
 }
 
 /// Cancels a task when the scope ends (by return or by exception).
@@ -334,9 +365,11 @@ std::int64_t now_ns() {
 
 class server {
 public:
-  server(asio::io_context& ioc, const options& opt)
-      : ioc_(ioc), opt_(opt), strand_(asio::make_strand(ioc)), acceptor_(strand_),
-        rendezvous_(opt.max_waiting) {
+  /// `contexts`: one io_context per thread (at least one). The acceptor, the signal set and
+  /// the main task live on the first; connections are spread over all of them in turn.
+  server(const std::vector<std::unique_ptr<asio::io_context>>& contexts, const options& opt)
+      : contexts_(contexts), opt_(opt), main_ex_(contexts.front()->get_executor()),
+        acceptor_(main_ex_), rendezvous_(opt.max_waiting) {
     const tcp::endpoint ep(asio::ip::make_address(opt.address), opt.port);
     acceptor_.open(ep.protocol());
     acceptor_.set_option(asio::socket_base::reuse_address(true));
@@ -344,15 +377,16 @@ public:
     acceptor_.listen(asio::socket_base::max_listen_connections);
   }
 
-  /// The executor of the acceptor, the signal set and the main task (a strand).
-  asio::any_io_executor executor() const { return strand_; }
+  /// The executor of the acceptor, the signal set and the main task (the first io_context,
+  /// run by one thread: they need no strand).
+  asio::any_io_executor executor() const { return main_ex_; }
   tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
 
   /// The main coroutine: a group owns the accept loop and every connection; the join ends
   /// only when all of them have. Cancelling it (SIGINT/SIGTERM) cancels them all.
   asio::awaitable<void> run() {
-    af::task_group group(strand_);
-    group.create_task(strand_, accept_loop(group), "accept");
+    af::task_group group(main_ex_);
+    group.create_task(main_ex_, accept_loop(group), "accept");
     try {
       co_await group.async_join();
     } catch (const af::cancelled_error&) {
@@ -383,16 +417,20 @@ public:
 private:
   asio::awaitable<void> accept_loop(af::task_group& group) {
     for (;;) {
-      // Each connection gets its own strand: its task, socket and timers are serialised
-      // with each other, and connections run in parallel with --threads N.
-      auto [ec, socket] = co_await acceptor_.async_accept(
-          asio::any_io_executor(asio::make_strand(ioc_)), asio::as_tuple(asio::use_awaitable));
+      // Each connection goes to the next io_context in turn and stays there: its task,
+      // socket and timers run on that context's one thread (serialised without a strand,
+      // and without hopping between threads), and connections run in parallel with
+      // --threads N.
+      asio::io_context& home = *contexts_[next_context_];
+      next_context_ = (next_context_ + 1) % contexts_.size();
+      auto [ec, socket] =
+          co_await acceptor_.async_accept(home.get_executor(), asio::as_tuple(asio::use_awaitable));
       if (ec == asio::error::operation_aborted)
         throw boost::system::system_error(ec); // cancelled: the task ends cancelled
       if (ec) {
         // EMFILE and friends are transient: report, back off, go on.
         std::fprintf(stderr, "accept: %s\n", ec.message().c_str());
-        co_await af::sleep(strand_, 50ms).async_wait();
+        co_await af::sleep(main_ex_, 50ms).async_wait();
         continue;
       }
       socket.set_option(tcp::no_delay(true), ec);
@@ -435,10 +473,16 @@ private:
           break; // the client closed between requests
         note_request();
         http::request<http::string_body> req = parser.release();
-        reply r = co_await handle(conn, req);
+        route routed = handle(req);
+        reply r;
+        if (routed.long_poll_id)
+          r = co_await long_poll(conn, std::move(*routed.long_poll_id));
+        else
+          r = std::move(routed.answer);
         if (r.hung_up)
           break;
-        if (!co_await write(*conn, req.version(), std::move(r), req.keep_alive()))
+        if (!co_await write(*conn, req.version(), std::move(r), req.keep_alive(),
+                            req.method() == http::verb::head))
           break;
       }
       boost::system::error_code ignored;
@@ -463,16 +507,20 @@ private:
     co_return true;
   }
 
-  /// Writes `r`; returns whether the connection stays open.
-  asio::awaitable<bool> write(connection& conn, unsigned version, reply r, bool keep_alive) {
+  /// Writes `r` (for a HEAD request, `head`: its header fields only); returns whether the
+  /// connection stays open.
+  asio::awaitable<bool> write(connection& conn, unsigned version, reply r, bool keep_alive,
+                              bool head = false) {
     http::response<http::string_body> res{r.status, version};
     res.set(http::field::server, "asio_futures-example");
     res.set(http::field::content_type, "text/plain; charset=utf-8");
-    if (r.status == http::status::method_not_allowed)
-      res.set(http::field::allow, "GET, POST");
+    if (!r.allow.empty())
+      res.set(http::field::allow, r.allow);
     res.keep_alive(keep_alive && !r.close && !stopping_.load(std::memory_order_relaxed));
     res.body() = std::move(r.body);
     res.prepare_payload();
+    if (head)
+      res.body().clear(); // Content-Length stays the GET answer's: RFC 9110 9.3.2
     co_await http::async_write(conn.socket, res, asio::use_awaitable);
     note_response();
     if (r.answer)
@@ -480,53 +528,56 @@ private:
     co_return res.keep_alive();
   }
 
-  asio::awaitable<reply> handle(const std::shared_ptr<connection>& conn,
-                                const http::request<http::string_body>& req) {
+  /// Routes a request: its reply, or (a valid GET or HEAD /request/{id}) the id to long-poll.
+  /// Not a coroutine: while a request waits, only long_poll's frame sits between the
+  /// connection's and the wait (a frame per waiting request costs memory).
+  route handle(const http::request<http::string_body>& req) {
     const std::string_view target = req.target();
     const std::size_t q = target.find('?');
     const std::string_view path = target.substr(0, q);
     const std::string_view query = q == std::string_view::npos ? "" : target.substr(q + 1);
-    const bool get = req.method() == http::verb::get;
+    // HEAD is GET without the body (write() drops it): the same processing, the same fields.
+    const bool get = req.method() == http::verb::get || req.method() == http::verb::head;
     const bool post = req.method() == http::verb::post;
+    if (!get && !post) // not a method this server implements for any path (RFC 9110 15.6.2)
+      return text_reply(http::status::not_implemented, "method not implemented\n");
 
     constexpr std::string_view request_prefix = "/request/";
     constexpr std::string_view response_prefix = "/response/";
     if (path.starts_with(request_prefix)) {
       if (!get)
-        co_return text_reply(http::status::method_not_allowed, "use GET\n");
+        return method_not_allowed("GET, HEAD");
       const std::string_view id = path.substr(request_prefix.size());
       if (!valid_id(id))
-        co_return text_reply(http::status::bad_request, "bad id\n");
-      co_return co_await long_poll(conn, std::string(id));
+        return text_reply(http::status::bad_request, "bad id\n");
+      return route(std::string(id));
     }
     if (path.starts_with(response_prefix)) {
-      if (!get && !post)
-        co_return text_reply(http::status::method_not_allowed, "use GET or POST\n");
       const std::string_view id = path.substr(response_prefix.size());
       if (!valid_id(id))
-        co_return text_reply(http::status::bad_request, "bad id\n");
+        return text_reply(http::status::bad_request, "bad id\n");
       bool bad = false;
       std::optional<std::string> text = form_field(query, "text", bad);
       if (!text && !bad && post)
         text = form_field(req.body(), "text", bad);
       if (bad)
-        co_return text_reply(http::status::bad_request, "bad percent-encoding in text\n");
+        return text_reply(http::status::bad_request, "bad percent-encoding in text\n");
       if (!text)
-        co_return text_reply(http::status::bad_request, "missing text\n");
-      co_return respond(std::string(id), std::move(*text));
+        return text_reply(http::status::bad_request, "missing text\n");
+      return respond(std::string(id), std::move(*text));
     }
     if (path == "/stats") {
       if (!get)
-        co_return text_reply(http::status::method_not_allowed, "use GET\n");
-      co_return text_reply(http::status::ok, stats_json());
+        return method_not_allowed("GET, HEAD");
+      return text_reply(http::status::ok, stats_json());
     }
-    co_return text_reply(http::status::not_found, "no such endpoint\n");
+    return text_reply(http::status::not_found, "no such endpoint\n");
   }
 
   /// GET /request/{id}: registers a future and waits for it, the deadline, a hang-up or the
   /// shutdown, whichever comes first.
   asio::awaitable<reply> long_poll(std::shared_ptr<connection> conn, std::string id) {
-    const asio::any_io_executor ex = conn->socket.get_executor(); // the connection's strand
+    const asio::any_io_executor ex = conn->socket.get_executor(); // the connection's io_context
     auto [entered, waiting] = rendezvous_.enter(id, ex);
     switch (entered) {
     case rendezvous::enter_result::waiting:
@@ -539,7 +590,11 @@ private:
       co_return text_reply(http::status::service_unavailable, "shutting down\n", true);
     }
 
-    // The watcher reads the socket while we wait: a hang-up cancels `waiting` at once.
+    // Nothing pipelined yet (the usual case): give the read buffer back for the wait, which
+    // may be long; the watcher allocates only if bytes arrive meanwhile.
+    if (conn->buffer.size() == 0)
+      conn->buffer.shrink_to_fit();
+    // The watcher watches the socket while we wait: a hang-up cancels `waiting` at once.
     const af::task<bool> watcher = af::create_task(ex, watch_hangup(conn, waiting), "watch " + id);
     // However this coroutine ends, the watcher must not read on forever.
     const stop_on_exit stop_watcher{watcher};
@@ -589,21 +644,39 @@ private:
     co_return text_reply(http::status::service_unavailable, "shutting down\n", true);
   }
 
-  /// While a request waits: reads from the socket. EOF or an error means the client hung
-  /// up: cancels `waiting` and returns true. Data is a pipelined next request: kept in the
+  /// While a request waits: watches the socket. EOF or an error means the client hung up:
+  /// cancels `waiting` and returns true. Data is a pipelined next request: kept in the
   /// buffer. Returns false when cancelled (the wait ended) or when too much data piled up.
+  ///
+  /// It waits for readability and then reads only the bytes that have arrived (at least one,
+  /// to see EOF or an error): an idle waiting request holds no read buffer, where a read of
+  /// a fixed 4 KiB would have grown the connection's buffer by that much for every waiting
+  /// request.
   static asio::awaitable<bool> watch_hangup(std::shared_ptr<connection> conn,
                                             af::future<std::string> waiting) {
     while (conn->buffer.size() < max_pipelined_bytes) {
-      auto [ec, n] = co_await conn->socket.async_read_some(conn->buffer.prepare(4096),
-                                                           asio::as_tuple(asio::use_awaitable));
-      if (ec == asio::error::operation_aborted)
+      auto [wait_ec] = co_await conn->socket.async_wait(tcp::socket::wait_read,
+                                                        asio::as_tuple(asio::use_awaitable));
+      if (wait_ec == asio::error::operation_aborted)
         co_return false;
+      boost::system::error_code ec = wait_ec;
+      if (!ec) {
+        const std::size_t ready = conn->socket.available(ec);
+        const std::size_t want = std::clamp<std::size_t>(
+            ready, 1, max_pipelined_bytes - std::min(conn->buffer.size(), max_pipelined_bytes));
+        if (!ec) {
+          std::size_t n = 0;
+          std::tie(ec, n) = co_await conn->socket.async_read_some(
+              conn->buffer.prepare(want), asio::as_tuple(asio::use_awaitable));
+          if (ec == asio::error::operation_aborted)
+            co_return false;
+          conn->buffer.commit(n);
+        }
+      }
       if (ec) {
         waiting.cancel(hung_up_message);
         co_return true;
       }
-      conn->buffer.commit(n);
     }
     co_return false;
   }
@@ -650,9 +723,10 @@ private:
       ;
   }
 
-  asio::io_context& ioc_;
+  const std::vector<std::unique_ptr<asio::io_context>>& contexts_;
+  std::size_t next_context_ = 0; // the accept loop's only: no lock
   options opt_;
-  asio::any_io_executor strand_;
+  asio::any_io_executor main_ex_;
   tcp::acceptor acceptor_;
   rendezvous rendezvous_;
   std::atomic<bool> stopping_{false};
@@ -713,10 +787,14 @@ options parse_options(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   const options opt = parse_options(argc, argv);
-  asio::io_context ioc(opt.threads);
+  // One io_context per thread (concurrency hint 1: one thread runs it; other threads still
+  // post to it, as a responder completing a waiter on another context does).
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  for (int i = 0; i < opt.threads; ++i)
+    contexts.push_back(std::make_unique<asio::io_context>(1));
   std::optional<server> srv;
   try {
-    srv.emplace(ioc, opt);
+    srv.emplace(contexts, opt);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "example_http_server: cannot listen on %s:%u: %s\n", opt.address.c_str(),
                  static_cast<unsigned>(opt.port), e.what());
@@ -732,9 +810,19 @@ int main(int argc, char** argv) {
     srv->begin_shutdown();
     main_task.cancel("shutting down");
   });
-  // The signal wait is the last work left once the server is done: end it then. (The
-  // callback runs on the main task's executor, the strand that owns the signal set.)
-  main_task.add_done_callback([&](const af::future<void>&) { signals.cancel(); });
+  // The other io_contexts may have no connection at times: keep them running until the
+  // server is done.
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
+  for (std::size_t i = 1; i < contexts.size(); ++i)
+    keep_running.push_back(asio::make_work_guard(*contexts[i]));
+  // Once the server is done, the signal wait and those guards are the last work left: end
+  // them, and each io_context's run() returns when its last handler has run. (The callback
+  // runs on the main task's executor, the thread that owns the signal set.)
+  main_task.add_done_callback([&](const af::future<void>&) {
+    signals.cancel();
+    for (auto& guard : keep_running)
+      guard.reset();
+  });
 
   // Announced only now: the signal set is installed, so a SIGTERM sent as soon as this line
   // is read is a graceful shutdown, not the default action (which kills the process).
@@ -744,9 +832,9 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   std::vector<std::thread> threads;
-  for (int i = 1; i < opt.threads; ++i)
-    threads.emplace_back([&] { ioc.run(); });
-  ioc.run();
+  for (std::size_t i = 1; i < contexts.size(); ++i)
+    threads.emplace_back([&ctx = *contexts[i]] { ctx.run(); });
+  contexts.front()->run();
   for (auto& t : threads)
     t.join();
 

@@ -9,6 +9,9 @@
 #               is announced)
 #   load        500 concurrent waiting requests and 500 responders (example_http_client load),
 #               then SIGTERM
+#   memory      2 000 idle long-polls held open at once (example_http_client idle): the
+#               server's VmRSS must grow by at most 8 KiB per waiting request (Release
+#               builds without sanitizers only: other builds' frames and allocators differ)
 # Extra options (e.g. --threads 2) go to every server started.
 #
 # Every step is bounded: curl --max-time, `timeout` around the client, deadlines on every
@@ -52,14 +55,26 @@ poll() {
 # exited PID: the process has ended (a zombie until `wait`, which kill -0 cannot tell).
 exited() { [[ ! -e /proc/$1/stat ]] || [[ $(</proc/$1/stat) =~ ^[0-9]+\ \(.*\)\ [ZX] ]]; }
 
+# announced NAME: the server wrote its "listening on" line; fails the test at once if the
+# server exited instead.
+announced() {
+  grep -q '^listening on ' "$work/$1.out" && return 0
+  ! exited "$pid" || fail "$1 exited before announcing its port"
+  return 1
+}
+
 # start_server NAME [options...]: starts a server on an ephemeral port; sets $port, $pid.
 start_server() {
   local name=$1
   shift
+  # The output files exist before the server starts: the background job opens them only
+  # once it runs, and the first poll may come before that.
+  : >"$work/$name.out"
+  : >"$work/$name.err"
   "$server_bin" --port 0 "${server_opts[@]}" "$@" >"$work/$name.out" 2>"$work/$name.err" &
   pid=$!
   pids+=("$pid")
-  poll 30 grep -q '^listening on ' "$work/$name.out" || fail "$name did not announce its port"
+  poll 30 announced "$name" || fail "$name did not announce its port"
   port=$(sed -n '1s/^listening on .*:\([0-9]*\)$/\1/p' "$work/$name.out")
   [[ $port =~ ^[0-9]+$ ]] || fail "$name: bad first line: $(head -n 1 "$work/$name.out")"
   base="http://127.0.0.1:$port"
@@ -101,17 +116,55 @@ expect() {
   echo "ok: $1 $2 -> ${got%%$'\n'*}"
 }
 
+# head_vs_get PATH: a HEAD must get the GET's status, Content-Length and Content-Type, and no
+# body (RFC 9110 9.3.2). Only for paths whose GET answer does not change between the two.
+# The HEAD is followed by a GET /stats on the same connection: a body byte sent after the
+# HEAD's header fields would be read as the start of that answer, which would then fail.
+head_vs_get() {
+  local path=$1 get next
+  get=$(curl -sS --max-time 10 -D "$work/get.h" -o "$work/get.b" -w '%{http_code}' "$base$path") ||
+    fail "GET $path: curl failed"
+  next=$(curl -sS --max-time 10 --head -D "$work/head.h" -o /dev/null "$base$path" \
+    --next -sS --max-time 10 -o /dev/null -w '%{http_code} %{num_connects}' "$base/stats") ||
+    fail "HEAD $path, then GET /stats: curl failed"
+  [[ $next == "200 0" ]] ||
+    fail "HEAD $path, then GET /stats on the same connection: got '$next', expected '200 0'"
+  [[ $(head -n 1 "$work/head.h") == $(head -n 1 "$work/get.h") ]] ||
+    fail "HEAD $path: $(head -n 1 "$work/head.h"), GET: $(head -n 1 "$work/get.h")"
+  local field
+  for field in content-length content-type allow server; do
+    [[ $(grep -i "^$field:" "$work/head.h") == $(grep -i "^$field:" "$work/get.h") ]] ||
+      fail "HEAD $path: $field differs: $(cat "$work/head.h") vs GET: $(cat "$work/get.h")"
+  done
+  grep -qi "^content-length: $(wc -c <"$work/get.b")"$'\r'"\$" "$work/head.h" ||
+    fail "HEAD $path: Content-Length is not the GET body's length"
+  echo "ok: HEAD $path -> $(head -n 1 "$work/head.h" | tr -d '\r'): the GET's fields, no body"
+}
+
+# allow_is METHOD PATH WANT: the answer is 405 with exactly "Allow: WANT".
+allow_is() {
+  local code
+  code=$(curl -sS --max-time 10 -X "$1" -D "$work/allow.h" -o /dev/null -w '%{http_code}' \
+    "$base$2") || fail "$1 $2: curl failed"
+  [[ $code == 405 ]] || fail "$1 $2: expected 405, got $code"
+  grep -q "^Allow: $3"$'\r'"\$" "$work/allow.h" ||
+    fail "$1 $2: expected 'Allow: $3', got: $(grep -i '^allow:' "$work/allow.h")"
+  echo "ok: $1 $2 -> 405, Allow: $3"
+}
+
 counter() { # counter NAME: one counter of /stats
   curl -sS --max-time 10 "$base/stats" | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p"
 }
 waiting_is() { [[ $(counter waiting) == "$1" ]]; }
 
-# bg_request NAME ID: GET /request/ID in the background; its "CODE BODY" goes to $work/NAME.
+# bg_request NAME ID [curl options...]: GET /request/ID in the background; its "CODE BODY"
+# goes to $work/NAME (its header fields to $work/NAME.h).
 bg_request() {
   local out=$work/$1 id=$2
+  shift 2
   (
-    code=$(curl -sS --max-time 60 -o "$out.body" -w '%{http_code}' "$base/request/$id") ||
-      code="curl-failed"
+    code=$(curl -sS --max-time 60 -D "$out.h" -o "$out.body" -w '%{http_code}' "$@" \
+      "$base/request/$id") || code="curl-failed"
     printf '%s %s' "$code" "$(cat "$out.body" 2>/dev/null)" >"$out"
   ) &
   bg_pid=$!
@@ -156,7 +209,28 @@ functional() {
   expect "400 missing text" GET /response/ok
   expect "400 missing text" GET "/response/ok?txt=a"
   expect "400 bad percent-encoding in text" GET "/response/ok?text=%zz"
-  expect 405 DELETE /request/x
+
+  step "methods: 501 for what the server does not implement, 405 + Allow, HEAD"
+  expect "501 method not implemented" DELETE /request/x
+  expect "501 method not implemented" PUT /response/x
+  expect "501 method not implemented" FROBNICATE /stats
+  expect "501 method not implemented" OPTIONS /nowhere
+  allow_is POST /request/x "GET, HEAD"
+  allow_is POST /stats "GET, HEAD"
+  head_vs_get /nowhere
+  head_vs_get "/response/nobody?text=x"
+  head_vs_get /request/bad%21id
+  head_vs_get /request/
+  # A HEAD long-poll waits like a GET and gets the answer's header fields without its text.
+  bg_request headpoll headpoll --head
+  local headpoll=$bg_pid
+  poll 20 waiting_is 1 || fail "HEAD /request/headpoll never registered"
+  expect "200 delivered" GET "/response/headpoll?text=twelve+bytes"
+  wait "$headpoll"
+  [[ $(head -c 4 "$work/headpoll") == "200 " ]] &&
+    grep -qi "^content-length: 12"$'\r'"\$" "$work/headpoll.h" ||
+    fail "HEAD /request/headpoll: $(cat "$work/headpoll")"
+  echo "ok: background HEAD /request/headpoll -> 200, Content-Length: 12"
 
   step "409: duplicate request; second response"
   bg_request dup1 dup
@@ -235,9 +309,21 @@ load() {
   stop_server L TERM
 }
 
+memory() {
+  local n=2000 max_bytes=8192 line bytes
+  start_server M
+  line=$(client idle "$n" "$pid") || exit 1
+  echo "$line"
+  bytes=$(sed -n 's/.* (\([0-9]*\) bytes) per waiting request.*/\1/p' <<<"$line")
+  [[ $bytes =~ ^[0-9]+$ ]] || fail "no per-request figure in: $line"
+  ((bytes <= max_bytes)) || fail "a waiting request costs $bytes bytes, more than $max_bytes"
+  stop_server M TERM
+}
+
 case $mode in
   functional) functional ;;
   load) load ;;
+  memory) memory ;;
   *) fail "unknown mode $mode" ;;
 esac
 echo "PASS: $mode ${server_opts[*]}"

@@ -1,5 +1,6 @@
-// Consumer of the installed package: proves the headers, the static library and the
-// imported target's usage requirements (C++20, Boost, Threads) are all there.
+// The install test's my_app (test/install/run.sh), built against the installed package:
+// proves the headers, the static library and the imported target's usage requirements
+// (C++20, Boost, Threads) are all there.
 #include <asio_futures/asio_futures.hpp>
 
 #include <boost/asio/co_spawn.hpp>
