@@ -1,0 +1,45 @@
+# The optional Redis component: asio_futures::redis (ASIO_FUTURES_BUILD_REDIS).
+#
+#   asio_futures_redis           static library from src/redis/*.cpp, headers
+#                                include/asio_futures/redis.hpp and include/asio_futures/redis/
+#   asio_futures_redis_tests     Boost.Test executable (test/redis), one CTest test per suite;
+#                                each case starts its own redis-server (label `redis`)
+#
+# hiredis comes from pkg-config (PkgConfig::hiredis, linked privately: the public headers do
+# not include it), Boost.JSON from Boost's CMake package (public: `call<R>` and
+# `worker::handle` convert with it in the headers). Installed as the package component
+# `redis`: find_package(asio_futures CONFIG REQUIRED COMPONENTS redis).
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(hiredis REQUIRED IMPORTED_TARGET hiredis)
+find_package(Boost 1.81 CONFIG REQUIRED COMPONENTS json)
+
+file(GLOB asio_futures_redis_sources CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/src/redis/*.cpp")
+add_library(asio_futures_redis STATIC ${asio_futures_redis_sources})
+add_library(asio_futures::redis ALIAS asio_futures_redis)
+target_include_directories(asio_futures_redis PRIVATE "${PROJECT_SOURCE_DIR}/src/redis")
+target_link_libraries(asio_futures_redis
+  PUBLIC asio_futures::asio_futures Boost::json
+  PRIVATE PkgConfig::hiredis "$<BUILD_INTERFACE:asio_futures_options>")
+set_target_properties(asio_futures_redis PROPERTIES
+  EXPORT_NAME redis
+  OUTPUT_NAME asio_futures_redis
+  VERSION ${PROJECT_VERSION})
+
+if(ASIO_FUTURES_BUILD_TESTS)
+  add_subdirectory("${PROJECT_SOURCE_DIR}/test/redis" "${PROJECT_BINARY_DIR}/test/redis")
+endif()
+
+if(ASIO_FUTURES_INSTALL)
+  install(TARGETS asio_futures_redis
+    EXPORT asio_futures_redisTargets
+    ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}")
+  install(FILES include/asio_futures/redis.hpp
+    DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}/asio_futures")
+  install(DIRECTORY include/asio_futures/redis
+    DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}/asio_futures"
+    FILES_MATCHING PATTERN "*.hpp")
+  # The package config loads this file only when the `redis` component is requested.
+  install(EXPORT asio_futures_redisTargets
+    NAMESPACE asio_futures::
+    DESTINATION "${CMAKE_INSTALL_LIBDIR}/cmake/asio_futures")
+endif()
