@@ -4,6 +4,7 @@
 #                                include/asio_futures/redis.hpp and include/asio_futures/redis/
 #   asio_futures_redis_tests     Boost.Test executable (test/redis), one CTest test per suite;
 #                                each case starts its own redis-server (label `redis`)
+#   example_distributed_*        examples/distributed (producer, worker, CTest driver)
 #
 # hiredis comes from pkg-config (PkgConfig::hiredis, linked privately: the public headers do
 # not include it), Boost.JSON from Boost's CMake package (public: `call<R>` and
@@ -27,6 +28,11 @@ set_target_properties(asio_futures_redis PROPERTIES
 
 if(ASIO_FUTURES_BUILD_TESTS)
   add_subdirectory("${PROJECT_SOURCE_DIR}/test/redis" "${PROJECT_BINARY_DIR}/test/redis")
+endif()
+
+if(ASIO_FUTURES_BUILD_EXAMPLES)
+  add_subdirectory("${PROJECT_SOURCE_DIR}/examples/distributed"
+    "${PROJECT_BINARY_DIR}/examples/distributed")
 endif()
 
 if(ASIO_FUTURES_INSTALL)
