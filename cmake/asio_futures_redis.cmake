@@ -5,6 +5,7 @@
 #   asio_futures_redis_tests     Boost.Test executable (test/redis), one CTest test per suite;
 #                                each case starts its own redis-server (label `redis`)
 #   example_distributed_*        examples/distributed (producer, worker, CTest driver)
+#   redis_install_test           a consumer of the installed component (test/redis/install)
 #
 # hiredis comes from pkg-config (PkgConfig::hiredis, linked privately: the public headers do
 # not include it), Boost.JSON from Boost's CMake package (public: `call<R>` and
@@ -48,4 +49,19 @@ if(ASIO_FUTURES_INSTALL)
   install(EXPORT asio_futures_redisTargets
     NAMESPACE asio_futures::
     DESTINATION "${CMAKE_INSTALL_LIBDIR}/cmake/asio_futures")
+endif()
+
+# The installed component, used by a consumer project (like the core's install_test).
+if(ASIO_FUTURES_BUILD_INSTALL_TEST)
+  add_test(NAME redis_install_test
+    COMMAND "${CMAKE_COMMAND}"
+      "-DBUILD_DIR=${PROJECT_BINARY_DIR}"
+      "-DSOURCE_DIR=${PROJECT_SOURCE_DIR}/test/redis/install"
+      "-DWORK_DIR=${PROJECT_BINARY_DIR}/redis-install-test"
+      "-DCONFIG=$<CONFIG>"
+      "-DGENERATOR=${CMAKE_GENERATOR}"
+      "-DCXX_COMPILER=${CMAKE_CXX_COMPILER}"
+      "-DCXX_FLAGS=${CMAKE_CXX_FLAGS}"
+      -P "${PROJECT_SOURCE_DIR}/cmake/run_install_test.cmake")
+  set_tests_properties(redis_install_test PROPERTIES TIMEOUT 600 LABELS "install;redis")
 endif()
