@@ -5,6 +5,8 @@
 #   asio_futures_redis_tests     Boost.Test executable (test/redis), one CTest test per suite;
 #                                each case starts its own redis-server (label `redis`)
 #   example_distributed_*        examples/distributed (producer, worker, CTest driver)
+#   asio_futures_redis_bench     Google Benchmark: job_queue/worker vs a hiredis loop (bench/redis)
+#   redis_bench_smoke            CTest: every benchmark once, briefly
 #   redis_install_test           a consumer of the installed component (test/redis/install)
 #
 # hiredis comes from pkg-config (PkgConfig::hiredis, linked privately: the public headers do
@@ -34,6 +36,10 @@ endif()
 if(ASIO_FUTURES_BUILD_EXAMPLES)
   add_subdirectory("${PROJECT_SOURCE_DIR}/examples/distributed"
     "${PROJECT_BINARY_DIR}/examples/distributed")
+endif()
+
+if(ASIO_FUTURES_BUILD_BENCHMARKS)
+  add_subdirectory("${PROJECT_SOURCE_DIR}/bench/redis" "${PROJECT_BINARY_DIR}/bench/redis")
 endif()
 
 if(ASIO_FUTURES_INSTALL)
