@@ -4,16 +4,17 @@
 //                        worker processes), one caller thread: batches of 1000 jobs
 //                        submitted, then gathered. Counter jobs_per_s.
 //   queue_latency        one job at a time, submit -> result (round trip), 1 worker.
-//   floor_throughput     the same Redis commands per job (XADD, XREADGROUP, INCR, EXPIRE,
-//                        EXISTS x2, SET NX EX, PUBLISH, XACK, XDEL, DEL, GET) from a hand-
-//                        written hiredis loop, pipelined 1000 jobs at a time: what the
-//                        broker can do at best. Counter jobs_per_s.
+//   floor_throughput     the same Redis commands per job (XADD, XREADGROUP, the worker's
+//                        begin and finish scripts, GET) from a hand-written hiredis loop,
+//                        pipelined 1000 jobs at a time: what the broker can do at best.
+//                        Counter jobs_per_s.
 //   floor_latency        one job's commands in the round trips our path needs, synchronous.
 // Each benchmark starts its own redis-server (test/redis/support/redis_server.hpp) on a free
 // loopback port; the server's path comes from ASIO_FUTURES_REDIS_SERVER or PATH.
 #include <asio_futures/asio_futures.hpp>
 #include <asio_futures/redis.hpp>
 
+#include "protocol.hpp" // the worker's Lua scripts (src/redis)
 #include "support/redis_server.hpp"
 
 #include <benchmark/benchmark.h>
@@ -168,17 +169,16 @@ void run_floor_jobs(sync_redis& caller, sync_redis& worker, int n, const std::st
   redisReply* read = worker.drain();
   auto ids = ids_of(read);
   freeReplyObject(read);
+  // The worker's two scripts per job (see src/redis/protocol.hpp), as the worker sends them.
+  using asio_futures::redis::detail::begin_script;
+  using asio_futures::redis::detail::finish_script;
   for (std::size_t k = 0; k < ids.size(); ++k) {
     auto id = std::to_string(counter + static_cast<std::int64_t>(k));
-    worker.append({"INCR", "floor:attempts:" + id});
-    worker.append({"EXPIRE", "floor:attempts:" + id, "86400"});
-    worker.append({"EXISTS", "floor:cancel:" + id});
-    worker.append({"EXISTS", "floor:result:" + id});
-    worker.append({"SET", "floor:result:" + id, "v" + payload, "NX", "EX", "86400"});
-    worker.append({"PUBLISH", "floor:done", id});
-    worker.append({"XACK", "floor:jobs", "floor:workers", ids[k]});
-    worker.append({"XDEL", "floor:jobs", ids[k]});
-    worker.append({"DEL", "floor:attempts:" + id});
+    worker.append({"EVAL", std::string(begin_script), "3", "floor:attempts:" + id,
+                   "floor:cancel:" + id, "floor:result:" + id, "86400"});
+    worker.append({"EVAL", std::string(finish_script), "3", "floor:result:" + id, "floor:jobs",
+                   "floor:attempts:" + id, "1", "v" + payload, "86400", "floor:done", id,
+                   "floor:workers", ids[k]});
   }
   if (auto* r = worker.drain())
     freeReplyObject(r);

@@ -34,6 +34,31 @@ struct keys {
   std::string cancel_channel() const { return q + ":cancel"; }
 };
 
+/// Run by a worker before a job: count the delivery, and tell whether the job was cancelled
+/// or already has a result. KEYS: attempts, cancel marker, result; ARGV: ttl (seconds).
+/// Returns {attempts, cancelled (0/1), completed (0/1)}.
+inline constexpr std::string_view begin_script = R"lua(
+local a = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return {a, redis.call('EXISTS', KEYS[2]), redis.call('EXISTS', KEYS[3])}
+)lua";
+
+/// Run by a worker after a job, atomically: with ARGV[1] == '1' store the outcome unless a
+/// result exists (the first one wins) and announce the job on the caller's channel (also when
+/// it lost: its caller may be waiting); then acknowledge and delete the entry and drop the
+/// attempts counter. Idempotent. KEYS: result, stream, attempts; ARGV: store flag, outcome,
+/// ttl, reply channel, job id, group, stream entry id.
+inline constexpr std::string_view finish_script = R"lua(
+if ARGV[1] == '1' then
+  redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[3])
+  redis.call('PUBLISH', ARGV[4], ARGV[5])
+end
+redis.call('XACK', KEYS[2], ARGV[6], ARGV[7])
+redis.call('XDEL', KEYS[2], ARGV[7])
+redis.call('DEL', KEYS[3])
+return 1
+)lua";
+
 inline std::string encode_value(std::string_view v) {
   std::string s;
   s.reserve(v.size() + 1);

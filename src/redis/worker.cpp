@@ -346,13 +346,14 @@ private:
     bool completed = false;
     for (;;) {
       try {
-        auto incr = s.cmd_->command({"INCR", attempts_key});
-        ignore(s.cmd_->command({"EXPIRE", attempts_key, ttl}));
-        auto marker = s.cmd_->command({"EXISTS", s.keys_.cancel(job.id)});
-        auto result = s.cmd_->command({"EXISTS", s.keys_.result(job.id)});
-        attempts = (co_await await(incr)).as_integer();
-        cancelled = (co_await await(marker)).as_integer() != 0;
-        completed = (co_await await(result)).as_integer() != 0;
+        auto f = s.cmd_->command({"EVAL", std::string(begin_script), "3", attempts_key,
+                                  s.keys_.cancel(job.id), s.keys_.result(job.id), ttl});
+        reply r = co_await await(std::move(f));
+        if (r.elements.size() != 3)
+          throw server_error("asio_futures::redis: unexpected reply to the begin script");
+        attempts = r.elements[0].as_integer();
+        cancelled = r.elements[1].as_integer() != 0;
+        completed = r.elements[2].as_integer() != 0;
         break;
       } catch (const connection_error&) {
         if (s.stopping_)
@@ -360,7 +361,7 @@ private:
       }
     }
     if (cancelled || completed || job.id.empty()) {
-      co_await s.acknowledge(job, false);
+      co_await s.finish_job(job, nullptr);
       co_return;
     }
 
@@ -401,29 +402,28 @@ private:
       co_return;
     if (cancelled_by_caller) {
       // Nobody waits for a result.
-      co_await s.acknowledge(job, false);
+      co_await s.finish_job(job, nullptr);
       co_return;
     }
-    // Store (the first result wins), announce, then acknowledge.
+    // Store (the first result wins), announce, then acknowledge: one script, atomic.
     try {
-      co_await s.retrying([&] {
-        return s.cmd_->command({"SET", s.keys_.result(job.id), outcome, "NX", "EX", ttl});
-      });
-      co_await s.retrying([&] { return s.cmd_->command({"PUBLISH", job.reply, job.id}); });
-      co_await s.acknowledge(job, true);
+      co_await s.finish_job(job, &outcome);
       s.completed_.fetch_add(1, std::memory_order_relaxed);
     } catch (const cancelled_error&) {
       // stopping: left unacknowledged
     }
   }
 
-  asio::awaitable<void> acknowledge(const job_entry& job, bool drop_attempts) {
+  /// The finish script: with an outcome, SET NX EX it and PUBLISH the job id; in any case
+  /// XACK and XDEL the entry and DEL the attempts counter. Idempotent, so retried as a whole.
+  asio::awaitable<void> finish_job(const job_entry& job, const std::string* outcome) {
+    const auto ttl = std::to_string(opts_.result_ttl.count());
     co_await retrying([&] {
-      return cmd_->command({"XACK", keys_.stream(), keys_.group(), job.stream_id});
+      return cmd_->command({"EVAL", std::string(finish_script), "3", keys_.result(job.id),
+                            keys_.stream(), keys_.attempts(job.id), outcome ? "1" : "0",
+                            outcome ? *outcome : std::string(), ttl, job.reply, job.id,
+                            keys_.group(), job.stream_id});
     });
-    ignore(cmd_->command({"XDEL", keys_.stream(), job.stream_id}));
-    if (drop_attempts)
-      ignore(cmd_->command({"DEL", keys_.attempts(job.id)}));
   }
 
   // --- cancellation -----------------------------------------------------------------------
