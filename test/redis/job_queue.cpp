@@ -8,6 +8,14 @@
 #include <asio_futures/gather.hpp>
 #include <asio_futures/sync.hpp>
 #include <asio_futures/task.hpp>
+#include <asio_futures/thread.hpp>
+
+#include <boost/asio/thread_pool.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <stop_token>
 
 #include <boost/asio/this_coro.hpp>
 
@@ -218,6 +226,37 @@ BOOST_AUTO_TEST_CASE(cancel_while_running_cancels_the_handler) {
     BOOST_TEST(srv.cli({"KEYS", "q:result:*"}) == ""); // no result stored
     co_await rw.finish();
   });
+}
+
+BOOST_AUTO_TEST_CASE(cancel_while_running_requests_stop_of_offloaded_work) {
+  aft::redis_server srv;
+  asio::thread_pool pool(1);
+  std::atomic<bool> offloaded{false}, stopped{false};
+  co_run([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    afr::job_queue q(ex, srv.endpoint(), "q");
+    afr::worker w(ex, srv.endpoint(), "q");
+    w.handle_bytes("", [&](std::string) -> asio::awaitable<std::string> {
+      // Blocking work on a pool thread that honours its stop_token.
+      co_return co_await af::run_in_executor(pool, [&](std::stop_token st) {
+        std::mutex m;
+        std::condition_variable_any cv;
+        std::unique_lock lock(m);
+        offloaded = true;
+        cv.wait(lock, st, [] { return false; });
+        stopped = true;
+        return std::string("stopped");
+      }).async_wait(asio::use_awaitable);
+    });
+    running_worker rw(ex, w);
+    auto f = q.submit("work");
+    BOOST_TEST(co_await aft::eventually([&] { return offloaded.load(); }));
+    f.cancel();
+    BOOST_TEST(co_await aft::eventually([&] { return stopped.load() && w.running() == 0; }));
+    BOOST_TEST(srv.cli({"KEYS", "q:result:*"}) == "");
+    co_await rw.finish();
+  });
+  pool.join();
 }
 
 BOOST_AUTO_TEST_CASE(caller_disconnects_and_returns_recovers_result) {
