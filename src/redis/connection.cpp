@@ -285,10 +285,11 @@ private:
       fail_waiting(closed_error());
   }
 
-  void handshake_failed(std::uint64_t gen, const std::string& what) {
+  void handshake_failed(std::uint64_t gen) {
+    // A refused AUTH or SELECT: drop this connection and retry with backoff (the password
+    // may be fixed on the server meanwhile); waiting commands keep waiting.
     if (gen != generation_ || !ac_)
       return;
-    handshake_error_ = what;
     redisAsyncFree(ac_); // cleanup() schedules the retry
   }
 
@@ -341,9 +342,9 @@ private:
         return;
       // Continue on a later turn of the strand, outside hiredis's read loop.
       if (rep->type == REDIS_REPLY_ERROR) {
-        asio::post(p->self->strand_,
-                   [self = p->self->shared_from_this(), gen = p->generation,
-                    what = std::string(rep->str, rep->len)] { self->handshake_failed(gen, what); });
+        asio::post(p->self->strand_, [self = p->self->shared_from_this(), gen = p->generation] {
+          self->handshake_failed(gen);
+        });
       } else if (p->type == pending::kind::handshake_last) {
         asio::post(p->self->strand_, [self = p->self->shared_from_this(), gen = p->generation] {
           self->handshake_done(gen);
@@ -481,7 +482,6 @@ private:
   bool ready_ = false;
   bool destroying_ = false;
   bool resubscribing_ = false;
-  std::string handshake_error_;
   std::deque<std::pair<std::vector<std::string>, future<reply>>> waiting_;
   std::vector<std::string> channels_;
   std::set<std::string> unconfirmed_;
