@@ -20,6 +20,7 @@
 #include <boost/asio/this_coro.hpp>
 
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -321,6 +322,31 @@ BOOST_AUTO_TEST_CASE(redis_restart_with_futures_pending) {
       BOOST_TEST(runs[i] == 1);
     }
     co_await rw.finish();
+  });
+}
+
+BOOST_AUTO_TEST_CASE(malformed_stored_result_fails_with_protocol_error) {
+  aft::redis_server srv;
+  co_run([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    afr::job_queue q(ex, srv.endpoint(), "q");
+    auto f = q.submit("x");
+    BOOST_TEST(co_await aft::eventually([&] { return srv.cli({"XLEN", "q:jobs"}) == "1"; }));
+    // No worker: the test plays one that stores garbage, read from the job's entry.
+    std::istringstream entry(srv.cli({"XRANGE", "q:jobs", "-", "+"}));
+    std::string line, id, reply;
+    while (std::getline(entry, line)) {
+      if (line == "id")
+        std::getline(entry, id);
+      else if (line == "reply")
+        std::getline(entry, reply);
+    }
+    BOOST_TEST_REQUIRE(!id.empty());
+    srv.cli({"SET", "q:result:" + id, "garbage"});
+    srv.cli({"PUBLISH", reply, id});
+    afr::remote_error re("", "");
+    BOOST_TEST_REQUIRE(get_if(co_await outcome_of(f), re));
+    BOOST_TEST(re.type() == "asio_futures::redis::protocol_error");
   });
 }
 
