@@ -5,7 +5,7 @@
 //                        submitted, then gathered. Counter jobs_per_s.
 //   queue_latency        one job at a time, submit -> result (round trip), 1 worker.
 //   floor_throughput     the same Redis commands per job (XADD, XREADGROUP, the worker's
-//                        begin and finish scripts, GET) from a hand-written hiredis loop,
+//                        begin and finish scripts) from a hand-written hiredis loop,
 //                        pipelined 1000 jobs at a time: what the broker can do at best.
 //                        Counter jobs_per_s.
 //   floor_latency        one job's commands in the round trips our path needs, synchronous.

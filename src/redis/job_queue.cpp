@@ -13,6 +13,7 @@
 #include <boost/asio/strand.hpp>
 
 #include <atomic>
+#include <optional>
 #include <random>
 #include <unordered_map>
 
@@ -62,9 +63,21 @@ public:
 
   void start() {
     std::weak_ptr<job_queue_impl> w = shared_from_this();
-    sub_.set_message_handler([w](std::string_view, std::string_view id) {
-      if (auto s = w.lock())
-        asio::dispatch(s->strand_, [s, id = std::string(id)] { s->fetch(id); });
+    // "<job id>\n<outcome>": complete at once; a bare "<job id>": fetch the result.
+    sub_.set_message_handler([w](std::string_view, std::string_view msg) {
+      auto s = w.lock();
+      if (!s)
+        return;
+      auto nl = msg.find('\n');
+      asio::dispatch(s->strand_, [s, id = std::string(msg.substr(0, nl)),
+                                  outcome = nl == std::string_view::npos
+                                                ? std::optional<std::string>()
+                                                : std::optional<std::string>(msg.substr(nl + 1))] {
+        if (outcome)
+          s->complete(id, *outcome);
+        else
+          s->fetch(id);
+      });
     });
     // After each (re)subscription: results stored while we were away were announced to
     // nobody, so fetch them all.

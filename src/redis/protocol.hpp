@@ -7,7 +7,8 @@
 //                     "e" + exception type + "\n" + message
 //   Q:cancel:<id>     present when the caller cancelled the job (expiry as results)
 //   Q:attempts:<id>   deliveries so far (INCR by each worker that picks the job up)
-//   Q:done:<client>   Pub/Sub: job ids whose result was stored, one channel per job_queue
+//   Q:done:<client>   Pub/Sub: "<job id>\n<stored outcome>" when a result was stored, one
+//                     channel per job_queue (a bare "<job id>" makes the caller GET it)
 //   Q:cancel          Pub/Sub: ids of cancelled jobs, for the workers
 #ifndef ASIO_FUTURES_SRC_REDIS_PROTOCOL_HPP
 #define ASIO_FUTURES_SRC_REDIS_PROTOCOL_HPP
@@ -44,14 +45,18 @@ return {a, redis.call('EXISTS', KEYS[2]), redis.call('EXISTS', KEYS[3])}
 )lua";
 
 /// Run by a worker after a job, atomically: with ARGV[1] == '1' store the outcome unless a
-/// result exists (the first one wins) and announce the job on the caller's channel (also when
-/// it lost: its caller may be waiting); then acknowledge and delete the entry and drop the
-/// attempts counter. Idempotent. KEYS: result, stream, attempts; ARGV: store flag, outcome,
-/// ttl, reply channel, job id, group, stream entry id.
+/// result exists (the first one wins) and announce "<job id>\n<stored outcome>" on the
+/// caller's channel — the stored one, also when this run lost, so the message never
+/// contradicts the key; then acknowledge and delete the entry and drop the attempts counter.
+/// Idempotent. KEYS: result, stream, attempts; ARGV: store flag, outcome, ttl, reply channel,
+/// job id, group, stream entry id.
 inline constexpr std::string_view finish_script = R"lua(
 if ARGV[1] == '1' then
-  redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[3])
-  redis.call('PUBLISH', ARGV[4], ARGV[5])
+  local stored = ARGV[2]
+  if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[3]) then
+    stored = redis.call('GET', KEYS[1]) or ARGV[2]
+  end
+  redis.call('PUBLISH', ARGV[4], ARGV[5] .. '\n' .. stored)
 end
 redis.call('XACK', KEYS[2], ARGV[6], ARGV[7])
 redis.call('XDEL', KEYS[2], ARGV[7])

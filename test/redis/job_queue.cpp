@@ -325,6 +325,37 @@ BOOST_AUTO_TEST_CASE(redis_restart_with_futures_pending) {
   });
 }
 
+BOOST_AUTO_TEST_CASE(first_stored_result_wins) {
+  aft::redis_server srv;
+  co_run([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    afr::job_queue q(ex, srv.endpoint(), "q");
+    afr::worker w(ex, srv.endpoint(), "q");
+    af::event started(ex), gate(ex);
+    w.handle_bytes("", [&](std::string) -> asio::awaitable<std::string> {
+      started.set();
+      co_await gate.async_wait(asio::use_awaitable);
+      co_return "late";
+    });
+    running_worker rw(ex, w);
+    auto f = q.submit("x");
+    co_await started.async_wait(asio::use_awaitable);
+    // Another run of the same job (a worker presumed dead) stored its result first.
+    std::istringstream entry(srv.cli({"XRANGE", "q:jobs", "-", "+"}));
+    std::string line, id;
+    while (std::getline(entry, line))
+      if (line == "id")
+        std::getline(entry, id);
+    BOOST_TEST_REQUIRE(!id.empty());
+    srv.cli({"SET", "q:result:" + id, "vfirst"});
+    gate.set();
+    BOOST_TEST(co_await f.async_wait(asio::use_awaitable) == "first");
+    BOOST_TEST(srv.cli({"GET", "q:result:" + id}) == "vfirst");
+    BOOST_TEST(co_await aft::eventually([&] { return srv.cli({"XLEN", "q:jobs"}) == "0"; }));
+    co_await rw.finish();
+  });
+}
+
 BOOST_AUTO_TEST_CASE(malformed_stored_result_fails_with_protocol_error) {
   aft::redis_server srv;
   co_run([&]() -> asio::awaitable<void> {
