@@ -74,10 +74,10 @@ class job_queue_impl;
 /// channels `Q:done:<client>` (results for one job_queue object) and `Q:cancel`.
 ///
 /// **Completion.** A future completes once, with the first result stored for its job (a
-/// job may run more than once, never complete twice). Results are announced on the
-/// client's Pub/Sub channel and fetched with `GET`; after every reconnection of its
-/// subscriber the queue fetches the results of all its pending jobs, so a result announced
-/// while it was away is not lost.
+/// job may run more than once, never complete twice). A stored result is announced, with
+/// its value, on the client's Pub/Sub channel; after every reconnection of its subscriber the
+/// queue fetches (`GET`) the results of all its pending jobs, so a result announced while it
+/// was away is not lost.
 ///
 /// **Cancellation.** `cancel()` on the returned future cancels the job: a worker that has
 /// not started it never runs it (`Q:cancel:<id>` is checked before the start); a running
