@@ -57,17 +57,16 @@ if(ASIO_FUTURES_INSTALL)
     DESTINATION "${CMAKE_INSTALL_LIBDIR}/cmake/asio_futures")
 endif()
 
-# The installed component, used by a consumer project (like the core's install_test).
+# The installed component, used by a consumer project (test/redis/install, own driver).
 if(ASIO_FUTURES_BUILD_INSTALL_TEST)
   add_test(NAME redis_install_test
     COMMAND "${CMAKE_COMMAND}"
       "-DBUILD_DIR=${PROJECT_BINARY_DIR}"
-      "-DSOURCE_DIR=${PROJECT_SOURCE_DIR}/test/redis/install"
       "-DWORK_DIR=${PROJECT_BINARY_DIR}/redis-install-test"
       "-DCONFIG=$<CONFIG>"
       "-DGENERATOR=${CMAKE_GENERATOR}"
       "-DCXX_COMPILER=${CMAKE_CXX_COMPILER}"
       "-DCXX_FLAGS=${CMAKE_CXX_FLAGS}"
-      -P "${PROJECT_SOURCE_DIR}/cmake/run_install_test.cmake")
+      -P "${PROJECT_SOURCE_DIR}/test/redis/install/run.cmake")
   set_tests_properties(redis_install_test PROPERTIES TIMEOUT 600 LABELS "install;redis")
 endif()
