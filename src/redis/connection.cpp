@@ -1,0 +1,549 @@
+// asio_futures::redis::connection: hiredis's async context on an Asio strand.
+//
+// hiredis tells its event loop what to watch through five hooks (addRead, delRead,
+// addWrite, delWrite, cleanup); here they arm `async_wait`s of a `posix::stream_descriptor`
+// over hiredis's socket. hiredis owns that socket (redisFree closes it), so the descriptor is
+// `release()`d, never closed, when hiredis cleans up. Every call into hiredis runs on the
+// connection's strand; hiredis calls back into us only from inside those calls.
+#include <asio_futures/redis/connection.hpp>
+
+#include <asio_futures/error.hpp>
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include <algorithm>
+#include <atomic>
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <utility>
+
+namespace asio_futures::redis {
+
+const std::string& reply::as_string() const {
+  if (type != kind::string && type != kind::status)
+    throw server_error("asio_futures::redis: expected a string reply");
+  return str;
+}
+
+long long reply::as_integer() const {
+  if (type != kind::integer)
+    throw server_error("asio_futures::redis: expected an integer reply");
+  return integer;
+}
+
+namespace detail {
+
+namespace {
+
+reply convert(const redisReply* r) {
+  reply out;
+  switch (r->type) {
+  case REDIS_REPLY_STRING:
+    out.type = reply::kind::string;
+    out.str.assign(r->str, r->len);
+    break;
+  case REDIS_REPLY_STATUS:
+    out.type = reply::kind::status;
+    out.str.assign(r->str, r->len);
+    break;
+  case REDIS_REPLY_ERROR:
+    out.type = reply::kind::error;
+    out.str.assign(r->str, r->len);
+    break;
+  case REDIS_REPLY_INTEGER:
+    out.type = reply::kind::integer;
+    out.integer = r->integer;
+    break;
+  case REDIS_REPLY_ARRAY:
+    out.type = reply::kind::array;
+    out.elements.reserve(r->elements);
+    for (std::size_t i = 0; i < r->elements; ++i)
+      out.elements.push_back(convert(r->element[i]));
+    break;
+  default:
+    out.type = reply::kind::nil;
+  }
+  return out;
+}
+
+std::exception_ptr lost_error() {
+  return std::make_exception_ptr(
+      connection_error("asio_futures::redis: connection lost with the command pending"));
+}
+
+std::exception_ptr closed_error() {
+  return std::make_exception_ptr(connection_error("asio_futures::redis: connection closed"));
+}
+
+} // namespace
+
+class connection_impl : public std::enable_shared_from_this<connection_impl> {
+public:
+  connection_impl(asio::any_io_executor ex, endpoint ep, connection_options opts)
+      : user_ex_(ex), strand_(asio::make_strand(ex)), ep_(std::move(ep)), opts_(std::move(opts)),
+        sd_(strand_), retry_(strand_), backoff_(opts_.initial_backoff) {}
+
+  ~connection_impl() {
+    destroying_ = true;
+    if (ac_)
+      redisAsyncFree(ac_); // fails the sent commands, then cleanup() releases the descriptor
+    fail_waiting(closed_error());
+  }
+
+  void start() {
+    asio::dispatch(strand_, [self = shared_from_this()] { self->connect(); });
+  }
+
+  future<reply> command(std::vector<std::string> args) {
+    if (args.empty())
+      throw std::invalid_argument("asio_futures::redis::connection::command: empty command");
+    if (closed_.load(std::memory_order_acquire))
+      ::asio_futures::detail::throw_invalid_state(
+          "asio_futures::redis::connection::command: connection closed");
+    if (subscriber_.load(std::memory_order_acquire))
+      ::asio_futures::detail::throw_invalid_state(
+          "asio_futures::redis::connection::command: a subscribed connection takes no commands");
+    future<reply> f(user_ex_);
+    asio::dispatch(strand_, [self = shared_from_this(), args = std::move(args), f]() mutable {
+      if (self->closed_.load(std::memory_order_relaxed))
+        f.try_set_exception(closed_error());
+      else if (self->ready_)
+        self->send(args, f);
+      else
+        self->waiting_.emplace_back(std::move(args), f);
+    });
+    return f;
+  }
+
+  future<void> subscribe(std::string channel) {
+    if (channel.empty())
+      throw std::invalid_argument("asio_futures::redis::connection::subscribe: empty channel");
+    if (closed_.load(std::memory_order_acquire))
+      ::asio_futures::detail::throw_invalid_state(
+          "asio_futures::redis::connection::subscribe: connection closed");
+    subscriber_.store(true, std::memory_order_release);
+    future<void> f(user_ex_);
+    asio::dispatch(strand_, [self = shared_from_this(), channel = std::move(channel), f] {
+      if (self->closed_.load(std::memory_order_relaxed)) {
+        f.try_set_exception(closed_error());
+        return;
+      }
+      self->sub_waiters_[channel].push_back(f);
+      if (std::find(self->channels_.begin(), self->channels_.end(), channel) ==
+          self->channels_.end()) {
+        self->channels_.push_back(channel);
+        if (self->ready_)
+          self->send_subscribe(channel);
+      } else if (self->ready_ && !self->unconfirmed_.contains(channel)) {
+        self->complete_subscribers(channel);
+      }
+    });
+    return f;
+  }
+
+  void set_message_handler(connection::message_handler h) {
+    asio::dispatch(strand_, [self = shared_from_this(), h = std::move(h)]() mutable {
+      self->on_message_ = std::move(h);
+    });
+  }
+
+  void set_connect_handler(connection::connect_handler h) {
+    asio::dispatch(strand_, [self = shared_from_this(), h = std::move(h)]() mutable {
+      self->on_connect_ = std::move(h);
+    });
+  }
+
+  bool connected() const { return ready_flag_.load(std::memory_order_acquire); }
+
+  void close() {
+    if (closed_.exchange(true, std::memory_order_acq_rel))
+      return;
+    asio::dispatch(strand_, [self = shared_from_this()] {
+      self->retry_.cancel();
+      self->set_ready(false);
+      self->fail_waiting(closed_error());
+      if (self->ac_)
+        redisAsyncFree(self->ac_);
+    });
+  }
+
+  asio::any_io_executor get_executor() const { return user_ex_; }
+
+private:
+  // What a hiredis callback's privdata points to: one per command (the subscription
+  // callback uses the connection itself as privdata).
+  struct pending {
+    enum class kind { user, handshake, handshake_last } type;
+    future<reply> f;
+    connection_impl* self;
+    std::uint64_t generation;
+  };
+
+  void set_ready(bool r) {
+    ready_ = r;
+    ready_flag_.store(r, std::memory_order_release);
+  }
+
+  // --- connecting -------------------------------------------------------------------------
+  void connect() {
+    if (closed_.load(std::memory_order_relaxed))
+      return;
+    redisAsyncContext* ac = redisAsyncConnect(ep_.host.c_str(), ep_.port);
+    if (!ac || ac->err) {
+      if (ac)
+        redisAsyncFree(ac);
+      schedule_retry();
+      return;
+    }
+    ac_ = ac;
+    ++generation_;
+    ac->data = this;
+    ac->ev.data = this;
+    ac->ev.addRead = [](void* p) { static_cast<connection_impl*>(p)->want(read_, true); };
+    ac->ev.delRead = [](void* p) { static_cast<connection_impl*>(p)->want(read_, false); };
+    ac->ev.addWrite = [](void* p) { static_cast<connection_impl*>(p)->want(write_, true); };
+    ac->ev.delWrite = [](void* p) { static_cast<connection_impl*>(p)->want(write_, false); };
+    ac->ev.cleanup = [](void* p) { static_cast<connection_impl*>(p)->cleanup(); };
+    boost::system::error_code ec;
+    sd_.assign(ac->c.fd, ec);
+    if (ec) {
+      redisAsyncFree(ac); // cleanup() schedules the retry
+      return;
+    }
+    // A non-blocking connect completes when the socket becomes writable.
+    want(write_, true);
+
+    // The handshake: AUTH, SELECT, CLIENT SETNAME, then PING marks the end.
+    std::vector<std::vector<std::string>> steps;
+    if (!ep_.password.empty()) {
+      if (ep_.username.empty())
+        steps.push_back({"AUTH", ep_.password});
+      else
+        steps.push_back({"AUTH", ep_.username, ep_.password});
+    }
+    if (ep_.db != 0)
+      steps.push_back({"SELECT", std::to_string(ep_.db)});
+    if (!opts_.client_name.empty())
+      steps.push_back({"CLIENT", "SETNAME", opts_.client_name});
+    steps.push_back({"PING"});
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+      auto* p = new pending{i + 1 == steps.size() ? pending::kind::handshake_last
+                                                  : pending::kind::handshake,
+                            {},
+                            this,
+                            generation_};
+      if (!send_raw(steps[i], p))
+        return; // the context failed: cleanup() schedules the retry
+    }
+  }
+
+  void schedule_retry() {
+    if (closed_.load(std::memory_order_relaxed))
+      return;
+    retry_.expires_after(backoff_);
+    backoff_ = std::min(backoff_ * 2, opts_.max_backoff);
+    retry_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec)
+        self->connect();
+    });
+  }
+
+  void handshake_done(std::uint64_t gen) {
+    if (gen != generation_ || !ac_)
+      return;
+    backoff_ = opts_.initial_backoff;
+    set_ready(true);
+    if (!channels_.empty()) {
+      unconfirmed_ = std::set<std::string>(channels_.begin(), channels_.end());
+      resubscribing_ = true;
+      for (const auto& c : channels_)
+        send_subscribe(c);
+    } else {
+      if (on_connect_)
+        on_connect_();
+    }
+    auto waiting = std::move(waiting_);
+    waiting_.clear();
+    for (auto& [args, f] : waiting) {
+      if (!ready_) { // the connect handler closed us, or the context failed meanwhile
+        waiting_.emplace_back(std::move(args), f);
+        continue;
+      }
+      send(args, f);
+    }
+    if (closed_.load(std::memory_order_relaxed))
+      fail_waiting(closed_error());
+  }
+
+  void handshake_failed(std::uint64_t gen) {
+    // A refused AUTH or SELECT: drop this connection and retry with backoff (the password
+    // may be fixed on the server meanwhile); waiting commands keep waiting.
+    if (gen != generation_ || !ac_)
+      return;
+    redisAsyncFree(ac_); // cleanup() schedules the retry
+  }
+
+  // --- commands ---------------------------------------------------------------------------
+  bool send_raw(const std::vector<std::string>& args, pending* p) {
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lens;
+    argv.reserve(args.size());
+    lens.reserve(args.size());
+    for (const auto& a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    if (!ac_ || redisAsyncCommandArgv(ac_, &on_reply, p, static_cast<int>(args.size()), argv.data(),
+                                      lens.data()) != REDIS_OK) {
+      if (p->type == pending::kind::user)
+        p->f.try_set_exception(lost_error());
+      delete p;
+      return false;
+    }
+    return true;
+  }
+
+  void send(const std::vector<std::string>& args, const future<reply>& f) {
+    send_raw(args, new pending{pending::kind::user, f, this, generation_});
+  }
+
+  void send_subscribe(const std::string& channel) {
+    const char* argv[] = {"SUBSCRIBE", channel.data()};
+    const std::size_t lens[] = {9, channel.size()};
+    redisAsyncCommandArgv(ac_, &on_subscription, this, 2, argv, lens);
+  }
+
+  static void on_reply(redisAsyncContext*, void* r, void* privdata) {
+    std::unique_ptr<pending> p(static_cast<pending*>(privdata));
+    const auto* rep = static_cast<const redisReply*>(r);
+    switch (p->type) {
+    case pending::kind::user:
+      if (!rep)
+        p->f.try_set_exception(lost_error());
+      else if (rep->type == REDIS_REPLY_ERROR)
+        p->f.try_set_exception(
+            std::make_exception_ptr(server_error(std::string(rep->str, rep->len))));
+      else
+        p->f.try_set_result(convert(rep));
+      return;
+    case pending::kind::handshake:
+    case pending::kind::handshake_last:
+      if (!rep || p->self->destroying_)
+        return;
+      // Continue on a later turn of the strand, outside hiredis's read loop.
+      if (rep->type == REDIS_REPLY_ERROR) {
+        asio::post(p->self->strand_, [self = p->self->shared_from_this(), gen = p->generation] {
+          self->handshake_failed(gen);
+        });
+      } else if (p->type == pending::kind::handshake_last) {
+        asio::post(p->self->strand_, [self = p->self->shared_from_this(), gen = p->generation] {
+          self->handshake_done(gen);
+        });
+      }
+      return;
+    }
+  }
+
+  static void on_subscription(redisAsyncContext*, void* r, void* privdata) {
+    auto* self = static_cast<connection_impl*>(privdata);
+    const auto* rep = static_cast<const redisReply*>(r);
+    if (!rep || self->destroying_ || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3)
+      return;
+    const auto* kind = rep->element[0];
+    const auto* chan = rep->element[1];
+    const auto* payload = rep->element[2];
+    if (kind->type != REDIS_REPLY_STRING || chan->type != REDIS_REPLY_STRING)
+      return;
+    std::string_view k(kind->str, kind->len);
+    std::string channel(chan->str, chan->len);
+    if (k == "message" && payload->type == REDIS_REPLY_STRING) {
+      asio::post(self->strand_, [s = self->shared_from_this(), channel = std::move(channel),
+                                 msg = std::string(payload->str, payload->len)] {
+        if (s->on_message_ && !s->closed_.load(std::memory_order_relaxed))
+          s->on_message_(channel, msg);
+      });
+    } else if (k == "subscribe") {
+      asio::post(self->strand_, [s = self->shared_from_this(), gen = self->generation_,
+                                 channel = std::move(channel)] { s->confirmed(gen, channel); });
+    }
+  }
+
+  void confirmed(std::uint64_t gen, const std::string& channel) {
+    if (gen != generation_ || !ready_)
+      return;
+    unconfirmed_.erase(channel);
+    complete_subscribers(channel);
+    if (resubscribing_ && unconfirmed_.empty()) {
+      resubscribing_ = false;
+      if (on_connect_)
+        on_connect_();
+    }
+  }
+
+  void complete_subscribers(const std::string& channel) {
+    auto it = sub_waiters_.find(channel);
+    if (it == sub_waiters_.end())
+      return;
+    for (auto& f : it->second)
+      f.try_set_result();
+    sub_waiters_.erase(it);
+  }
+
+  void fail_waiting(const std::exception_ptr& e) {
+    auto waiting = std::move(waiting_);
+    waiting_.clear();
+    for (auto& w : waiting)
+      w.second.try_set_exception(e);
+    auto subs = std::move(sub_waiters_);
+    sub_waiters_.clear();
+    for (auto& [channel, fs] : subs)
+      for (auto& f : fs)
+        f.try_set_exception(e);
+  }
+
+  // --- hiredis's event hooks --------------------------------------------------------------
+  struct direction {
+    bool wanted = false;
+    bool armed = false;
+  };
+  static constexpr int read_ = 0;
+  static constexpr int write_ = 1;
+
+  void want(int d, bool on) {
+    dir_[d].wanted = on;
+    if (on)
+      arm(d);
+  }
+
+  void arm(int d) {
+    if (dir_[d].armed || destroying_ || !sd_.is_open())
+      return;
+    dir_[d].armed = true;
+    sd_.async_wait(d == read_ ? asio::posix::stream_descriptor::wait_read
+                              : asio::posix::stream_descriptor::wait_write,
+                   [self = shared_from_this(), d, gen = generation_](boost::system::error_code ec) {
+                     self->ready_to(d, gen, ec);
+                   });
+  }
+
+  void ready_to(int d, std::uint64_t gen, boost::system::error_code ec) {
+    if (gen != generation_ || !ac_)
+      return; // a wait of a context that is gone
+    dir_[d].armed = false;
+    if (ec || !dir_[d].wanted)
+      return;
+    if (d == read_)
+      redisAsyncHandleRead(ac_);
+    else
+      redisAsyncHandleWrite(ac_);
+    // hiredis may have freed the context (cleanup() bumped the generation).
+    if (gen == generation_ && ac_ && dir_[d].wanted)
+      arm(d);
+  }
+
+  void cleanup() {
+    // hiredis is freeing the context and will close the socket itself.
+    if (sd_.is_open())
+      sd_.release(); // also cancels our waits
+    ac_ = nullptr;
+    ++generation_;
+    dir_[read_] = {};
+    dir_[write_] = {};
+    set_ready(false);
+    if (destroying_)
+      return;
+    unconfirmed_.clear();
+    resubscribing_ = false;
+    schedule_retry();
+  }
+
+  asio::any_io_executor user_ex_;
+  asio::strand<asio::any_io_executor> strand_;
+  endpoint ep_;
+  connection_options opts_;
+  asio::posix::stream_descriptor sd_;
+  asio::steady_timer retry_;
+  std::chrono::milliseconds backoff_;
+
+  // Strand-only state.
+  redisAsyncContext* ac_ = nullptr;
+  std::uint64_t generation_ = 0; // bumped per hiredis context: stale waits and replies see it
+  direction dir_[2];
+  bool ready_ = false;
+  bool destroying_ = false;
+  bool resubscribing_ = false;
+  std::deque<std::pair<std::vector<std::string>, future<reply>>> waiting_;
+  std::vector<std::string> channels_;
+  std::set<std::string> unconfirmed_;
+  std::map<std::string, std::vector<future<void>>> sub_waiters_;
+  connection::message_handler on_message_;
+  connection::connect_handler on_connect_;
+
+  // Any thread.
+  std::atomic<bool> closed_{false};
+  std::atomic<bool> subscriber_{false};
+  std::atomic<bool> ready_flag_{false};
+};
+
+} // namespace detail
+
+connection::connection(executor_type ex, endpoint ep)
+    : connection(std::move(ex), std::move(ep), connection_options{}) {}
+
+connection::connection(executor_type ex, endpoint ep, connection_options opts)
+    : impl_(std::make_shared<detail::connection_impl>(std::move(ex), std::move(ep),
+                                                      std::move(opts))) {
+  impl_->start();
+}
+
+connection::~connection() {
+  impl_->close();
+}
+
+future<reply> connection::command(std::vector<std::string> args) {
+  return impl_->command(std::move(args));
+}
+
+future<reply> connection::command(std::initializer_list<std::string_view> args) {
+  std::vector<std::string> v;
+  v.reserve(args.size());
+  for (auto a : args)
+    v.emplace_back(a);
+  return impl_->command(std::move(v));
+}
+
+future<void> connection::subscribe(std::string channel) {
+  return impl_->subscribe(std::move(channel));
+}
+
+void connection::set_message_handler(message_handler h) {
+  impl_->set_message_handler(std::move(h));
+}
+
+void connection::set_connect_handler(connect_handler h) {
+  impl_->set_connect_handler(std::move(h));
+}
+
+bool connection::connected() const {
+  return impl_->connected();
+}
+
+void connection::close() {
+  impl_->close();
+}
+
+connection::executor_type connection::get_executor() const {
+  return impl_->get_executor();
+}
+
+} // namespace asio_futures::redis

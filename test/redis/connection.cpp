@@ -1,0 +1,197 @@
+// asio_futures/redis/connection.hpp against a real redis-server.
+#include <asio_futures/redis/connection.hpp>
+
+#include "support/redis_test.hpp"
+
+#include <boost/asio/this_coro.hpp>
+
+#include <string>
+
+namespace af = asio_futures;
+namespace afr = asio_futures::redis;
+namespace aft = asio_futures_test;
+namespace asio = boost::asio;
+using aft::co_run;
+using aft::outcome_of;
+using namespace std::chrono_literals;
+
+namespace {
+
+template <class E> bool holds(const std::exception_ptr& e) {
+  try {
+    if (e)
+      std::rethrow_exception(e);
+  } catch (const E&) {
+    return true;
+  } catch (...) {
+  }
+  return false;
+}
+
+// Variadic, not initializer_list: WORKAROUND(g++ 12) an initializer_list's backing array in
+// the full-expression of a co_await fails to compile ("array used as initializer").
+template <class... A> af::future<afr::reply> send(afr::connection& c, const A&... a) {
+  return c.command(std::vector<std::string>{std::string(a)...});
+}
+template <class... A> asio::awaitable<afr::reply> cmd(afr::connection& c, const A&... a) {
+  return send(c, a...).async_wait(asio::use_awaitable);
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(redis_connection_)
+
+BOOST_AUTO_TEST_CASE(command_round_trip) {
+  aft::redis_server srv;
+  BOOST_TEST(srv.port() != 6379);
+  co_run([&]() -> asio::awaitable<void> {
+    afr::connection c(co_await asio::this_coro::executor, srv.endpoint());
+    auto ok = co_await cmd(c, "SET", "k", "v");
+    BOOST_TEST((ok.type == afr::reply::kind::status));
+    BOOST_TEST(ok.str == "OK");
+    BOOST_TEST((co_await cmd(c, "GET", "k")).as_string() == "v");
+    BOOST_TEST((co_await cmd(c, "INCR", "n")).as_integer() == 1);
+    BOOST_TEST((co_await cmd(c, "GET", "missing")).is_nil());
+    // Binary safe both ways.
+    const std::string bin("a\0b\r\nc", 6);
+    co_await cmd(c, "SET", "bin", bin);
+    BOOST_TEST((co_await cmd(c, "GET", "bin")).str == bin);
+    // Arrays, and replies in command order when pipelined.
+    auto a = c.command({"RPUSH", "l", "x", "y"});
+    auto b = c.command({"LRANGE", "l", "0", "-1"});
+    BOOST_TEST((co_await a.async_wait(asio::use_awaitable)).integer == 2);
+    auto list = co_await b.async_wait(asio::use_awaitable);
+    BOOST_TEST(list.elements.size() == 2u);
+    BOOST_TEST(list.elements[1].str == "y");
+    // An error reply fails the future with server_error, and the connection goes on.
+    auto err = co_await outcome_of(send(c, "INCR", "k"));
+    BOOST_TEST(holds<afr::server_error>(err));
+    BOOST_TEST(c.connected());
+    BOOST_CHECK_THROW((void)(co_await cmd(c, "GET", "k")).as_integer(), afr::server_error);
+  });
+}
+
+BOOST_AUTO_TEST_CASE(misuse_throws) {
+  aft::redis_server srv;
+  co_run([&]() -> asio::awaitable<void> {
+    afr::connection c(co_await asio::this_coro::executor, srv.endpoint());
+    BOOST_CHECK_THROW(c.command(std::vector<std::string>{}), std::invalid_argument);
+    BOOST_CHECK_THROW(c.subscribe(""), std::invalid_argument);
+    afr::connection s(co_await asio::this_coro::executor, srv.endpoint());
+    co_await s.subscribe("ch").async_wait(asio::use_awaitable);
+    BOOST_CHECK_THROW(s.command({"GET", "k"}), af::invalid_state_error);
+    c.close();
+    c.close(); // idempotent
+    BOOST_CHECK_THROW(c.command({"PING"}), af::invalid_state_error);
+  });
+}
+
+BOOST_AUTO_TEST_CASE(pending_command_fails_when_server_dies_then_reconnects) {
+  aft::redis_server srv;
+  co_run([&]() -> asio::awaitable<void> {
+    afr::connection c(co_await asio::this_coro::executor, srv.endpoint());
+    co_await cmd(c, "PING");
+    // BLPOP stays pending on the server until it dies.
+    auto pending = c.command({"BLPOP", "never", "0"});
+    BOOST_TEST(co_await aft::eventually([&] {
+      return srv.cli({"CLIENT", "LIST"}).find("cmd=blpop") != std::string::npos;
+    }));
+    srv.kill();
+    auto e = co_await outcome_of(pending);
+    BOOST_TEST(holds<afr::connection_error>(e));
+    BOOST_TEST(aft::describe(e).find("connection lost") != std::string::npos);
+    // Issued while the server is down: waits for the reconnection, then runs.
+    auto waiting = c.command({"SET", "after", "restart"});
+    BOOST_TEST(!waiting.done());
+    srv.start();
+    BOOST_TEST((co_await waiting.async_wait(asio::use_awaitable)).str == "OK");
+    BOOST_TEST(c.connected());
+    BOOST_TEST(srv.cli({"GET", "after"}) == "restart");
+  });
+}
+
+BOOST_AUTO_TEST_CASE(killed_connection_reconnects_and_calls_connect_handler) {
+  aft::redis_server srv;
+  co_run([&]() -> asio::awaitable<void> {
+    afr::connection_options o;
+    o.client_name = "victim";
+    afr::connection c(co_await asio::this_coro::executor, srv.endpoint(), o);
+    int connects = 0;
+    c.set_connect_handler([&] { ++connects; });
+    co_await cmd(c, "PING");
+    BOOST_TEST(srv.kill_clients("victim") == 1);
+    BOOST_TEST(co_await aft::eventually([&] { return connects >= 2; }));
+    BOOST_TEST((co_await cmd(c, "CLIENT", "GETNAME")).str == "victim");
+  });
+}
+
+BOOST_AUTO_TEST_CASE(auth_and_select_from_endpoint) {
+  aft::redis_server srv({"--requirepass", "s3cret"});
+  co_run([&]() -> asio::awaitable<void> {
+    auto ep = srv.endpoint();
+    ep.password = "s3cret";
+    ep.db = 3;
+    afr::connection c(co_await asio::this_coro::executor, ep);
+    co_await cmd(c, "SET", "in3", "yes");
+    BOOST_TEST(srv.cli({"GET", "in3"}, "s3cret") == "(nil)"); // db 0
+    auto via_select =
+        srv.cli({"EVAL", "redis.call('SELECT', 3) return redis.call('GET', 'in3')", "0"}, "s3cret");
+    BOOST_TEST(via_select == "yes");
+
+    // A wrong password never connects: commands wait, close() fails them.
+    ep.password = "wrong";
+    afr::connection bad(co_await asio::this_coro::executor, ep);
+    auto f = bad.command({"PING"});
+    asio::steady_timer t(co_await asio::this_coro::executor, 100ms);
+    co_await t.async_wait(asio::use_awaitable); // a window in which it must not connect
+    BOOST_TEST(!f.done());
+    BOOST_TEST(!bad.connected());
+    bad.close();
+    BOOST_TEST(holds<afr::connection_error>(co_await outcome_of(f)));
+  });
+}
+
+BOOST_AUTO_TEST_CASE(subscribe_receives_messages_across_reconnection) {
+  aft::redis_server srv;
+  co_run([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    afr::connection_options o;
+    o.client_name = "subscriber";
+    afr::connection sub(ex, srv.endpoint(), o);
+    afr::connection pub(ex, srv.endpoint());
+    std::vector<std::string> got;
+    int connects = 0;
+    sub.set_message_handler([&](std::string_view ch, std::string_view m) {
+      BOOST_TEST(ch == "news");
+      got.emplace_back(m);
+    });
+    sub.set_connect_handler([&] { ++connects; });
+    co_await sub.subscribe("news").async_wait(asio::use_awaitable);
+    BOOST_TEST((co_await cmd(pub, "PUBLISH", "news", "one")).integer == 1);
+    BOOST_TEST(co_await aft::eventually([&] { return got.size() == 1; }));
+    srv.kill_clients("subscriber");
+    // Resubscribed (the handler runs once the subscription is confirmed again).
+    BOOST_TEST(co_await aft::eventually([&] { return connects >= 2; }));
+    BOOST_TEST((co_await cmd(pub, "PUBLISH", "news", "two")).integer == 1);
+    BOOST_TEST(co_await aft::eventually([&] { return got.size() == 2; }));
+    BOOST_TEST(got.back() == "two");
+  });
+}
+
+BOOST_AUTO_TEST_CASE(commands_from_another_thread) {
+  aft::redis_server srv;
+  co_run([&]() -> asio::awaitable<void> {
+    afr::connection c(co_await asio::this_coro::executor, srv.endpoint());
+    std::vector<af::future<afr::reply>> fs;
+    std::thread t([&] {
+      for (int i = 0; i < 50; ++i)
+        fs.push_back(c.command({"INCR", "counter"}));
+    });
+    t.join();
+    for (auto& f : fs)
+      co_await f.async_wait(asio::use_awaitable);
+    BOOST_TEST(srv.cli({"GET", "counter"}) == "50");
+  });
+}
+
+BOOST_AUTO_TEST_SUITE_END()
