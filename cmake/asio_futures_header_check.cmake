@@ -4,8 +4,16 @@
 # directly) generate a .cpp that includes only that header, twice (so a missing include
 # guard also fails), and compile them all into the OBJECT library <target>, part of ALL.
 # Proves each public header is self-contained whatever the test files include first.
+#
+# Options: EXCLUDE <file names> leaves headers out (the Redis component's redis.hpp is checked
+# by its own target, so the core's check never needs its dependencies); LINK <targets> adds
+# link libraries.
 function(asio_futures_add_header_check target dir)
+  cmake_parse_arguments(arg "" "" "EXCLUDE;LINK" ${ARGN})
   file(GLOB headers CONFIGURE_DEPENDS "${dir}/*.hpp")
+  foreach(excluded IN LISTS arg_EXCLUDE)
+    list(FILTER headers EXCLUDE REGEX "/${excluded}$")
+  endforeach()
   if(NOT headers)
     message(STATUS "asio_futures: no public headers in ${dir} yet; ${target} not created")
     return()
@@ -22,5 +30,6 @@ function(asio_futures_add_header_check target dir)
     list(APPEND sources "${source}")
   endforeach()
   add_library(${target} OBJECT ${sources})
-  target_link_libraries(${target} PRIVATE asio_futures::asio_futures asio_futures_options)
+  target_link_libraries(${target} PRIVATE asio_futures::asio_futures asio_futures_options
+    ${arg_LINK})
 endfunction()

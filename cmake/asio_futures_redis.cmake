@@ -29,17 +29,32 @@ set_target_properties(asio_futures_redis PROPERTIES
   OUTPUT_NAME asio_futures_redis
   VERSION ${PROJECT_VERSION})
 
-if(ASIO_FUTURES_BUILD_TESTS)
-  add_subdirectory("${PROJECT_SOURCE_DIR}/test/redis" "${PROJECT_BINARY_DIR}/test/redis")
+if(ASIO_FUTURES_BUILD_HEADER_CHECK)
+  asio_futures_add_header_check(asio_futures_redis_header_check
+    "${PROJECT_SOURCE_DIR}/include/asio_futures" EXCLUDE
+    asio_futures.hpp cancel_after.hpp error.hpp future.hpp gather.hpp shield.hpp sleep.hpp
+    sync.hpp task.hpp task_group.hpp thread.hpp use_future.hpp wait.hpp
+    LINK asio_futures::redis)
 endif()
 
-if(ASIO_FUTURES_BUILD_EXAMPLES)
-  add_subdirectory("${PROJECT_SOURCE_DIR}/examples/distributed"
-    "${PROJECT_BINARY_DIR}/examples/distributed")
-endif()
-
-if(ASIO_FUTURES_BUILD_BENCHMARKS)
-  add_subdirectory("${PROJECT_SOURCE_DIR}/bench/redis" "${PROJECT_BINARY_DIR}/bench/redis")
+# The tests, the example and the benchmark start their own redis-server: without one, the
+# library is still built (it only needs hiredis), they are not.
+find_program(ASIO_FUTURES_REDIS_SERVER redis-server)
+if(NOT ASIO_FUTURES_REDIS_SERVER AND (ASIO_FUTURES_BUILD_TESTS OR ASIO_FUTURES_BUILD_EXAMPLES
+                                      OR ASIO_FUTURES_BUILD_BENCHMARKS))
+  message(WARNING "asio_futures: redis-server not found (Debian: redis-server): the Redis "
+    "component's tests, example and benchmark are not built")
+elseif(ASIO_FUTURES_REDIS_SERVER)
+  if(ASIO_FUTURES_BUILD_TESTS)
+    add_subdirectory("${PROJECT_SOURCE_DIR}/test/redis" "${PROJECT_BINARY_DIR}/test/redis")
+  endif()
+  if(ASIO_FUTURES_BUILD_EXAMPLES)
+    add_subdirectory("${PROJECT_SOURCE_DIR}/examples/distributed"
+      "${PROJECT_BINARY_DIR}/examples/distributed")
+  endif()
+  if(ASIO_FUTURES_BUILD_BENCHMARKS)
+    add_subdirectory("${PROJECT_SOURCE_DIR}/bench/redis" "${PROJECT_BINARY_DIR}/bench/redis")
+  endif()
 endif()
 
 if(ASIO_FUTURES_INSTALL)

@@ -251,11 +251,16 @@ private:
         }
         if (s.slots_.size() < s.opts_.concurrency) {
           const auto free = s.opts_.concurrency - s.slots_.size();
+          // XAUTOCLAIM scans at most COUNT x 10 pending entries per call: go on from the
+          // cursor it returns (0-0 once it wrapped), or entries kept fresh by live workers
+          // ahead of a dead worker's would hide its jobs for as long as they run.
           auto f = s.cmd_->command({"XAUTOCLAIM", s.keys_.stream(), s.keys_.group(), s.consumer_,
-                                    std::to_string(s.opts_.visibility_timeout.count()), "0-0",
-                                    "COUNT", std::to_string(free)});
+                                    std::to_string(s.opts_.visibility_timeout.count()),
+                                    s.autoclaim_cursor_, "COUNT", std::to_string(free)});
           reply r = co_await await(std::move(f));
           std::vector<job_entry> jobs;
+          if (!r.elements.empty() && r.elements[0].type == reply::kind::string)
+            s.autoclaim_cursor_ = r.elements[0].str;
           if (r.elements.size() >= 2)
             parse_entries(r.elements[1], jobs);
           for (auto& j : jobs)
@@ -388,10 +393,16 @@ private:
           t.cancel("asio_futures::redis: cancelled by the caller");
         std::string v = co_await t.async_wait(asio::use_awaitable);
         outcome = encode_value(v);
-      } catch (const cancelled_error&) {
+      } catch (const cancelled_error& e) {
         if (s.stopping_)
           co_return; // left unacknowledged: another worker takes it over
-        cancelled_by_caller = true;
+        // Only the caller's cancel means "nobody waits for a result". A handler that ends
+        // cancelled by itself (it awaited something that was cancelled) failed: its caller
+        // must hear of it, or its future would stay pending forever.
+        if (s.slots_.at(sid).cancel_requested)
+          cancelled_by_caller = true;
+        else
+          outcome = encode_error(boost::core::demangle(typeid(e).name()), e.what());
       } catch (const std::exception& e) {
         outcome = encode_error(boost::core::demangle(typeid(e).name()), e.what());
       } catch (...) {
@@ -458,6 +469,7 @@ private:
   keys keys_;
   worker_options opts_;
   std::string consumer_;
+  std::string autoclaim_cursor_ = "0-0"; // XAUTOCLAIM's scan position (keep_alive loop only)
 
   std::mutex handlers_mutex_;
   std::map<std::string, worker::bytes_handler> handlers_;

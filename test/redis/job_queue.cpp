@@ -153,6 +153,11 @@ BOOST_AUTO_TEST_CASE(handler_exception_fails_with_remote_error) {
       throw custom_failure("custom");
       co_return 0;
     });
+    w.handle_bytes("self_cancelled", [](std::string) -> asio::awaitable<std::string> {
+      const auto inner = af::make_cancelled_future<std::string>(co_await asio::this_coro::executor,
+                                                                "upstream gone");
+      co_return co_await inner.async_wait();
+    });
     running_worker rw(ex, w);
 
     afr::remote_error re("", "");
@@ -164,6 +169,11 @@ BOOST_AUTO_TEST_CASE(handler_exception_fails_with_remote_error) {
     BOOST_TEST(re.type().find("custom_failure") != std::string::npos);
     BOOST_TEST_REQUIRE(get_if(co_await outcome_of(q.submit("x", fn("nobody"))), re));
     BOOST_TEST(re.type() == "asio_futures::redis::unknown_function");
+    // A handler that ends cancelled on its own (something it awaited was cancelled), with
+    // no cancel from the caller, failed: the caller hears of it (review finding: the job was
+    // acknowledged without a result and the caller's future stayed pending forever).
+    BOOST_TEST_REQUIRE(get_if(co_await outcome_of(q.submit("x", fn("self_cancelled"))), re));
+    BOOST_TEST(re.type().find("cancelled_error") != std::string::npos);
     co_await rw.finish();
   });
 }

@@ -56,8 +56,9 @@ struct submit_options {
 
 /// Options of a job_queue (the calling side).
 struct queue_options {
-  /// How long results and cancel markers stay in Redis: a caller that is away for longer
-  /// than this loses the results of its jobs.
+  /// How long the cancel markers this caller sets stay in Redis (a job still queued after
+  /// that would run despite its cancel). Results stay for `worker_options::result_ttl`, set
+  /// on the workers: a caller away for longer than that loses the results of its jobs.
   std::chrono::seconds result_ttl{24 * 3600};
   connection_options connection;
 };
