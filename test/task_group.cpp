@@ -701,7 +701,7 @@ BOOST_AUTO_TEST_CASE(cancel_after_the_join_does_nothing_and_from_another_thread_
   BOOST_TEST(!joined.cancelled());
   BOOST_TEST(!joined.exception());
   BOOST_TEST(child.cancelled()); // (before or after its first step: `cancelled` may be unset)
-  tg.cancel(); // joined: nothing to do
+  tg.cancel();                   // joined: nothing to do
   BOOST_TEST(tg.size() == 0u);
 }
 
