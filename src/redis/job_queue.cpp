@@ -194,13 +194,21 @@ private:
       fetch(id);
   }
 
-  void complete(const std::string& id, const std::string& stored) {
+  /// The pending future of job `id`, taken out of the table (empty if none is pending).
+  future<std::string> take(const std::string& id) {
     auto it = pending_.find(id);
     if (it == pending_.end())
-      return;
-    auto f = it->second;
+      return {};
+    future<std::string> f = std::move(it->second);
     pending_.erase(it);
     count_.store(pending_.size(), std::memory_order_relaxed);
+    return f;
+  }
+
+  void complete(const std::string& id, const std::string& stored) {
+    const future<std::string> f = take(id);
+    if (!f.valid())
+      return;
     try {
       f.try_set_result(decode(stored));
     } catch (...) {
@@ -209,13 +217,8 @@ private:
   }
 
   void fail(const std::string& id, const std::exception_ptr& e) {
-    auto it = pending_.find(id);
-    if (it == pending_.end())
-      return;
-    auto f = it->second;
-    pending_.erase(it);
-    count_.store(pending_.size(), std::memory_order_relaxed);
-    f.try_set_exception(e);
+    if (const future<std::string> f = take(id); f.valid())
+      f.try_set_exception(e);
   }
 
   void on_done(const std::string& id, const future<std::string>& f) {

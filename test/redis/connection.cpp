@@ -3,6 +3,8 @@
 
 #include "support/redis_test.hpp"
 
+#include "support/checks.hpp"
+
 #include <boost/asio/this_coro.hpp>
 
 #include <string>
@@ -12,21 +14,11 @@ namespace afr = asio_futures::redis;
 namespace aft = asio_futures_test;
 namespace asio = boost::asio;
 using aft::co_run;
+using aft::holds;
 using aft::outcome_of;
 using namespace std::chrono_literals;
 
 namespace {
-
-template <class E> bool holds(const std::exception_ptr& e) {
-  try {
-    if (e)
-      std::rethrow_exception(e);
-  } catch (const E&) {
-    return true;
-  } catch (...) {
-  }
-  return false;
-}
 
 // Variadic, not initializer_list: WORKAROUND(g++ 12) an initializer_list's backing array in
 // the full-expression of a co_await fails to compile ("array used as initializer").
