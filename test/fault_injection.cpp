@@ -9,10 +9,9 @@
 // coroutine frames), and a fresh thread's cache is empty, so every allocation reaches the
 // test executable's operator new (support/alloc_fault.hpp).
 //
-// Not covered here: an allocation failing on the thread that *completes* a future with
-// waiters registered (set_result, cancel). Submitting a waiter's completion to its executor
-// allocates (Asio's executors allocate the queued function), and that failure inside the
-// noexcept completion path terminates; docs/reliability.md states the limit.
+// The completing side (set_result, set_exception, cancel, a lock handed over) is swept too, at
+// the end: a waiter's completion is reserved when its wait starts, so completing a future
+// whose waiters run on io_contexts or thread_pools allocates nothing.
 #include "support/alloc_fault.hpp"
 #include "support/checks.hpp"
 #include "support/co_test.hpp"
@@ -29,7 +28,10 @@
 #include <asio_futures/wait.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -43,6 +45,7 @@
 #include <functional>
 #include <new>
 #include <optional>
+#include <stdexcept>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -599,6 +602,184 @@ BOOST_AUTO_TEST_CASE(sync_waits) {
                    c.reset();
                    l.reset();
                  }) >= 1u);
+}
+
+// ---- The completing side -------------------------------------------------------------------
+// A future with waiters of every kind whose executors are io_contexts or thread_pools (a
+// handler on the future's executor, a coroutine, a handler bound to a thread_pool, a
+// done-callback, a `then` step, a combinator's waiter) is completed on a fresh thread whose
+// k-th allocation fails, for every k. Each waiter's completion was reserved when its wait
+// started: completing allocates nothing (no fault fires), and every waiter receives the
+// outcome exactly once. Before completions were reserved, the first fault here ended the
+// program in std::terminate (the submission failed inside the noexcept completion path).
+
+namespace {
+
+/// What the waiters of one round received.
+struct received {
+  std::atomic<int> values{0};   // completions with the expected value
+  std::atomic<int> failures{0}; // completions with an exception
+  std::atomic<int> wrong{0};    // completions with another value
+  int total() const { return values + failures + wrong; }
+};
+
+void record(received& r, const std::exception_ptr& e, int v, int expected) {
+  if (e)
+    ++r.failures;
+  else if (v == expected)
+    ++r.values;
+  else
+    ++r.wrong;
+}
+
+/// Attaches six waiters of different kinds to `f`; returns the `then` step's future.
+af::future<int> attach_waiters(asio::io_context& ioc, asio::thread_pool& pool,
+                               const af::future<int>& f, received& r, int expected) {
+  f.async_wait([&r, expected](std::exception_ptr e, int v) { record(r, e, v, expected); });
+  asio::co_spawn(
+      ioc,
+      [f, &r, expected]() -> asio::awaitable<void> {
+        try {
+          const int v = co_await f.async_wait();
+          record(r, nullptr, v, expected);
+        } catch (...) {
+          record(r, std::current_exception(), 0, expected);
+        }
+      },
+      asio::detached);
+  f.async_wait(
+      asio::bind_executor(pool.get_executor(), [&r, expected](std::exception_ptr e, int v) {
+        record(r, e, v, expected);
+      }));
+  f.add_done_callback([&r, expected](const af::future<int>& g) {
+    // (exception() of a cancelled future throws its cancelled_error, as in asyncio)
+    if (g.cancelled())
+      ++r.failures;
+    else
+      record(r, g.exception(), g.exception() ? 0 : g.result(), expected);
+  });
+  auto step = f.then([](int v) { return v; }); // skipped (failing alike) if `f` fails
+  step.async_wait([&r, expected](std::exception_ptr e, int v) { record(r, e, v, expected); });
+  // A waiter through a combinator: the inner bookkeeping runs on the completing thread.
+  af::shield(f).async_wait(
+      [&r, expected](std::exception_ptr e, int v) { record(r, e, v, expected); });
+  return step;
+}
+constexpr int waiters_attached = 6;
+
+/// Completes a future with waiters of every kind by `complete` on a faulted thread, for every
+/// k (if the completing call throws bad_alloc instead, nothing may have changed, and it is
+/// called again without a fault); `check(r)` checks what the waiters received. Returns the number
+/// of faults injected.
+template <class Complete, class Check>
+std::size_t sweep_completion(Complete&& complete, Check&& check) {
+  return sweep([&](std::size_t k) {
+    asio::io_context ioc;
+    asio::thread_pool pool(1);
+    af::future<int> f(ioc.get_executor());
+    received r;
+    auto step = attach_waiters(ioc, pool, f, r, 42);
+    aft::poll(ioc); // the coroutine starts waiting
+    const fault_result fr = under_fault(k, [&] { complete(f); });
+    if (fr.threw) {
+      // bad_alloc at the caller: nothing changed; completing again without a fault works.
+      BOOST_TEST(!f.done());
+      complete(f);
+    }
+    BOOST_TEST(aft::run_until(ioc, [&] { return r.total() >= waiters_attached; }));
+    if (r.total() < waiters_attached)
+      pool.stop(); // a lost completion: do not block in join() (the case has failed)
+    pool.join();
+    aft::poll(ioc);
+    BOOST_TEST(r.total() == waiters_attached); // exactly once each
+    BOOST_TEST(r.wrong == 0);
+    check(r);
+    BOOST_TEST(step.done());
+    return fr;
+  });
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(completing_a_future_with_a_value_allocates_nothing) {
+  const std::size_t faults =
+      sweep_completion([](af::future<int>& f) { f.set_result(42); },
+                       [](const received& r) { BOOST_TEST(r.values == waiters_attached); });
+  BOOST_TEST(faults == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(completing_a_future_with_an_exception_allocates_nothing) {
+  // The exception is made before the fault is armed: set_exception itself allocates nothing.
+  const std::exception_ptr e = std::make_exception_ptr(std::runtime_error("boom"));
+  const std::size_t faults =
+      sweep_completion([&](af::future<int>& f) { f.set_exception(e); },
+                       [](const received& r) { BOOST_TEST(r.failures == waiters_attached); });
+  BOOST_TEST(faults == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(cancelling_a_future_under_memory_exhaustion) {
+  // cancel() copies its message and builds its cancelled_error: copying the message may fail
+  // (bad_alloc at the caller, nothing changed), and if building the error fails every waiter
+  // sees the bad_alloc in its place; nothing else allocates.
+  const std::size_t faults =
+      sweep_completion([](af::future<int>& f) { f.cancel("a message that does not fit inline"); },
+                       [](const received& r) { BOOST_TEST(r.failures == waiters_attached); });
+  BOOST_TEST(faults >= 1u);
+}
+
+BOOST_AUTO_TEST_CASE(completing_a_combinators_input_allocates_nothing) {
+  // gather over two inputs, each awaited by a coroutine and a callback; the last input is
+  // completed on the faulted thread: gather's bookkeeping and its result's waiters run there.
+  const std::size_t faults = sweep([&](std::size_t k) {
+    asio::io_context ioc;
+    af::future<int> a(ioc.get_executor());
+    af::future<int> b(ioc.get_executor());
+    auto g = af::gather(a, b);
+    auto w = af::wait_for(b, std::chrono::hours(1));
+    std::atomic<int> got{0};
+    asio::co_spawn(
+        ioc,
+        [g, &got]() -> asio::awaitable<void> {
+          const auto [x, y] = co_await g.async_wait();
+          if (x == 1 && y == 2)
+            ++got;
+        },
+        asio::detached);
+    w.async_wait([&got](std::exception_ptr e, int v) {
+      if (!e && v == 2)
+        ++got;
+    });
+    aft::poll(ioc);
+    a.set_result(1);
+    aft::poll(ioc);
+    const fault_result fr = under_fault(k, [&] { b.set_result(2); });
+    BOOST_TEST(!fr.threw);
+    BOOST_TEST(aft::run_until(ioc, [&] { return got == 2; }));
+    return fr;
+  });
+  BOOST_TEST(faults == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(releasing_a_lock_to_a_waiter_allocates_nothing) {
+  const std::size_t faults = sweep([&](std::size_t k) {
+    asio::io_context ioc;
+    af::lock l(ioc.get_executor());
+    bool first = false;
+    l.async_acquire([&](std::exception_ptr e) { first = !e; });
+    BOOST_TEST_REQUIRE(aft::run_until(ioc, [&] { return first; }));
+    std::atomic<int> got{0};
+    l.async_acquire([&](std::exception_ptr e) {
+      if (!e)
+        ++got;
+    });
+    aft::poll(ioc);
+    const fault_result fr = under_fault(k, [&] { l.release(); });
+    BOOST_TEST(!fr.threw);
+    BOOST_TEST(aft::run_until(ioc, [&] { return got == 1; }));
+    BOOST_TEST(l.locked());
+    return fr;
+  });
+  BOOST_TEST(faults == 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

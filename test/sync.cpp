@@ -1179,19 +1179,45 @@ BOOST_AUTO_TEST_CASE(a_waiter_granted_when_its_context_dies_passes_the_grant_on)
   BOOST_TEST(!l.locked());
 }
 
-BOOST_AUTO_TEST_CASE(a_completion_the_allocator_refuses_is_destroyed_unrun_passing_the_grant_on) {
+BOOST_AUTO_TEST_CASE(a_granted_waiter_needs_no_allocation_after_its_wait_started) {
+  // The waiter's completion record is reserved with its node: an allocator that refuses
+  // everything after the node does not stop the grant from reaching it.
   asio::io_context ioc;
   af::lock l(ioc.get_executor());
   result holder, next;
   l.async_acquire(record(holder));
   aft::poll(ioc);
-  int budget = 1; // the node is allocated; the post of its completion is refused
-  auto token = std::make_shared<int>(0);
+  int budget = 1; // the node only
   bool invoked = false;
   l.async_acquire(asio::bind_allocator(flaky_allocator<int>(budget),
-                                       [&invoked, token](std::exception_ptr) { invoked = true; }));
+                                       [&invoked](std::exception_ptr e) { invoked = !e; }));
   l.async_acquire(record(next));
-  BOOST_CHECK_NO_THROW(l.release());  // hands the lock to the flaky waiter, whose post fails
+  BOOST_CHECK_NO_THROW(l.release()); // hands the lock to the flaky-allocator waiter
+  aft::poll(ioc);
+  BOOST_TEST(invoked);
+  BOOST_TEST(budget == 0);
+  BOOST_TEST(!next.done); // the flaky waiter holds the lock
+  l.release();
+  aft::poll(ioc);
+  BOOST_TEST((next.done && !next.error));
+  l.release();
+  BOOST_TEST(!l.locked());
+}
+
+BOOST_AUTO_TEST_CASE(a_completion_the_executor_refuses_is_destroyed_unrun_passing_the_grant_on) {
+  asio::io_context ioc;
+  af::lock l(ioc.get_executor());
+  result holder, next;
+  l.async_acquire(record(holder));
+  aft::poll(ioc);
+  std::atomic<std::size_t> attempts{0};
+  auto token = std::make_shared<int>(0);
+  bool invoked = false;
+  l.async_acquire(asio::bind_executor(aft::throwing_executor(ioc.get_executor(), attempts),
+                                      [&invoked, token](std::exception_ptr) { invoked = true; }));
+  l.async_acquire(record(next));
+  BOOST_CHECK_NO_THROW(l.release()); // hands the lock to the refused waiter, whose post fails
+  BOOST_TEST(attempts.load() == 1u);
   BOOST_TEST(token.use_count() == 1); // its handler was destroyed
   aft::poll(ioc);
   BOOST_TEST(!invoked);

@@ -15,6 +15,8 @@
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/detail/executor_op.hpp>
+#include <boost/asio/detail/operation.hpp>
 #include <boost/asio/execution/allocator.hpp>
 #include <boost/asio/execution/blocking.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
@@ -23,6 +25,7 @@
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/require.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/version.hpp>
 #if BOOST_ASIO_VERSION >= 102800
 #include <boost/asio/associated_immediate_executor.hpp>
@@ -32,6 +35,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -76,6 +80,78 @@ template <class T, class Executor> const T* target_fast(const Executor& ex) noex
 /// The default given to associated_executor to learn whether a type has its own executor.
 struct no_associated_executor {};
 
+/// Memory set aside when a wait starts for the record its executor makes when the wait's
+/// completion is submitted: an io_context's or thread_pool's executor allocates one queued
+/// operation per submitted function (with the allocator it is given), and that submission
+/// happens on the completing thread, inside a `noexcept` path (set_result, cancel, a task
+/// finishing). Handing the executor this block instead makes the completion itself allocate
+/// nothing, so it cannot fail for lack of memory; the failure, if any, is reported where the
+/// wait starts. Asio's own operations are built the same way (their completion record is
+/// the operation's memory).
+template <std::size_t N, std::size_t Align> struct completion_reserve {
+  alignas(Align) unsigned char bytes[N];
+  bool used = false;
+};
+
+/// An allocator that hands out its completion_reserve once (for a request that fits) and
+/// allocates everything else with `Under`. Copies and rebinds share the reserve.
+template <class T, class Under> class reserve_allocator {
+  template <class U>
+  using under_for = typename std::allocator_traits<Under>::template rebind_alloc<U>;
+
+public:
+  using value_type = T;
+  template <class U> struct rebind { using other = reserve_allocator<U, Under>; };
+
+  template <std::size_t N, std::size_t Align>
+  reserve_allocator(completion_reserve<N, Align>& r, const Under& under) noexcept
+      : data_(r.bytes), used_(&r.used), size_(N), align_(Align), under_(under) {}
+  template <class U>
+  reserve_allocator(const reserve_allocator<U, Under>& o) noexcept
+      : data_(o.data_), used_(o.used_), size_(o.size_), align_(o.align_), under_(o.under_) {}
+
+  T* allocate(std::size_t n) {
+    if (!*used_ && n <= size_ / sizeof(T) && alignof(T) <= align_) {
+      *used_ = true; // never handed out again: a wait submits its completion once
+      return reinterpret_cast<T*>(data_);
+    }
+    under_for<T> a(under_);
+    return std::allocator_traits<under_for<T>>::allocate(a, n);
+  }
+  void deallocate(T* p, std::size_t n) noexcept {
+    if (static_cast<void*>(p) == static_cast<void*>(data_))
+      return; // the reserve: part of its owner, freed with it (compared, never dereferenced)
+    under_for<T> a(under_);
+    std::allocator_traits<under_for<T>>::deallocate(a, p, n);
+  }
+
+  friend bool operator==(const reserve_allocator& a, const reserve_allocator& b) noexcept {
+    return a.data_ == b.data_ && a.under_ == b.under_;
+  }
+  friend bool operator!=(const reserve_allocator& a, const reserve_allocator& b) noexcept {
+    return !(a == b);
+  }
+
+private:
+  template <class, class> friend class reserve_allocator;
+  unsigned char* data_;
+  bool* used_;
+  std::size_t size_;
+  std::size_t align_;
+  Under under_;
+};
+
+/// The record an io_context's or thread_pool's executor allocates for a submitted `F` when
+/// given the allocator `A` (Asio 1.81 to 1.89 queue an `executor_op`). Sizing the reserve is
+/// all it is used for: were it too small, the allocator would fall back to allocating.
+template <class F, class A>
+using executor_record = asio::detail::executor_op<F, A, asio::detail::operation>;
+
+/// The reserve for submitting an `F` with a reserve_allocator over `Under`.
+template <class F, class Under>
+using reserve_for = completion_reserve<sizeof(executor_record<F, reserve_allocator<void, Under>>),
+                                       alignof(executor_record<F, reserve_allocator<void, Under>>)>;
+
 /// Submit `f` to `ex` for later execution: never inline (blocking.never), using `alloc` for the
 /// executor's own bookkeeping. This is `asio::post` without the handler-executor indirection.
 /// relationship.continuation: what is posted (a waiter's or callback's completion) continues
@@ -84,10 +160,16 @@ struct no_associated_executor {};
 template <class Executor, class Alloc, class F>
 void post_to(const Executor& ex, const Alloc& alloc, F&& f) {
   if constexpr (std::is_same_v<Executor, asio::any_io_executor>) {
-    // An io_context target is unwrapped: no type-erased property calls, and no second
-    // allocation for the type-erased function object.
+    // An io_context or thread_pool target is unwrapped: no type-erased property calls, no
+    // second allocation for the type-erased function object, and `alloc` is used.
     if (const auto* io = target_fast<asio::io_context::executor_type>(ex)) {
       asio::prefer(asio::require(*io, asio::execution::blocking.never),
+                   asio::execution::relationship.continuation, asio::execution::allocator(alloc))
+          .execute(std::forward<F>(f));
+      return;
+    }
+    if (const auto* pool = target_fast<asio::thread_pool::executor_type>(ex)) {
+      asio::prefer(asio::require(*pool, asio::execution::blocking.never),
                    asio::execution::relationship.continuation, asio::execution::allocator(alloc))
           .execute(std::forward<F>(f));
       return;
@@ -211,11 +293,12 @@ private:
   Op* op_;
 };
 
-/// The handler's executor as a waiter submits its completion to it: never blocking,
+/// The handler's executor as a waiter submits its completion (an `F`) to it: never blocking,
 /// counting outstanding work while the wait is pending, allocating with the handler's
-/// allocator. Prepared once at initiation, so that completing costs no property
-/// conversions (each tracked copy is an atomic increment and decrement of the context's
-/// work count).
+/// allocator — and, for io_context and thread_pool executors, submitting into memory
+/// reserved here (completion_reserve), so that completing allocates nothing. Prepared once
+/// at initiation, so that completing costs no property conversions (each tracked copy is an
+/// atomic increment and decrement of the context's work count).
 ///
 /// relationship.continuation: resuming the waiter continues the setter's work (Asio's own
 /// hint for completions): on a thread that runs the same scheduler, the completion goes to
@@ -223,51 +306,69 @@ private:
 ///
 /// outstanding_work.tracked is applied last: every property applied after it would copy a
 /// tracked executor (an extra atomic increment and decrement of the work count).
-template <class Executor, class Alloc> class completion_executor {
+template <class Executor, class Alloc, class F> class completion_executor {
+  using alloc_type = reserve_allocator<void, Alloc>;
+
 public:
   completion_executor(const Executor& ex, const Alloc& alloc)
       : ex_(asio::prefer(asio::require(ex, asio::execution::blocking.never),
                          asio::execution::relationship.continuation,
-                         asio::execution::allocator(alloc),
+                         asio::execution::allocator(alloc_type(reserve_, alloc)),
                          asio::execution::outstanding_work.tracked)) {}
+  completion_executor(const completion_executor&) = delete;
+  completion_executor& operator=(const completion_executor&) = delete;
 
   /// Submits `f` and releases the work. The executor is moved out first (a move transfers
   /// the count without touching it): `f` may run, and free our owner, before execute()
   /// returns. The scheduler counts the queued `f` as work, so the count never drops to zero
   /// in between.
-  template <class F> void post_and_release(F&& f) {
+  void post_and_release(F&& f) {
     type ex(std::move(ex_));
-    ex.execute(std::forward<F>(f));
+    ex.execute(std::move(f));
   }
 
 private:
   using type = std::decay_t<decltype(asio::prefer(
       asio::require(std::declval<const Executor&>(), asio::execution::blocking.never),
       asio::execution::relationship.continuation,
-      asio::execution::allocator(std::declval<const Alloc&>()),
+      asio::execution::allocator(std::declval<const alloc_type&>()),
       asio::execution::outstanding_work.tracked))>;
+  reserve_for<F, Alloc> reserve_;
   type ex_;
 };
 
-/// For `any_io_executor` (every awaitable's executor), an io_context target is unwrapped:
-/// the concrete executor needs no type-erased property calls and no second allocation for
-/// the type-erased function object.
-template <class Alloc> class completion_executor<asio::any_io_executor, Alloc> {
-  using io_type = std::decay_t<decltype(asio::prefer(
-      asio::require(std::declval<const asio::io_context::executor_type&>(),
-                    asio::execution::blocking.never),
+/// For `any_io_executor` (every awaitable's executor), an io_context or thread_pool target is
+/// unwrapped: the concrete executor needs no type-erased property calls, no second
+/// allocation for the type-erased function object, and submits into the reserve. Another
+/// target (a strand, a user's executor) is submitted to through the wrapper, which
+/// allocates.
+template <class Alloc, class F> class completion_executor<asio::any_io_executor, Alloc, F> {
+  using alloc_type = reserve_allocator<void, Alloc>;
+  template <class Ex>
+  using prepared = std::decay_t<decltype(asio::prefer(
+      asio::require(std::declval<const Ex&>(), asio::execution::blocking.never),
       asio::execution::relationship.continuation,
-      asio::execution::allocator(std::declval<const Alloc&>()),
+      asio::execution::allocator(std::declval<const alloc_type&>()),
       asio::execution::outstanding_work.tracked))>;
+  using io_type = prepared<asio::io_context::executor_type>;
+  using pool_type = prepared<asio::thread_pool::executor_type>;
+  enum class kind : unsigned char { io, pool, any };
+
+  template <class Ex> auto prepare(const Ex& ex, const Alloc& alloc) {
+    return asio::prefer(asio::require(ex, asio::execution::blocking.never),
+                        asio::execution::relationship.continuation,
+                        asio::execution::allocator(alloc_type(reserve_, alloc)),
+                        asio::execution::outstanding_work.tracked);
+  }
 
 public:
   completion_executor(const asio::any_io_executor& ex, const Alloc& alloc) {
     if (const auto* io = target_fast<asio::io_context::executor_type>(ex)) {
-      std::construct_at(&io_, asio::prefer(asio::require(*io, asio::execution::blocking.never),
-                                           asio::execution::relationship.continuation,
-                                           asio::execution::allocator(alloc),
-                                           asio::execution::outstanding_work.tracked));
-      is_io_ = true;
+      std::construct_at(&io_, prepare(*io, alloc));
+      kind_ = kind::io;
+    } else if (const auto* pool = target_fast<asio::thread_pool::executor_type>(ex)) {
+      std::construct_at(&pool_, prepare(*pool, alloc));
+      kind_ = kind::pool;
     } else {
       std::construct_at(&any_, asio::prefer(asio::require(ex, asio::execution::blocking.never),
                                             asio::execution::relationship.continuation,
@@ -277,28 +378,47 @@ public:
   completion_executor(const completion_executor&) = delete;
   completion_executor& operator=(const completion_executor&) = delete;
   ~completion_executor() {
-    if (is_io_)
+    switch (kind_) {
+    case kind::io:
       std::destroy_at(&io_);
-    else
+      break;
+    case kind::pool:
+      std::destroy_at(&pool_);
+      break;
+    case kind::any:
       std::destroy_at(&any_);
+      break;
+    }
   }
 
-  template <class F> void post_and_release(F&& f) {
-    if (is_io_) {
+  void post_and_release(F&& f) {
+    switch (kind_) {
+    case kind::io: {
       io_type ex(std::move(io_));
-      ex.execute(std::forward<F>(f));
-    } else {
+      ex.execute(std::move(f));
+      break;
+    }
+    case kind::pool: {
+      pool_type ex(std::move(pool_));
+      ex.execute(std::move(f));
+      break;
+    }
+    case kind::any: {
       asio::any_io_executor ex(std::move(any_));
-      ex.execute(std::forward<F>(f));
+      ex.execute(std::move(f));
+      break;
+    }
     }
   }
 
 private:
+  reserve_for<F, Alloc> reserve_;
   union {
     io_type io_;
+    pool_type pool_;
     asio::any_io_executor any_;
   };
-  bool is_io_ = false;
+  kind kind_ = kind::any;
 };
 
 /// The execution context of `ex`, or nullptr if `ex` cannot tell it. Unwraps an
@@ -519,7 +639,7 @@ private:
 
   Handler handler_;
   allocator_type alloc_;
-  completion_executor<handler_executor, allocator_type> work_;
+  completion_executor<handler_executor, allocator_type, posted<wait_op>> work_;
   state_ptr<T> state_;
   slot_type slot_{};
   bool detached_ = false;
@@ -571,8 +691,8 @@ public:
     if (target_ != 0 && !waiter_service::alive(context_of(ex), target_))
       return;
     state_ = state_ptr<T>::share(s);
-    allocator_type alloc(alloc_);
-    post_to(ex, alloc, std::move(self));
+    // Into the reserve (io_context and thread_pool executors): scheduling allocates nothing.
+    post_to(ex, reserve_allocator<void, allocator_type>(reserve_, alloc_), std::move(self));
   }
 
 private:
@@ -588,6 +708,7 @@ private:
   allocator_type alloc_;
   std::uint32_t target_; // the serial of the context it runs on (0: unknown)
   state_ptr<T> state_;   // set once scheduled
+  reserve_for<posted<callback_op>, allocator_type> reserve_;
 };
 
 /// A thread blocked in wait()/wait_for()/get(). Lives on that thread's stack; completed

@@ -550,7 +550,7 @@ private:
 
   Handler handler_;
   allocator_type alloc_;
-  completion_executor<handler_executor, allocator_type> work_;
+  completion_executor<handler_executor, allocator_type, posted<sync_op>> work_;
   slot_type slot_{};
 };
 
