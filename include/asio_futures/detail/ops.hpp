@@ -646,23 +646,40 @@ private:
 };
 
 /// A done-callback. It does not keep the context's work count up while the future is pending
-/// (asyncio's callbacks do not keep a loop running either); once scheduled it does.
-template <class T, class F, class Future> class callback_op final : public node {
+/// (asyncio's callbacks do not keep a loop running either); once scheduled it does. It is
+/// registered with the waiter service of the context it runs on, as waiters are: that
+/// context's shutdown destroys it uninvoked, and a completer scheduling it from another
+/// thread meanwhile is waited for.
+template <class T, class F, class Future> class callback_op final : public wait_node {
 public:
   using allocator_type = handler_allocator_t<F>;
 
   callback_op(F&& f, std::uint64_t serial, std::uint32_t target)
-      : node(&do_fn, serial), f_(std::move(f)), alloc_(get_handler_allocator(f_)), target_(target) {
-  }
+      : wait_node(&do_fn, serial), f_(std::move(f)), alloc_(get_handler_allocator(f_)),
+        target_(target) {}
 
-  /// `s` is the future's state: `f` runs on its executor unless it has its own.
+  /// `s` is the future's state: `f` runs on its executor unless it has its own. The node is
+  /// registered, not yet linked in `s`.
   static callback_op* create(F f, std::uint64_t serial, const state_base& s) {
     allocator_type alloc = get_handler_allocator(f);
+    waiter_service* svc = nullptr;
     std::uint32_t target = s.context_serial();
     if constexpr (!std::is_same_v<asio::associated_executor_t<F, no_associated_executor>,
-                                  no_associated_executor>)
-      target = serial_of(service_for(asio::get_associated_executor(f)));
-    return allocate_node<callback_op>(alloc, std::move(f), serial, target);
+                                  no_associated_executor>) {
+      svc = service_for(asio::get_associated_executor(f));
+      target = serial_of(svc);
+    } else if (context_alive(s)) {
+      // (A destroyed context is never touched: the callback then stays unregistered, and
+      // schedule() destroys it uninvoked.)
+      svc = service_for(s.executor());
+    }
+    callback_op* op = allocate_node<callback_op>(alloc, std::move(f), serial, target);
+    op->owner_ = const_cast<state_base*>(&s);
+    // A context already shut down takes no registration; it will not run the callback
+    // either (its scheduler destroys what is posted to it).
+    if (svc)
+      svc->try_add(op);
+    return op;
   }
 
   void invoke() {
@@ -684,11 +701,21 @@ public:
   /// submission throws, the node (and `f`) has already been destroyed, exactly once, by the
   /// `posted` wrapper owning it, and the exception propagates.
   void schedule(state<T>* s) {
-    posted<callback_op> self(this);
+    // In flight until submitted: a shutdown of the target context running meanwhile on
+    // another thread waits for the submission instead of destroying the scheduler under it.
+    struct flight {
+      waiter_service* svc;
+      ~flight() {
+        if (svc)
+          svc->end_flight();
+      }
+    } const flying{unregister_for_flight(this)};
+    posted<callback_op> self(this); // destroyed (with the node, if unsent) before the flight ends
     auto ex = asio::get_associated_executor(f_, s->executor());
-    // The context that would run it was destroyed meanwhile: `self` destroys it uninvoked
-    // (as that context's shutdown destroys its waiters), instead of submitting to the dead one.
-    if (target_ != 0 && !waiter_service::alive(context_of(ex), target_))
+    // Unregistered (no service, or it had shut down): the context that would run it may be
+    // gone; then `self` destroys it uninvoked (as that context's shutdown destroys its
+    // waiters), instead of submitting to the dead one.
+    if (!flying.svc && target_ != 0 && !waiter_service::alive(context_of(ex), target_))
       return;
     state_ = state_ptr<T>::share(s);
     // Into the reserve (io_context and thread_pool executors): scheduling allocates nothing.
@@ -698,10 +725,12 @@ public:
 private:
   static void do_fn(node* n, node_action a, state_base* s) noexcept {
     auto* op = static_cast<callback_op*>(n);
-    if (a == node_action::destroy)
+    if (a == node_action::destroy) {
+      unregister(op);
       op->destroy();
-    else
+    } else {
       op->schedule(static_cast<state<T>*>(s));
+    }
   }
 
   F f_;

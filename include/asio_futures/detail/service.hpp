@@ -21,9 +21,11 @@ namespace asio_futures::detail {
 
 class waiter_service;
 
-/// A node that is an async waiter: besides the future's list it is linked in the registry of
-/// the service of its handler executor's context, so that destroying that context destroys it
-/// (and the coroutine frame it holds) instead of leaking the frame <-> state cycle.
+/// A node that is an async waiter or a done-callback: besides the future's list it is linked in
+/// the registry of the service of its handler executor's context, so that destroying that
+/// context destroys it (and the coroutine frame it holds) instead of leaking the frame <->
+/// state cycle, and so that a completer on another thread submitting it meanwhile is waited
+/// for (begin_flight) instead of submitting into a destroyed context.
 struct wait_node : node {
   using node::node;
 
@@ -80,18 +82,24 @@ public:
 
   /// Registers a waiter; throws invalid_state_error if the context has shut down.
   void add(wait_node* n) {
-    lock();
-    if (closed_.load(std::memory_order_relaxed)) [[unlikely]] {
-      unlock();
+    if (!try_add(n)) [[unlikely]]
       throw_closed();
+  }
+
+  /// Registers a waiter unless the context has shut down (then false: not registered).
+  bool try_add(wait_node* n) noexcept {
+    lock();
+    const bool open = !closed_.load(std::memory_order_relaxed);
+    if (open) {
+      n->svc_ = this;
+      n->reg_prev_ = nullptr;
+      n->reg_next_ = head_;
+      if (head_)
+        head_->reg_prev_ = n;
+      head_ = n;
     }
-    n->svc_ = this;
-    n->reg_prev_ = nullptr;
-    n->reg_next_ = head_;
-    if (head_)
-      head_->reg_prev_ = n;
-    head_ = n;
     unlock();
+    return open;
   }
 
   /// Unregisters a waiter (its owner calls this before destroying it).

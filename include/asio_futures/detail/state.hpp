@@ -340,10 +340,28 @@ public:
 
   /// At destruction (no other reference exists): destroy the nodes still linked (callbacks).
   void destroy_nodes() noexcept {
-    // relaxed: we hold the only reference (see drop_ref); nobody else touches the word.
+    // relaxed: we hold the only reference (see drop_ref); nobody can push or complete.
     std::uintptr_t cur = list_.load(std::memory_order_relaxed);
-    if (!(cur & done_bit))
-      complete_nodes(reinterpret_cast<node*>(cur & ptr_mask), node_action::destroy);
+    if ((cur & done_bit) || (cur & ptr_mask) == 0)
+      return;
+    // A linked done-callback is registered with the waiter service of the context it runs
+    // on, whose shutdown (on another thread) may be removing it right now: take the list
+    // with the lock protocol, leaving it done, so that such a removal either finished before
+    // or finds nothing. (The shutdown touches the state only while the node is registered,
+    // and the node is unregistered below, before the state is freed.)
+    unsigned spins = 0;
+    for (;;) {
+      if (cur & lock_bit) {
+        spin_pause(spins);
+        cur = list_.load(std::memory_order_acquire);
+        continue;
+      }
+      // acquire: a remover's unlinking (released with its unlock) is visible.
+      if (list_.compare_exchange_weak(cur, done_bit, std::memory_order_acquire,
+                                      std::memory_order_acquire))
+        break;
+    }
+    complete_nodes(reinterpret_cast<node*>(cur & ptr_mask), node_action::destroy);
   }
 
   /// Drops a reference of a state that has hooks (tasks, operations), from code that does
