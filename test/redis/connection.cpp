@@ -170,6 +170,62 @@ BOOST_AUTO_TEST_CASE(subscribe_receives_messages_across_reconnection) {
   });
 }
 
+BOOST_AUTO_TEST_CASE(health_check_drops_a_silent_subscriber_and_resubscribes) {
+  aft::redis_server srv;
+  co_run([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    afr::connection_options o;
+    o.health_check_interval = 20ms;
+    o.health_check_timeout = 200ms;
+    o.connect_timeout = 200ms;
+    afr::connection sub(ex, srv.endpoint(), o);
+    afr::connection pub(ex, srv.endpoint());
+    std::vector<std::string> got;
+    sub.set_message_handler([&](std::string_view, std::string_view m) { got.emplace_back(m); });
+    co_await sub.subscribe("news").async_wait(asio::use_awaitable);
+    BOOST_TEST(sub.connections() == 1u);
+    // Health checks of a live server pass (several periods, no failure).
+    BOOST_TEST(!co_await aft::eventually([&] { return sub.health_failures() > 0; }, 300ms));
+    BOOST_TEST(sub.connected());
+    // The server stops answering, its sockets open (as a stuck or vanished host): the
+    // subscriber notices and drops the connection.
+    srv.pause();
+    const bool dropped =
+        co_await aft::eventually([&] { return sub.health_failures() > 0 && !sub.connected(); });
+    srv.resume();
+    BOOST_TEST(dropped);
+    // Back: reconnected and resubscribed, messages flow again.
+    BOOST_TEST(co_await aft::eventually([&] { return sub.connections() >= 2 && sub.connected(); }));
+    BOOST_TEST((co_await cmd(pub, "PUBLISH", "news", "after")).integer == 1);
+    BOOST_TEST(co_await aft::eventually([&] { return got.size() == 1; }));
+    BOOST_TEST(got.at(0) == "after");
+  });
+}
+
+BOOST_AUTO_TEST_CASE(invalid_options_throw) {
+  aft::redis_server srv;
+  co_run([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    afr::connection_options o;
+    o.connect_timeout = 0ms;
+    BOOST_CHECK_THROW(afr::connection(ex, srv.endpoint(), o), std::invalid_argument);
+    o = {};
+    o.health_check_timeout = 0ms;
+    BOOST_CHECK_THROW(afr::connection(ex, srv.endpoint(), o), std::invalid_argument);
+    o.health_check_interval = 0ms; // off: the timeout does not matter
+    afr::connection ok(ex, srv.endpoint(), o);
+    o = {};
+    o.keepalive_count = 0;
+    BOOST_CHECK_THROW(afr::connection(ex, srv.endpoint(), o), std::invalid_argument);
+    o.keepalive_idle = 0s; // off
+    afr::connection ok2(ex, srv.endpoint(), o);
+    BOOST_TEST((co_await cmd(ok2, "PING")).str == "PONG");
+    o = {};
+    o.initial_backoff = -1ms;
+    BOOST_CHECK_THROW(afr::connection(ex, srv.endpoint(), o), std::invalid_argument);
+  });
+}
+
 BOOST_AUTO_TEST_CASE(commands_from_another_thread) {
   aft::redis_server srv;
   co_run([&]() -> asio::awaitable<void> {

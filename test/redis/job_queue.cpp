@@ -4,6 +4,7 @@
 #include <asio_futures/redis/worker.hpp>
 
 #include "support/redis_test.hpp"
+#include "support/tcp_proxy.hpp"
 
 #include <asio_futures/gather.hpp>
 #include <asio_futures/sync.hpp>
@@ -274,9 +275,10 @@ BOOST_AUTO_TEST_CASE(caller_disconnects_and_returns_recovers_result) {
   aft::redis_server srv;
   co_run([&]() -> asio::awaitable<void> {
     auto ex = co_await asio::this_coro::executor;
-    afr::queue_options qo;
-    qo.connection.initial_backoff = 800ms; // stays away while the result is announced
-    afr::job_queue q(ex, srv.endpoint(), "q", qo);
+    // The caller goes through a proxy that holds its reconnections until the result was
+    // announced to nobody.
+    aft::tcp_proxy px(ex, srv.port());
+    afr::job_queue q(ex, px.endpoint(), "q");
     afr::worker w(ex, srv.endpoint(), "q");
     af::event started(ex), gate(ex);
     w.handle_bytes("", [&](std::string p) -> asio::awaitable<std::string> {
@@ -287,12 +289,63 @@ BOOST_AUTO_TEST_CASE(caller_disconnects_and_returns_recovers_result) {
     running_worker rw(ex, w);
     auto f = q.submit("job");
     co_await started.async_wait(asio::use_awaitable);
+    px.hold(":caller:");
     BOOST_TEST(srv.kill_clients(":caller:") == 2);
-    BOOST_TEST(srv.cli({"PUBSUB", "CHANNELS", "q:done:*"}) == ""); // nobody listens now
+    BOOST_TEST(co_await aft::eventually([&] { return px.held() == 2; })); // both back, held
+    BOOST_TEST(srv.cli({"PUBSUB", "CHANNELS", "q:done:*"}) == "");        // nobody listens
     gate.set();
     BOOST_TEST(co_await aft::eventually([&] { return w.completed() == 1; }));
     BOOST_TEST(!f.done());
-    // Back after the backoff: the queue fetches the result it missed.
+    // Back: the queue fetches the result it missed.
+    px.release_held();
+    BOOST_TEST(co_await f.async_wait(asio::use_awaitable) == "done:job");
+    co_await rw.finish();
+  });
+}
+
+BOOST_AUTO_TEST_CASE(result_announced_before_the_first_subscription_is_recovered) {
+  aft::redis_server srv;
+  co_run([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    // The caller's subscriber cannot reach Redis at first; its command connection can.
+    aft::tcp_proxy px(ex, srv.port());
+    px.hold(":sub");
+    afr::job_queue q(ex, px.endpoint(), "q");
+    afr::worker w(ex, srv.endpoint(), "q");
+    w.handle_bytes("", [](std::string p) -> asio::awaitable<std::string> { co_return "r:" + p; });
+    running_worker rw(ex, w);
+    auto f = q.submit("job");
+    BOOST_TEST(co_await aft::eventually([&] { return w.completed() == 1 && px.held() == 1; }));
+    BOOST_TEST(!f.done()); // announced to nobody
+    px.release_held();
+    BOOST_TEST(co_await f.async_wait(asio::use_awaitable) == "r:job");
+    co_await rw.finish();
+  });
+}
+
+BOOST_AUTO_TEST_CASE(silent_subscriber_is_replaced_and_the_result_recovered) {
+  aft::redis_server srv;
+  co_run([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    aft::tcp_proxy px(ex, srv.port());
+    afr::queue_options qo;
+    qo.connection.health_check_interval = 20ms;
+    qo.connection.health_check_timeout = 200ms;
+    afr::job_queue q(ex, px.endpoint(), "q", qo);
+    afr::worker w(ex, srv.endpoint(), "q");
+    af::event started(ex), gate(ex);
+    w.handle_bytes("", [&](std::string p) -> asio::awaitable<std::string> {
+      started.set();
+      co_await gate.async_wait(asio::use_awaitable);
+      co_return "done:" + p;
+    });
+    running_worker rw(ex, w);
+    auto f = q.submit("job");
+    co_await started.async_wait(asio::use_awaitable);
+    // The caller's subscriber becomes a half-open connection: no RST, no FIN, no answer.
+    BOOST_TEST(px.blackhole(":sub") == 1);
+    gate.set(); // its result is published into the black hole
+    BOOST_TEST_REQUIRE(co_await aft::eventually([&] { return f.done(); }));
     BOOST_TEST(co_await f.async_wait(asio::use_awaitable) == "done:job");
     co_await rw.finish();
   });
