@@ -440,7 +440,21 @@ private:
     const auto* rep = static_cast<const redisReply*>(r);
     if (!rep || self->destroying_)
       return;
-    self->probe_outstanding_ = false; // the server answers (we are on the strand)
+    self->probe_outstanding_ = false;     // the server answers (we are on the strand)
+    if (rep->type == REDIS_REPLY_ERROR) { // a refused SUBSCRIBE (where hiredis passes it on)
+      asio::post(self->strand_, [s = self->shared_from_this(), gen = self->generation_,
+                                 msg = std::string(rep->str, rep->len)] {
+        if (gen != s->generation_ || !s->ready_)
+          return;
+        s->subscription_refused(msg);
+        if (s->resubscribing_) {
+          s->resubscribing_ = false;
+          if (s->on_connect_)
+            s->on_connect_();
+        }
+      });
+      return;
+    }
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3)
       return;
     const auto* kind = rep->element[0];
@@ -535,7 +549,26 @@ private:
       arm(d);
   }
 
+  /// The server refused a SUBSCRIBE (-NOPERM of an ACL, …): the channels not confirmed yet
+  /// are dropped (Redis does not say which one it refused) and their futures fail.
+  void subscription_refused(const std::string& message) {
+    auto e = std::make_exception_ptr(server_error(message));
+    for (const auto& c : unconfirmed_) {
+      std::erase(channels_, c);
+      if (auto it = sub_waiters_.find(c); it != sub_waiters_.end()) {
+        for (auto& f : it->second)
+          f.try_set_exception(e);
+        sub_waiters_.erase(it);
+      }
+    }
+    unconfirmed_.clear();
+  }
+
   void cleanup() {
+    // hiredis 0.14 takes an error reply that no command waits for (the answer to a
+    // SUBSCRIBE) for a fatal one and drops the connection: report it as the refusal it is.
+    if (ac_ && !destroying_ && ac_->c.err == REDIS_ERR_OTHER && !unconfirmed_.empty())
+      subscription_refused(ac_->c.errstr);
     // hiredis is freeing the context and will close the socket itself.
     if (sd_.is_open())
       sd_.release(); // also cancels our waits

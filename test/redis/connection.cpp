@@ -226,6 +226,25 @@ BOOST_AUTO_TEST_CASE(invalid_options_throw) {
   });
 }
 
+BOOST_AUTO_TEST_CASE(refused_subscription_fails_the_subscribe_future) {
+  aft::redis_server srv;
+  srv.cli({"ACL", "SETUSER", "default", "resetchannels", "&allowed"});
+  co_run([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    afr::connection sub(ex, srv.endpoint());
+    auto e = co_await outcome_of(sub.subscribe("forbidden"));
+    BOOST_TEST(holds<afr::server_error>(e), aft::describe(e));
+    BOOST_TEST(aft::describe(e).find("NOPERM") != std::string::npos, aft::describe(e));
+    // The connection goes on, and a permitted channel works.
+    co_await sub.subscribe("allowed").async_wait(asio::use_awaitable);
+    afr::connection pub(ex, srv.endpoint());
+    std::vector<std::string> got;
+    sub.set_message_handler([&](std::string_view, std::string_view m) { got.emplace_back(m); });
+    BOOST_TEST((co_await cmd(pub, "PUBLISH", "allowed", "m")).integer == 1);
+    BOOST_TEST(co_await aft::eventually([&] { return got.size() == 1; }));
+  });
+}
+
 BOOST_AUTO_TEST_CASE(commands_from_another_thread) {
   aft::redis_server srv;
   co_run([&]() -> asio::awaitable<void> {

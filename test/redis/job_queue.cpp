@@ -489,6 +489,43 @@ BOOST_AUTO_TEST_CASE(malformed_stored_result_fails_with_protocol_error) {
   });
 }
 
+BOOST_AUTO_TEST_CASE(refused_cancel_is_reported) {
+  aft::redis_server srv;
+  // The queue may not write cancel markers (an ACL without q:cancel:*).
+  srv.cli({"ACL", "SETUSER", "default", "resetkeys", "~q:jobs", "~q:result:*", "~q:attempts:*"});
+  co_run([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    std::vector<std::exception_ptr> errors;
+    afr::queue_options qo;
+    qo.on_error = [&](std::exception_ptr e) { errors.push_back(e); };
+    afr::job_queue q(ex, srv.endpoint(), "q", qo);
+    auto f = q.submit("x");
+    BOOST_TEST(co_await aft::eventually([&] { return srv.cli({"XLEN", "q:jobs"}) == "1"; }));
+    f.cancel();
+    BOOST_TEST_REQUIRE(co_await aft::eventually([&] { return !errors.empty(); }));
+    BOOST_TEST(holds<afr::server_error>(errors.at(0)));
+    BOOST_TEST(aft::describe(errors.at(0)).find("NOPERM") != std::string::npos);
+  });
+}
+
+BOOST_AUTO_TEST_CASE(refused_subscription_fails_the_queue) {
+  aft::redis_server srv;
+  srv.cli({"ACL", "SETUSER", "default", "resetchannels"}); // no Pub/Sub channel at all
+  co_run([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    std::vector<std::exception_ptr> errors;
+    afr::queue_options qo;
+    qo.on_error = [&](std::exception_ptr e) { errors.push_back(e); };
+    afr::job_queue q(ex, srv.endpoint(), "q", qo);
+    auto e = co_await outcome_of(q.submit("x"));
+    BOOST_TEST(holds<afr::server_error>(e), aft::describe(e));
+    BOOST_TEST(aft::describe(e).find("NOPERM") != std::string::npos);
+    BOOST_TEST(errors.size() == 1u);
+    BOOST_TEST(holds<afr::server_error>(co_await outcome_of(q.submit("y"))));
+    BOOST_TEST(q.pending() == 0u);
+  });
+}
+
 BOOST_AUTO_TEST_CASE(misuse_throws) {
   aft::redis_server srv;
   co_run([&]() -> asio::awaitable<void> {
