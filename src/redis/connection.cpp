@@ -290,9 +290,9 @@ private:
   }
 
   // --- health check of a subscribed connection --------------------------------------------
-  // Every health_check_interval: SUBSCRIBE one of our channels again (the server confirms it,
-  // whatever hiredis version routes the reply); with no reply from the server at all within
-  // health_check_timeout the connection is declared dead.
+  // health_check_interval after the last answer: SUBSCRIBE one of our channels again (the
+  // server confirms it, whatever hiredis version routes the reply); with no reply from the
+  // server at all within health_check_timeout the connection is declared dead.
   void arm_health() {
     if (opts_.health_check_interval.count() == 0) {
       health_.cancel();
@@ -440,7 +440,10 @@ private:
     const auto* rep = static_cast<const redisReply*>(r);
     if (!rep || self->destroying_)
       return;
-    self->probe_outstanding_ = false;     // the server answers (we are on the strand)
+    if (self->probe_outstanding_) { // the server answers (we are on the strand)
+      self->probe_outstanding_ = false;
+      self->arm_health(); // the next probe an interval from now (replaces the timeout)
+    }
     if (rep->type == REDIS_REPLY_ERROR) { // a refused SUBSCRIBE (where hiredis passes it on)
       asio::post(self->strand_, [s = self->shared_from_this(), gen = self->generation_,
                                  msg = std::string(rep->str, rep->len)] {

@@ -331,7 +331,7 @@ BOOST_AUTO_TEST_CASE(silent_subscriber_is_replaced_and_the_result_recovered) {
     aft::tcp_proxy px(ex, srv.port());
     afr::queue_options qo;
     qo.connection.health_check_interval = 20ms;
-    qo.connection.health_check_timeout = 200ms;
+    qo.connection.health_check_timeout = 500ms;
     afr::job_queue q(ex, px.endpoint(), "q", qo);
     afr::worker w(ex, srv.endpoint(), "q");
     af::event started(ex), gate(ex);

@@ -48,10 +48,11 @@ struct endpoint {
 ///     same way). The kernel drops a silent connection after about that long (25 s by
 ///     default). `keepalive_idle` of zero leaves the socket as the system makes it.
 ///   - A health check of a subscribed connection (TCP keepalive cannot see a server that is
-///     up but stuck): every `health_check_interval` it asks the server to confirm one of its
-///     subscriptions again (a `SUBSCRIBE` of an already subscribed channel: no message is
-///     lost or duplicated); without an answer within `health_check_timeout` the connection is
-///     declared dead, dropped and reconnected (and resubscribed). Zero interval: off.
+///     up but stuck): `health_check_interval` after the server last answered a check (or
+///     after subscribing) it asks the server to confirm one of its subscriptions again (a
+///     `SUBSCRIBE` of an already subscribed channel: no message is lost or duplicated); without an
+///     answer within `health_check_timeout` the connection is declared dead, dropped and
+///     reconnected (and resubscribed). Zero interval: off.
 ///   - `connect_timeout` bounds connecting plus the handshake (`AUTH`, `SELECT`,
 ///     `CLIENT SETNAME`, `PING`) of every connection; on expiry it is retried with backoff.
 /// Throws `std::invalid_argument` from the connection's constructor for negative values,
