@@ -185,7 +185,8 @@ private:
     // coroutine: reset that to give the jobs back.
     co_await asio::this_coro::reset_cancellation_state();
     co_await s.give_back();
-    std::rethrow_exception(end);
+    if (end)
+      std::rethrow_exception(end);
   }
 
   /// The worker is leaving: cancel its jobs and give back the deliveries they counted (a
