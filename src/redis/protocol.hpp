@@ -123,6 +123,10 @@ inline bool is_connection_error(const std::exception_ptr& e) {
   }
 }
 
+/// Throws std::invalid_argument for connection_options a connection refuses (connection.cpp):
+/// a worker checks its options in its constructor, before its connections exist.
+void validate(const connection_options& o);
+
 /// A random hex string of 2 * bytes characters.
 std::string random_hex(std::size_t bytes);
 

@@ -549,6 +549,7 @@ worker::worker(executor_type ex, endpoint ep, std::string queue, worker_options 
     throw std::invalid_argument("asio_futures::redis::worker: visibility_timeout must be positive");
   if (opts.result_ttl.count() <= 0)
     throw std::invalid_argument("asio_futures::redis::worker: result_ttl must be positive");
+  detail::validate(opts.connection);
   impl_ = std::make_shared<detail::worker_impl>(std::move(ex), std::move(ep), std::move(queue),
                                                 std::move(opts));
 }

@@ -239,6 +239,9 @@ BOOST_AUTO_TEST_CASE(misuse_throws) {
     o = {};
     o.visibility_timeout = 0ms;
     BOOST_CHECK_THROW(afr::worker(ex, ep, "q", o), std::invalid_argument);
+    o = {};
+    o.connection.connect_timeout = 0ms; // the connections' options, checked at once
+    BOOST_CHECK_THROW(afr::worker(ex, ep, "q", o), std::invalid_argument);
     afr::worker w(ex, ep, "q");
     BOOST_CHECK_THROW(w.handle_bytes("x", {}), std::invalid_argument);
     auto t1 = af::create_task(ex, w.async_run());

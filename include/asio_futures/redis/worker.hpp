@@ -119,6 +119,9 @@ public:
   using bytes_handler = std::function<asio::awaitable<std::string>(std::string)>;
 
   // No default arguments of class type (see connection's constructor: a g++ 12 workaround).
+  /// Throws `std::invalid_argument` for an empty queue name, a zero `concurrency`,
+  /// `max_attempts`, `visibility_timeout` or `result_ttl`, or `connection` options that a
+  /// `connection` refuses.
   worker(executor_type ex, endpoint ep, std::string queue);
   worker(executor_type ex, endpoint ep, std::string queue, worker_options opts);
   ~worker();
