@@ -8,7 +8,7 @@
 //   Q:cancel:<id>     present when the caller cancelled the job (expiry as results)
 //   Q:attempts:<id>   a hash, the deliveries so far: field <stream entry id> counts the
 //                     deliveries of that entry, field "d:<stream entry id>:<token>" marks one
-//                     delivery as counted (token: "<consumer>.<n>", one per pick-up)
+//                     delivery as counted (token: "<consumer>.<random>.<n>", one per pick-up)
 //   Q:done:<client>   Pub/Sub: "<job id>\n<stored outcome>" when a result was stored, one
 //                     channel per job_queue (a bare "<job id>" makes the caller GET it)
 //   Q:cancel          Pub/Sub: ids of cancelled jobs, for the workers

@@ -332,8 +332,10 @@ private:
     if (stopping_ || slots_.contains(j.stream_id))
       return; // already ours and running
     auto sid = j.stream_id;
-    // A token unique to this delivery: the consumer name is unique among live workers.
-    auto token = consumer_ + "." + std::to_string(++deliveries_);
+    // A token unique to this delivery: the consumer name is unique among live workers, but a
+    // worker restarted under a fixed name reuses it (and would count from 1 again), so the
+    // token also carries a random number of this worker object.
+    auto token = consumer_ + "." + instance_ + "." + std::to_string(++deliveries_);
     slots_.emplace(sid, slot{std::move(j), std::move(token), {}, false, false});
     running_count_.store(slots_.size(), std::memory_order_relaxed);
     auto t = create_task(strand_, run_job(self, sid), "redis-job " + sid);
@@ -513,7 +515,8 @@ private:
   keys keys_;
   worker_options opts_;
   std::string consumer_;
-  std::string autoclaim_cursor_ = "0-0"; // XAUTOCLAIM's scan position (keep_alive loop only)
+  const std::string instance_ = random_hex(8); // in the delivery tokens
+  std::string autoclaim_cursor_ = "0-0";       // XAUTOCLAIM's scan position (keep_alive loop only)
 
   std::mutex handlers_mutex_;
   std::map<std::string, worker::bytes_handler> handlers_;

@@ -156,6 +156,60 @@ BOOST_AUTO_TEST_CASE(max_attempts_then_remote_error) {
   });
 }
 
+BOOST_AUTO_TEST_CASE(restarted_worker_with_the_same_consumer_name_counts_its_delivery) {
+  // A worker with a fixed consumer name dies while running a job, and is restarted under the
+  // same name (a supervisor, a StatefulSet): its first delivery is that job again. The
+  // delivery tokens of the two runs must differ, or the second delivery is taken for a
+  // re-sent begin script and not counted (a job that kills its worker would run forever).
+  aft::redis_server srv;
+  co_run([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    afr::job_queue q(ex, srv.endpoint(), "q");
+    std::atomic<int> runs{0};
+    auto hang = [&runs](std::string) -> asio::awaitable<std::string> {
+      ++runs;
+      asio::steady_timer t(co_await asio::this_coro::executor);
+      t.expires_at(asio::steady_timer::time_point::max());
+      co_await t.async_wait(asio::use_awaitable);
+      co_return "";
+    };
+    afr::worker_options o = quick(1);
+    o.consumer = "fixed";
+    {
+      asio::io_context other;
+      auto guard = asio::make_work_guard(other);
+      afr::worker a(other.get_executor(), srv.endpoint(), "q", o);
+      a.handle_bytes("", hang);
+      auto ta = af::create_task(other, a.async_run());
+      std::thread t([&] { other.run(); });
+      auto f = q.submit("job");
+      const bool started = co_await aft::eventually([&] { return runs.load() == 1; });
+      other.stop();
+      t.join();
+      BOOST_TEST_REQUIRE(started);
+
+      afr::worker b(ex, srv.endpoint(), "q", o);
+      b.handle_bytes("", hang);
+      auto tb = af::create_task(ex, b.async_run());
+      const bool failed = co_await aft::eventually([&] { return f.done() || runs.load() > 1; });
+      BOOST_TEST(failed);
+      BOOST_TEST(runs.load() == 1); // the second delivery did not run it
+      if (f.done()) {
+        auto e = co_await outcome_of(f);
+        try {
+          std::rethrow_exception(e);
+        } catch (const afr::remote_error& re) {
+          BOOST_TEST(re.type() == "asio_futures::redis::max_attempts_exceeded");
+        } catch (...) {
+          BOOST_ERROR("expected remote_error, got " << aft::describe(e));
+        }
+      }
+      b.stop();
+      co_await tb.async_wait(asio::use_awaitable);
+    }
+  });
+}
+
 BOOST_AUTO_TEST_CASE(duplicate_submission_does_not_use_up_attempts) {
   aft::redis_server srv;
   co_run([&]() -> asio::awaitable<void> {
