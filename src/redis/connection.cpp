@@ -170,6 +170,7 @@ public:
   bool connected() const { return ready_flag_.load(std::memory_order_acquire); }
   std::uint64_t connections() const { return connections_.load(std::memory_order_relaxed); }
   std::uint64_t health_failures() const { return health_failures_.load(std::memory_order_relaxed); }
+  std::uint64_t health_checks() const { return health_checks_.load(std::memory_order_relaxed); }
 
   void close() {
     if (closed_.exchange(true, std::memory_order_acq_rel))
@@ -442,6 +443,7 @@ private:
       return;
     if (self->probe_outstanding_) { // the server answers (we are on the strand)
       self->probe_outstanding_ = false;
+      self->health_checks_.fetch_add(1, std::memory_order_relaxed);
       self->arm_health(); // the next probe an interval from now (replaces the timeout)
     }
     if (rep->type == REDIS_REPLY_ERROR) { // a refused SUBSCRIBE (where hiredis passes it on)
@@ -620,6 +622,7 @@ private:
   std::atomic<bool> ready_flag_{false};
   std::atomic<std::uint64_t> connections_{0};
   std::atomic<std::uint64_t> health_failures_{0};
+  std::atomic<std::uint64_t> health_checks_{0};
 };
 
 void validate(const connection_options& o) {
@@ -638,6 +641,12 @@ void validate(const connection_options& o) {
     bad("negative keepalive_idle");
   if (o.keepalive_idle.count() > 0 && (o.keepalive_interval.count() <= 0 || o.keepalive_count <= 0))
     bad("keepalive_interval and keepalive_count must be positive when keepalive is on");
+  // Linux's limits (TCP_KEEPIDLE/TCP_KEEPINTVL at most 32767 s, TCP_KEEPCNT at most 127): a
+  // value setsockopt would refuse is an error here rather than silently the system default.
+  if (o.keepalive_idle.count() > 32767 || o.keepalive_interval.count() > 32767 ||
+      o.keepalive_count > 127)
+    bad("keepalive_idle and keepalive_interval must be at most 32767 s, keepalive_count at "
+        "most 127");
 }
 
 } // namespace detail
@@ -689,6 +698,10 @@ std::uint64_t connection::connections() const {
 
 std::uint64_t connection::health_failures() const {
   return impl_->health_failures();
+}
+
+std::uint64_t connection::health_checks() const {
+  return impl_->health_checks();
 }
 
 void connection::close() {

@@ -56,8 +56,9 @@ struct endpoint {
 ///   - `connect_timeout` bounds connecting plus the handshake (`AUTH`, `SELECT`,
 ///     `CLIENT SETNAME`, `PING`) of every connection; on expiry it is retried with backoff.
 /// Throws `std::invalid_argument` from the connection's constructor for negative values,
-/// a zero `connect_timeout`, a zero `health_check_timeout` with health checks on, or a
-/// keepalive with a zero interval or count.
+/// a zero `connect_timeout`, a zero `health_check_timeout` with health checks on, a
+/// keepalive with a zero interval or count, or keepalive values above Linux's limits
+/// (`keepalive_idle`/`keepalive_interval` 32767 s, `keepalive_count` 127).
 struct connection_options {
   std::chrono::milliseconds initial_backoff{20};
   std::chrono::milliseconds max_backoff{1000};
@@ -153,11 +154,13 @@ public:
   /// Whether a connection is up and ready now (it may drop the next moment).
   bool connected() const;
 
-  /// How many times a connection became ready (the first one included) and how many
-  /// established connections were declared dead by the health check or `connect_timeout`:
-  /// counters for monitoring and tests. Any thread.
+  /// How many times a connection became ready (the first one included), how many
+  /// established connections were declared dead by the health check or `connect_timeout`,
+  /// and how many health checks the server answered: counters for monitoring and tests.
+  /// Any thread.
   std::uint64_t connections() const;
   std::uint64_t health_failures() const;
+  std::uint64_t health_checks() const;
 
   /// Stops reconnecting and disconnects; pending and waiting commands fail with
   /// `connection_error`. Idempotent.
