@@ -175,7 +175,7 @@ void run_floor_jobs(sync_redis& caller, sync_redis& worker, int n, const std::st
   for (std::size_t k = 0; k < ids.size(); ++k) {
     auto id = std::to_string(counter + static_cast<std::int64_t>(k));
     worker.append({"EVAL", std::string(begin_script), "3", "floor:attempts:" + id,
-                   "floor:cancel:" + id, "floor:result:" + id, "86400"});
+                   "floor:cancel:" + id, "floor:result:" + id, "86400", ids[k], "w." + id});
     worker.append({"EVAL", std::string(finish_script), "3", "floor:result:" + id, "floor:jobs",
                    "floor:attempts:" + id, "1", "v" + payload, "86400", "floor:done", id,
                    "floor:workers", ids[k]});

@@ -3,10 +3,14 @@
 #
 # The CTest of examples/distributed: a private redis-server (free loopback port, temporary
 # directory, append-only on), 3 worker processes, one producer submitting JOBS jobs. When a
-# quarter of the jobs are complete one worker is SIGKILLed; at half, Redis is restarted
-# (SIGTERM, then started again on the same port and directory). The producer checks that
-# every job completed exactly once with the right result. Then the workers are stopped with
-# SIGTERM and must exit 0. Everything started here is killed on exit, whatever happens.
+# quarter of the jobs are complete a worker that holds jobs (XPENDING) is SIGKILLed; at
+# half, Redis is restarted (SIGTERM, then started again on the same port and directory).
+# Each fault must land while jobs are in flight: the dead worker still holds unacknowledged
+# jobs after its death, and the producer has not seen all results after each fault, or the
+# check fails. The producer checks that every job completed exactly once (it counts each
+# job's completions) with the right result; Redis must then hold one result per job and
+# no job left in the stream. The workers are stopped with SIGTERM and must exit 0.
+# Everything started here is killed on exit, whatever happens.
 set -uo pipefail
 producer=$1 worker=$2 redis_server=$3 jobs=$4
 redis_cli=$(dirname "$(command -v "$redis_server")")/redis-cli
@@ -44,17 +48,38 @@ start_redis() {
   fail "redis-server does not answer PING"
 }
 
+# The last completion count the producer reported (0 before the first).
+completed() {
+  local n
+  n=$(grep -o 'completed [0-9]*' "$dir/producer.log" 2>/dev/null | tail -n 1 | cut -d' ' -f2)
+  echo "${n:-0}"
+}
+
 # Waits (<= 300 s) until the producer has reported at least $1 completions.
 wait_completed() {
   for _ in $(seq 1 30000); do
-    local n
-    n=$(grep -o 'completed [0-9]*' "$dir/producer.log" 2>/dev/null | tail -n 1 | cut -d' ' -f2)
-    [[ -n $n && $n -ge $1 ]] && return 0
-    kill -0 "$producer_pid" 2>/dev/null || return 0 # finished (or failed) already
+    [[ $(completed) -ge $1 ]] && return 0
+    kill -0 "$producer_pid" 2>/dev/null || fail "the producer ended before $1 completions"
     sleep 0.01
   done
   fail "no progress to $1 completions"
 }
+
+# After a fault: the producer has not reported all completions yet (it reports the last
+# one), so jobs were in flight when the fault happened.
+in_flight() {
+  local n
+  n=$(completed)
+  [[ $n -lt $jobs ]] || fail "$1 landed after every job had completed"
+  echo "check.sh: $1 at $n of $jobs completions"
+}
+
+# Jobs delivered to consumer $1 and not acknowledged.
+pending_of() {
+  "$redis_cli" -p "$port" XPENDING seed:jobs seed:workers - + 100000 "$1" | grep -c '^[0-9]*-[0-9]*$'
+}
+
+consumer_of() { sed -n 's/^worker \([^ ]*\) started$/\1/p' "$dir/worker$1.log"; }
 
 start_redis
 for i in 1 2 3; do
@@ -65,22 +90,49 @@ done
 producer_pid=$!
 
 wait_completed $((jobs / 4))
-kill -9 "${worker_pids[0]}"
-wait "${worker_pids[0]}" 2>/dev/null
-echo "check.sh: SIGKILLed worker 1 at $(grep -c completed "$dir/producer.log") progress lines"
+# SIGKILL a worker that holds jobs now (worker 1 unless it is between jobs).
+victim=
+for _ in $(seq 1 1000); do
+  for i in 0 1 2; do
+    c=$(consumer_of $((i + 1)))
+    if [[ -n $c && $(pending_of "$c") -gt 0 ]]; then
+      victim=$i
+      break 2
+    fi
+  done
+  sleep 0.01
+done
+[[ -n $victim ]] || fail "no worker holds a job at $(completed) completions"
+kill -9 "${worker_pids[$victim]}"
+wait "${worker_pids[$victim]}" 2>/dev/null
+dead=$(consumer_of $((victim + 1)))
+held=$(pending_of "$dead")
+[[ $held -gt 0 ]] || fail "the SIGKILLed worker held no job after its death"
+in_flight "SIGKILL of worker $((victim + 1)) (holding $held jobs)"
+survivors=()
+for i in 0 1 2; do [[ $i == "$victim" ]] || survivors+=("$i"); done
+
 wait_completed $((jobs / 2))
 kill -TERM "$redis_pid"
 wait "$redis_pid"
+in_flight "Redis restart"
 start_redis
-echo "check.sh: restarted Redis"
 
 wait "$producer_pid"
 rc=$?
 producer_pid=
-cat "$dir/producer.log" | tail -n 1
+tail -n 1 "$dir/producer.log"
 [[ $rc -eq 0 ]] || fail "the producer exited with $rc"
 
-for i in 1 2; do
+# Redis agrees: one stored result per job, no job left in the stream or pending.
+results=$("$redis_cli" -p "$port" --scan --pattern 'seed:result:*' | sort -u | wc -l)
+[[ $results -eq $jobs ]] || fail "$results results stored in Redis for $jobs jobs"
+[[ $("$redis_cli" -p "$port" XLEN seed:jobs) -eq 0 ]] || fail "jobs left in the stream"
+[[ $("$redis_cli" -p "$port" XPENDING seed:jobs seed:workers | head -n 1) -eq 0 ]] ||
+  fail "jobs left pending"
+[[ $(pending_of "$dead") -eq 0 ]] || fail "the dead worker's jobs were not taken over"
+
+for i in "${survivors[@]}"; do
   kill -TERM "${worker_pids[$i]}"
   wait "${worker_pids[$i]}" || fail "worker $((i + 1)) did not exit cleanly"
   tail -n 1 "$dir/worker$((i + 1)).log"

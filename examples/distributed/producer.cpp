@@ -8,8 +8,10 @@
 //   example_distributed_producer --port P [--host H] [--queue Q] [--jobs N]
 //
 // Job i is compute_task(i, 2 i) when i is even, slow_task("task-i") when odd, as in the
-// seed. Every result is checked; the program prints "completed K" every N/20 completions (so
-// a driver can act mid-run) and exits 1 on any wrong, missing or repeated outcome.
+// seed. Every result is checked; the program prints "completed K" every N/20 completions and
+// at the last one (so a driver can act mid-run, and tell that jobs were still in flight),
+// counts the completions of each job apart, and exits 1 on any wrong, missing or repeated
+// completion.
 //
 #include <asio_futures/asio_futures.hpp>
 #include <asio_futures/redis.hpp>
@@ -18,6 +20,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -48,15 +51,17 @@ int main(int argc, char** argv) {
   asio::io_context ioc;
   afr::job_queue q(ioc.get_executor(), ep, queue);
   const int step = std::max(1, jobs / 20);
-  int completed = 0; // done-callbacks: one per future, never more
+  int completed = 0;                                     // done-callbacks, all jobs
+  std::vector<int> seen(static_cast<std::size_t>(jobs)); // done-callbacks, per job
   int wrong = 0;
 
   auto main_task = af::create_task(ioc, [&]() -> asio::awaitable<void> {
     std::vector<af::future<int>> products;
     std::vector<af::future<std::string>> messages;
     for (int i = 0; i < jobs; ++i) {
-      auto count = [&](auto) {
-        if (++completed % step == 0) {
+      auto count = [&, i](auto) {
+        ++seen[static_cast<std::size_t>(i)];
+        if (++completed % step == 0 || completed == jobs) {
           std::printf("completed %d\n", completed);
           std::fflush(stdout);
         }
@@ -92,7 +97,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "producer failed: %s\n", e.what());
     return 1;
   }
-  std::printf("All tasks completed! %d jobs, %d completions, %d wrong results\n", jobs, completed,
-              wrong);
-  return wrong == 0 && completed == jobs ? 0 : 1;
+  const auto missing = std::count(seen.begin(), seen.end(), 0);
+  const auto repeated = std::count_if(seen.begin(), seen.end(), [](int n) { return n > 1; });
+  std::printf("All tasks completed! %d jobs, %d completions, %ld missing, %ld repeated, %d wrong "
+              "results\n",
+              jobs, completed, static_cast<long>(missing), static_cast<long>(repeated), wrong);
+  return wrong == 0 && missing == 0 && repeated == 0 && completed == jobs ? 0 : 1;
 }

@@ -19,6 +19,10 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <atomic>
 #include <deque>
@@ -91,7 +95,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
 public:
   connection_impl(asio::any_io_executor ex, endpoint ep, connection_options opts)
       : user_ex_(ex), strand_(asio::make_strand(ex)), ep_(std::move(ep)), opts_(std::move(opts)),
-        sd_(strand_), retry_(strand_), backoff_(opts_.initial_backoff) {}
+        sd_(strand_), retry_(strand_), health_(strand_), backoff_(opts_.initial_backoff) {}
 
   ~connection_impl() {
     destroying_ = true;
@@ -164,12 +168,16 @@ public:
   }
 
   bool connected() const { return ready_flag_.load(std::memory_order_acquire); }
+  std::uint64_t connections() const { return connections_.load(std::memory_order_relaxed); }
+  std::uint64_t health_failures() const { return health_failures_.load(std::memory_order_relaxed); }
+  std::uint64_t health_checks() const { return health_checks_.load(std::memory_order_relaxed); }
 
   void close() {
     if (closed_.exchange(true, std::memory_order_acq_rel))
       return;
     asio::dispatch(strand_, [self = shared_from_this()] {
       self->retry_.cancel();
+      self->health_.cancel();
       self->set_ready(false);
       self->fail_waiting(closed_error());
       if (self->ac_)
@@ -220,6 +228,15 @@ private:
       redisAsyncFree(ac); // cleanup() schedules the retry
       return;
     }
+    set_keepalive(ac->c.fd);
+    // Connecting and the handshake must be done within connect_timeout (a server that
+    // accepts but never answers, or a peer gone silent meanwhile): then retry.
+    health_.expires_after(opts_.connect_timeout);
+    health_.async_wait(
+        [self = shared_from_this(), gen = generation_](boost::system::error_code ec) {
+          if (!ec && gen == self->generation_ && self->ac_ && !self->ready_)
+            self->declare_dead();
+        });
     // A non-blocking connect completes when the socket becomes writable.
     want(write_, true);
 
@@ -247,6 +264,69 @@ private:
     }
   }
 
+  void set_keepalive(int fd) {
+    if (opts_.keepalive_idle.count() == 0)
+      return;
+    // Best effort: a socket option the system refuses leaves its default (the health check
+    // still covers a subscriber).
+    const int on = 1;
+    const int idle = static_cast<int>(opts_.keepalive_idle.count());
+    const int intvl = static_cast<int>(opts_.keepalive_interval.count());
+    const int cnt = opts_.keepalive_count;
+    const auto user_timeout = static_cast<unsigned>(
+        (opts_.keepalive_idle + opts_.keepalive_interval * opts_.keepalive_count).count() * 1000);
+    (void)::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
+  }
+
+  /// The current connection is not answering: drop it (cleanup() schedules the retry; the
+  /// commands sent on it fail with connection_error, as for any lost connection).
+  void declare_dead() {
+    health_failures_.fetch_add(1, std::memory_order_relaxed);
+    if (ac_)
+      redisAsyncFree(ac_);
+  }
+
+  // --- health check of a subscribed connection --------------------------------------------
+  // health_check_interval after the last answer: SUBSCRIBE one of our channels again (the
+  // server confirms it, whatever hiredis version routes the reply); with no reply from the
+  // server at all within health_check_timeout the connection is declared dead.
+  void arm_health() {
+    if (opts_.health_check_interval.count() == 0) {
+      health_.cancel();
+      return;
+    }
+    health_.expires_after(opts_.health_check_interval);
+    health_.async_wait(
+        [self = shared_from_this(), gen = generation_](boost::system::error_code ec) {
+          if (!ec)
+            self->probe(gen);
+        });
+  }
+
+  void probe(std::uint64_t gen) {
+    if (gen != generation_ || !ac_ || !ready_ || closed_.load(std::memory_order_relaxed))
+      return;
+    if (channels_.empty() || !unconfirmed_.empty()) {
+      arm_health(); // not (yet) a subscriber, or subscribing right now: nothing to check
+      return;
+    }
+    probe_outstanding_ = true;
+    send_subscribe(channels_.front());
+    health_.expires_after(opts_.health_check_timeout);
+    health_.async_wait([self = shared_from_this(), gen](boost::system::error_code ec) {
+      if (ec || gen != self->generation_ || !self->ac_)
+        return;
+      if (self->probe_outstanding_)
+        self->declare_dead();
+      else
+        self->arm_health();
+    });
+  }
+
   void schedule_retry() {
     if (closed_.load(std::memory_order_relaxed))
       return;
@@ -263,6 +343,8 @@ private:
       return;
     backoff_ = opts_.initial_backoff;
     set_ready(true);
+    connections_.fetch_add(1, std::memory_order_relaxed);
+    arm_health(); // also ends the connect timeout
     if (!channels_.empty()) {
       unconfirmed_ = std::set<std::string>(channels_.begin(), channels_.end());
       resubscribing_ = true;
@@ -357,7 +439,28 @@ private:
   static void on_subscription(redisAsyncContext*, void* r, void* privdata) {
     auto* self = static_cast<connection_impl*>(privdata);
     const auto* rep = static_cast<const redisReply*>(r);
-    if (!rep || self->destroying_ || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3)
+    if (!rep || self->destroying_)
+      return;
+    if (self->probe_outstanding_) { // the server answers (we are on the strand)
+      self->probe_outstanding_ = false;
+      self->health_checks_.fetch_add(1, std::memory_order_relaxed);
+      self->arm_health(); // the next probe an interval from now (replaces the timeout)
+    }
+    if (rep->type == REDIS_REPLY_ERROR) { // a refused SUBSCRIBE (where hiredis passes it on)
+      asio::post(self->strand_, [s = self->shared_from_this(), gen = self->generation_,
+                                 msg = std::string(rep->str, rep->len)] {
+        if (gen != s->generation_ || !s->ready_)
+          return;
+        s->subscription_refused(msg);
+        if (s->resubscribing_) {
+          s->resubscribing_ = false;
+          if (s->on_connect_)
+            s->on_connect_();
+        }
+      });
+      return;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3)
       return;
     const auto* kind = rep->element[0];
     const auto* chan = rep->element[1];
@@ -451,7 +554,26 @@ private:
       arm(d);
   }
 
+  /// The server refused a SUBSCRIBE (-NOPERM of an ACL, …): the channels not confirmed yet
+  /// are dropped (Redis does not say which one it refused) and their futures fail.
+  void subscription_refused(const std::string& message) {
+    auto e = std::make_exception_ptr(server_error(message));
+    for (const auto& c : unconfirmed_) {
+      std::erase(channels_, c);
+      if (auto it = sub_waiters_.find(c); it != sub_waiters_.end()) {
+        for (auto& f : it->second)
+          f.try_set_exception(e);
+        sub_waiters_.erase(it);
+      }
+    }
+    unconfirmed_.clear();
+  }
+
   void cleanup() {
+    // hiredis 0.14 takes an error reply that no command waits for (the answer to a
+    // SUBSCRIBE) for a fatal one and drops the connection: report it as the refusal it is.
+    if (ac_ && !destroying_ && ac_->c.err == REDIS_ERR_OTHER && !unconfirmed_.empty())
+      subscription_refused(ac_->c.errstr);
     // hiredis is freeing the context and will close the socket itself.
     if (sd_.is_open())
       sd_.release(); // also cancels our waits
@@ -460,6 +582,9 @@ private:
     dir_[read_] = {};
     dir_[write_] = {};
     set_ready(false);
+    probe_outstanding_ = false;
+    if (!destroying_)
+      health_.cancel();
     if (destroying_)
       return;
     unconfirmed_.clear();
@@ -473,6 +598,7 @@ private:
   connection_options opts_;
   asio::posix::stream_descriptor sd_;
   asio::steady_timer retry_;
+  asio::steady_timer health_; // connect timeout, then the health check's period and timeout
   std::chrono::milliseconds backoff_;
 
   // Strand-only state.
@@ -482,6 +608,7 @@ private:
   bool ready_ = false;
   bool destroying_ = false;
   bool resubscribing_ = false;
+  bool probe_outstanding_ = false; // a health-check SUBSCRIBE sent, nothing heard since
   std::deque<std::pair<std::vector<std::string>, future<reply>>> waiting_;
   std::vector<std::string> channels_;
   std::set<std::string> unconfirmed_;
@@ -493,7 +620,34 @@ private:
   std::atomic<bool> closed_{false};
   std::atomic<bool> subscriber_{false};
   std::atomic<bool> ready_flag_{false};
+  std::atomic<std::uint64_t> connections_{0};
+  std::atomic<std::uint64_t> health_failures_{0};
+  std::atomic<std::uint64_t> health_checks_{0};
 };
+
+void validate(const connection_options& o) {
+  auto bad = [](const char* what) {
+    throw std::invalid_argument(std::string("asio_futures::redis::connection_options: ") + what);
+  };
+  if (o.initial_backoff.count() < 0 || o.max_backoff.count() < 0)
+    bad("negative backoff");
+  if (o.connect_timeout.count() <= 0)
+    bad("connect_timeout must be positive");
+  if (o.health_check_interval.count() < 0)
+    bad("negative health_check_interval");
+  if (o.health_check_interval.count() > 0 && o.health_check_timeout.count() <= 0)
+    bad("health_check_timeout must be positive when health checks are on");
+  if (o.keepalive_idle.count() < 0)
+    bad("negative keepalive_idle");
+  if (o.keepalive_idle.count() > 0 && (o.keepalive_interval.count() <= 0 || o.keepalive_count <= 0))
+    bad("keepalive_interval and keepalive_count must be positive when keepalive is on");
+  // Linux's limits (TCP_KEEPIDLE/TCP_KEEPINTVL at most 32767 s, TCP_KEEPCNT at most 127): a
+  // value setsockopt would refuse is an error here rather than silently the system default.
+  if (o.keepalive_idle.count() > 32767 || o.keepalive_interval.count() > 32767 ||
+      o.keepalive_count > 127)
+    bad("keepalive_idle and keepalive_interval must be at most 32767 s, keepalive_count at "
+        "most 127");
+}
 
 } // namespace detail
 
@@ -501,8 +655,8 @@ connection::connection(executor_type ex, endpoint ep)
     : connection(std::move(ex), std::move(ep), connection_options{}) {}
 
 connection::connection(executor_type ex, endpoint ep, connection_options opts)
-    : impl_(std::make_shared<detail::connection_impl>(std::move(ex), std::move(ep),
-                                                      std::move(opts))) {
+    : impl_((detail::validate(opts), std::make_shared<detail::connection_impl>(
+                                         std::move(ex), std::move(ep), std::move(opts)))) {
   impl_->start();
 }
 
@@ -536,6 +690,18 @@ void connection::set_connect_handler(connect_handler h) {
 
 bool connection::connected() const {
   return impl_->connected();
+}
+
+std::uint64_t connection::connections() const {
+  return impl_->connections();
+}
+
+std::uint64_t connection::health_failures() const {
+  return impl_->health_failures();
+}
+
+std::uint64_t connection::health_checks() const {
+  return impl_->health_checks();
 }
 
 void connection::close() {

@@ -40,11 +40,6 @@ std::string random_hex(std::size_t bytes) {
 
 namespace {
 
-/// Marks a fire-and-forget command's outcome as retrieved (no lost-exception report).
-void ignore(const future<reply>& f) {
-  f.add_done_callback([](future<reply> r) { (void)r.exception(); });
-}
-
 connection_options named(connection_options o, const std::string& name) {
   if (o.client_name.empty())
     o.client_name = name;
@@ -86,7 +81,22 @@ public:
         asio::dispatch(s->strand_, [s] { s->recover(); });
     });
     auto f = sub_.subscribe(keys_.done_channel(client_));
-    f.add_done_callback([](future<void> r) { (void)r.exception(); });
+    f.add_done_callback([w](future<void> r) {
+      auto e = r.exception();
+      auto s = w.lock();
+      if (!e || !s || is_connection_error(e))
+        return; // a connection_error: closed
+      // Refused (an ACL): no result would ever reach this queue.
+      asio::dispatch(s->strand_, [s, e] {
+        s->refused_ = e;
+        auto pending = std::move(s->pending_);
+        s->pending_.clear();
+        s->count_.store(0, std::memory_order_relaxed);
+        for (auto& [id, f] : pending)
+          f.try_set_exception(e);
+        s->report(e);
+      });
+    });
   }
 
   future<std::string> submit(std::string payload, submit_options opts) {
@@ -104,6 +114,10 @@ public:
                              payload = std::move(payload)]() mutable {
       if (s->closed_.load(std::memory_order_relaxed)) {
         f.try_set_exception(closed_error());
+        return;
+      }
+      if (s->refused_) {
+        f.try_set_exception(s->refused_);
         return;
       }
       if (f.done())
@@ -229,22 +243,42 @@ private:
       cancel_job(id);
   }
 
-  void cancel_job(const std::string& id) {
+  void cancel_job(const std::string& id) { cancel_step(id, false); }
+
+  // The marker first, then the message: a worker checks the marker before starting the
+  // job; the message reaches the worker that is running it. Each step is repeated after a
+  // lost connection; a refusal is reported.
+  void cancel_step(const std::string& id, bool publish) {
     if (closed_.load(std::memory_order_relaxed))
       return;
-    // The marker first: a worker checks it before starting the job; the message reaches
-    // the worker that is running it.
-    auto marker = cmd_.command(
-        {"SET", keys_.cancel(id), "1", "EX", std::to_string(opts_.result_ttl.count())});
-    ignore(marker);
-    auto c = cmd_.command({"PUBLISH", keys_.cancel_channel(), id});
+    auto c = publish ? cmd_.command({"PUBLISH", keys_.cancel_channel(), id})
+                     : cmd_.command({"SET", keys_.cancel(id), "1", "EX",
+                                     std::to_string(opts_.result_ttl.count())});
     std::weak_ptr<job_queue_impl> w = shared_from_this();
-    c.add_done_callback([w, id](future<reply> r) {
+    c.add_done_callback([w, id, publish](future<reply> r) {
       auto e = r.exception();
       auto s = w.lock();
-      if (e && s && is_connection_error(e))
-        s->cancel_job(id);
+      if (!s)
+        return;
+      if (!e) {
+        if (!publish)
+          s->cancel_step(id, true);
+      } else if (is_connection_error(e)) {
+        s->cancel_step(id, publish);
+      } else {
+        s->report(e);
+      }
     });
+  }
+
+  void report(const std::exception_ptr& e) {
+    if (!opts_.on_error)
+      return;
+    try {
+      opts_.on_error(e);
+    } catch (...) {
+      // a throwing error handler has nobody to tell either
+    }
   }
 
   asio::any_io_executor ex_;
@@ -258,6 +292,7 @@ private:
   std::atomic<std::size_t> count_{0};
   std::atomic<std::uint64_t> counter_{0};
   std::atomic<bool> closed_{false};
+  std::exception_ptr refused_; // strand only: the subscription's refusal
 };
 
 } // namespace detail

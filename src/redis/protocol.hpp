@@ -6,7 +6,9 @@
 //   Q:result:<id>     the stored outcome, SET NX with expiry: "v" + result bytes, or
 //                     "e" + exception type + "\n" + message
 //   Q:cancel:<id>     present when the caller cancelled the job (expiry as results)
-//   Q:attempts:<id>   deliveries so far (INCR by each worker that picks the job up)
+//   Q:attempts:<id>   a hash, the deliveries so far: field <stream entry id> counts the
+//                     deliveries of that entry, field "d:<stream entry id>:<token>" marks one
+//                     delivery as counted (token: "<consumer>.<random>.<n>", one per pick-up)
 //   Q:done:<client>   Pub/Sub: "<job id>\n<stored outcome>" when a result was stored, one
 //                     channel per job_queue (a bare "<job id>" makes the caller GET it)
 //   Q:cancel          Pub/Sub: ids of cancelled jobs, for the workers
@@ -36,12 +38,30 @@ struct keys {
 };
 
 /// Run by a worker before a job: count the delivery, and tell whether the job was cancelled
-/// or already has a result. KEYS: attempts, cancel marker, result; ARGV: ttl (seconds).
-/// Returns {attempts, cancelled (0/1), completed (0/1)}.
+/// or already has a result. One delivery is counted once, however often the script is sent
+/// for it (a retry after a lost connection sends the same token), and per stream entry (a
+/// job added twice, by a repeated submission, counts each entry's deliveries apart).
+/// KEYS: attempts, cancel marker, result; ARGV: ttl (seconds), stream entry id, token.
+/// Returns {attempts of this entry, cancelled (0/1), completed (0/1)}.
 inline constexpr std::string_view begin_script = R"lua(
-local a = redis.call('INCR', KEYS[1])
+local a
+if redis.call('HSETNX', KEYS[1], 'd:' .. ARGV[2] .. ':' .. ARGV[3], '1') == 1 then
+  a = redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
+else
+  a = tonumber(redis.call('HGET', KEYS[1], ARGV[2]) or '1')
+end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return {a, redis.call('EXISTS', KEYS[2]), redis.call('EXISTS', KEYS[3])}
+)lua";
+
+/// Run by a stopping worker for each job it started and gives back: the delivery is not an
+/// attempt (the job did not fail, its worker left). Idempotent: only a delivery still
+/// counted is uncounted. KEYS: attempts; ARGV: stream entry id, token.
+inline constexpr std::string_view release_script = R"lua(
+if redis.call('HDEL', KEYS[1], 'd:' .. ARGV[1] .. ':' .. ARGV[2]) == 1 then
+  redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
+end
+return 1
 )lua";
 
 /// Run by a worker after a job, atomically: with ARGV[1] == '1' store the outcome unless a
@@ -102,6 +122,10 @@ inline bool is_connection_error(const std::exception_ptr& e) {
     return false;
   }
 }
+
+/// Throws std::invalid_argument for connection_options a connection refuses (connection.cpp):
+/// a worker checks its options in its constructor, before its connections exist.
+void validate(const connection_options& o);
 
 /// A random hex string of 2 * bytes characters.
 std::string random_hex(std::size_t bytes);

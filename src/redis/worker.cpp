@@ -8,8 +8,10 @@
 #include "protocol.hpp"
 
 #include <asio_futures/error.hpp>
+#include <asio_futures/gather.hpp>
 #include <asio_futures/sync.hpp>
 #include <asio_futures/task.hpp>
+#include <asio_futures/wait.hpp>
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -138,8 +140,10 @@ public:
 private:
   struct slot {
     job_entry job;
+    std::string token;         // this delivery's, for the begin and release scripts
     task<std::string> handler; // once started
     bool cancel_requested = false;
+    bool counted = false; // the begin script was sent: the delivery may be counted
   };
 
   // --- the worker's life ------------------------------------------------------------------
@@ -170,11 +174,41 @@ private:
 
     auto maintenance =
         create_task(s.strand_, run_maintenance(self), "redis-worker maintenance " + s.consumer_);
+    std::exception_ptr end; // the read loop only ends by an exception (stop(): cancellation)
     try {
       co_await s.read_loop(self);
     } catch (...) {
-      maintenance.cancel();
-      throw;
+      end = std::current_exception();
+    }
+    maintenance.cancel();
+    // A stop cancelled this coroutine, and Asio aborts every later co_await of a cancelled
+    // coroutine: reset that to give the jobs back.
+    co_await asio::this_coro::reset_cancellation_state();
+    co_await s.give_back();
+    if (end)
+      std::rethrow_exception(end);
+  }
+
+  /// The worker is leaving: cancel its jobs and give back the deliveries they counted (a
+  /// job whose worker was stopped did not fail; only a worker that dies charges an attempt).
+  /// Best effort, bounded: without an answer from Redis the attempt stays counted.
+  asio::awaitable<void> give_back() {
+    stop_jobs();
+    std::vector<future<reply>> fs;
+    if (cmd_ && cmd_->connected())
+      for (auto& [sid, sl] : slots_)
+        if (sl.counted)
+          fs.push_back(cmd_->command({"EVAL", std::string(release_script), "1",
+                                      keys_.attempts(sl.job.id), sid, sl.token}));
+    if (fs.empty())
+      co_return;
+    try {
+      const std::chrono::steady_clock::duration bound =
+          std::min<std::chrono::milliseconds>(opts_.visibility_timeout, std::chrono::seconds(2));
+      auto all = wait_for(gather(std::move(fs)), bound);
+      co_await all.async_wait(asio::use_awaitable);
+    } catch (...) {
+      // not given back: the delivery stays counted
     }
   }
 
@@ -273,7 +307,7 @@ private:
     }
   }
 
-  void shutdown() {
+  void stop_jobs() {
     stopping_ = true;
     for (auto& [sid, sl] : slots_)
       if (sl.handler.valid())
@@ -281,6 +315,10 @@ private:
     for (auto& t : job_tasks_)
       t.cancel("asio_futures::redis::worker stopped");
     job_tasks_.clear();
+  }
+
+  void shutdown() {
+    stop_jobs();
     if (reader_)
       reader_->close();
     if (cmd_)
@@ -294,7 +332,11 @@ private:
     if (stopping_ || slots_.contains(j.stream_id))
       return; // already ours and running
     auto sid = j.stream_id;
-    slots_.emplace(sid, slot{std::move(j), {}, false});
+    // A token unique to this delivery: the consumer name is unique among live workers, but a
+    // worker restarted under a fixed name reuses it (and would count from 1 again), so the
+    // token also carries a random number of this worker object.
+    auto token = consumer_ + "." + instance_ + "." + std::to_string(++deliveries_);
+    slots_.emplace(sid, slot{std::move(j), std::move(token), {}, false, false});
     running_count_.store(slots_.size(), std::memory_order_relaxed);
     auto t = create_task(strand_, run_job(self, sid), "redis-job " + sid);
     // A job that fails outside its handler (an unexpected reply) is left unacknowledged and
@@ -342,6 +384,7 @@ private:
       ~release() { s.finish(sid); }
     } release{s, sid};
     const job_entry job = s.slots_.at(sid).job;
+    const std::string token = s.slots_.at(sid).token;
 
     // Before running: count the delivery; skip a cancelled or already completed job.
     auto attempts_key = s.keys_.attempts(job.id);
@@ -351,8 +394,11 @@ private:
     bool completed = false;
     for (;;) {
       try {
+        s.slots_.at(sid).counted = true;
+        // The same token on a retry: a delivery counts once even if the script ran before
+        // its connection was lost.
         auto f = s.cmd_->command({"EVAL", std::string(begin_script), "3", attempts_key,
-                                  s.keys_.cancel(job.id), s.keys_.result(job.id), ttl});
+                                  s.keys_.cancel(job.id), s.keys_.result(job.id), ttl, sid, token});
         reply r = co_await await(std::move(f));
         if (r.elements.size() != 3)
           throw server_error("asio_futures::redis: unexpected reply to the begin script");
@@ -469,7 +515,8 @@ private:
   keys keys_;
   worker_options opts_;
   std::string consumer_;
-  std::string autoclaim_cursor_ = "0-0"; // XAUTOCLAIM's scan position (keep_alive loop only)
+  const std::string instance_ = random_hex(8); // in the delivery tokens
+  std::string autoclaim_cursor_ = "0-0";       // XAUTOCLAIM's scan position (keep_alive loop only)
 
   std::mutex handlers_mutex_;
   std::map<std::string, worker::bytes_handler> handlers_;
@@ -480,6 +527,7 @@ private:
   std::vector<task<void>> job_tasks_;
   event slot_freed_;
   task<void> main_;
+  std::uint64_t deliveries_ = 0;
   bool stopping_ = false;
 
   std::atomic<bool> stop_requested_{false};
@@ -504,6 +552,7 @@ worker::worker(executor_type ex, endpoint ep, std::string queue, worker_options 
     throw std::invalid_argument("asio_futures::redis::worker: visibility_timeout must be positive");
   if (opts.result_ttl.count() <= 0)
     throw std::invalid_argument("asio_futures::redis::worker: result_ttl must be positive");
+  detail::validate(opts.connection);
   impl_ = std::make_shared<detail::worker_impl>(std::move(ex), std::move(ep), std::move(queue),
                                                 std::move(opts));
 }

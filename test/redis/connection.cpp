@@ -170,6 +170,91 @@ BOOST_AUTO_TEST_CASE(subscribe_receives_messages_across_reconnection) {
   });
 }
 
+BOOST_AUTO_TEST_CASE(health_check_drops_a_silent_subscriber_and_resubscribes) {
+  aft::redis_server srv;
+  co_run([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    afr::connection_options o;
+    o.health_check_interval = 20ms;
+    o.health_check_timeout = 2000ms; // generous: a loaded or sanitized run answers late
+    o.connect_timeout = 500ms;
+    afr::connection sub(ex, srv.endpoint(), o);
+    afr::connection pub(ex, srv.endpoint());
+    std::vector<std::string> got;
+    sub.set_message_handler([&](std::string_view, std::string_view m) { got.emplace_back(m); });
+    co_await sub.subscribe("news").async_wait(asio::use_awaitable);
+    BOOST_TEST(sub.connections() == 1u);
+    // Health checks of a live server pass: ten probes answered, none failed.
+    BOOST_TEST(co_await aft::eventually([&] { return sub.health_checks() >= 10; }));
+    BOOST_TEST(sub.health_failures() == 0u);
+    BOOST_TEST(sub.connections() == 1u);
+    BOOST_TEST(sub.connected());
+    // The server stops answering, its sockets open (as a stuck or vanished host): the
+    // subscriber notices and drops the connection.
+    srv.pause();
+    const bool dropped =
+        co_await aft::eventually([&] { return sub.health_failures() > 0 && !sub.connected(); });
+    srv.resume();
+    BOOST_TEST(dropped);
+    // Back: reconnected and resubscribed, messages flow again.
+    BOOST_TEST(co_await aft::eventually([&] { return sub.connections() >= 2 && sub.connected(); }));
+    BOOST_TEST((co_await cmd(pub, "PUBLISH", "news", "after")).integer == 1);
+    BOOST_TEST(co_await aft::eventually([&] { return got.size() == 1; }));
+    BOOST_TEST(got.at(0) == "after");
+  });
+}
+
+BOOST_AUTO_TEST_CASE(invalid_options_throw) {
+  aft::redis_server srv;
+  co_run([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    afr::connection_options o;
+    o.connect_timeout = 0ms;
+    BOOST_CHECK_THROW(afr::connection(ex, srv.endpoint(), o), std::invalid_argument);
+    o = {};
+    o.health_check_timeout = 0ms;
+    BOOST_CHECK_THROW(afr::connection(ex, srv.endpoint(), o), std::invalid_argument);
+    o = {};
+    o.keepalive_idle = std::chrono::seconds(40000);
+    BOOST_CHECK_THROW(afr::connection(ex, srv.endpoint(), o), std::invalid_argument);
+    o = {};
+    o.keepalive_count = 128;
+    BOOST_CHECK_THROW(afr::connection(ex, srv.endpoint(), o), std::invalid_argument);
+    o = {};
+    o.health_check_timeout = 0ms;
+    o.health_check_interval = 0ms; // off: the timeout does not matter
+    afr::connection ok(ex, srv.endpoint(), o);
+    o = {};
+    o.keepalive_count = 0;
+    BOOST_CHECK_THROW(afr::connection(ex, srv.endpoint(), o), std::invalid_argument);
+    o.keepalive_idle = 0s; // off
+    afr::connection ok2(ex, srv.endpoint(), o);
+    BOOST_TEST((co_await cmd(ok2, "PING")).str == "PONG");
+    o = {};
+    o.initial_backoff = -1ms;
+    BOOST_CHECK_THROW(afr::connection(ex, srv.endpoint(), o), std::invalid_argument);
+  });
+}
+
+BOOST_AUTO_TEST_CASE(refused_subscription_fails_the_subscribe_future) {
+  aft::redis_server srv;
+  srv.cli({"ACL", "SETUSER", "default", "resetchannels", "&allowed"});
+  co_run([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    afr::connection sub(ex, srv.endpoint());
+    auto e = co_await outcome_of(sub.subscribe("forbidden"));
+    BOOST_TEST(holds<afr::server_error>(e), aft::describe(e));
+    BOOST_TEST(aft::describe(e).find("NOPERM") != std::string::npos, aft::describe(e));
+    // The connection goes on, and a permitted channel works.
+    co_await sub.subscribe("allowed").async_wait(asio::use_awaitable);
+    afr::connection pub(ex, srv.endpoint());
+    std::vector<std::string> got;
+    sub.set_message_handler([&](std::string_view, std::string_view m) { got.emplace_back(m); });
+    BOOST_TEST((co_await cmd(pub, "PUBLISH", "allowed", "m")).integer == 1);
+    BOOST_TEST(co_await aft::eventually([&] { return got.size() == 1; }));
+  });
+}
+
 BOOST_AUTO_TEST_CASE(commands_from_another_thread) {
   aft::redis_server srv;
   co_run([&]() -> asio::awaitable<void> {

@@ -4,6 +4,7 @@
 #include <asio_futures/redis/worker.hpp>
 
 #include "support/redis_test.hpp"
+#include "support/tcp_proxy.hpp"
 
 #include <asio_futures/gather.hpp>
 #include <asio_futures/sync.hpp>
@@ -16,6 +17,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <stop_token>
+#include <thread>
 
 #include <boost/asio/this_coro.hpp>
 
@@ -274,9 +276,10 @@ BOOST_AUTO_TEST_CASE(caller_disconnects_and_returns_recovers_result) {
   aft::redis_server srv;
   co_run([&]() -> asio::awaitable<void> {
     auto ex = co_await asio::this_coro::executor;
-    afr::queue_options qo;
-    qo.connection.initial_backoff = 800ms; // stays away while the result is announced
-    afr::job_queue q(ex, srv.endpoint(), "q", qo);
+    // The caller goes through a proxy that holds its reconnections until the result was
+    // announced to nobody.
+    aft::tcp_proxy px(ex, srv.port());
+    afr::job_queue q(ex, px.endpoint(), "q");
     afr::worker w(ex, srv.endpoint(), "q");
     af::event started(ex), gate(ex);
     w.handle_bytes("", [&](std::string p) -> asio::awaitable<std::string> {
@@ -287,12 +290,63 @@ BOOST_AUTO_TEST_CASE(caller_disconnects_and_returns_recovers_result) {
     running_worker rw(ex, w);
     auto f = q.submit("job");
     co_await started.async_wait(asio::use_awaitable);
+    px.hold(":caller:");
     BOOST_TEST(srv.kill_clients(":caller:") == 2);
-    BOOST_TEST(srv.cli({"PUBSUB", "CHANNELS", "q:done:*"}) == ""); // nobody listens now
+    BOOST_TEST(co_await aft::eventually([&] { return px.held() == 2; })); // both back, held
+    BOOST_TEST(srv.cli({"PUBSUB", "CHANNELS", "q:done:*"}) == "");        // nobody listens
     gate.set();
     BOOST_TEST(co_await aft::eventually([&] { return w.completed() == 1; }));
     BOOST_TEST(!f.done());
-    // Back after the backoff: the queue fetches the result it missed.
+    // Back: the queue fetches the result it missed.
+    px.release_held();
+    BOOST_TEST(co_await f.async_wait(asio::use_awaitable) == "done:job");
+    co_await rw.finish();
+  });
+}
+
+BOOST_AUTO_TEST_CASE(result_announced_before_the_first_subscription_is_recovered) {
+  aft::redis_server srv;
+  co_run([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    // The caller's subscriber cannot reach Redis at first; its command connection can.
+    aft::tcp_proxy px(ex, srv.port());
+    px.hold(":sub");
+    afr::job_queue q(ex, px.endpoint(), "q");
+    afr::worker w(ex, srv.endpoint(), "q");
+    w.handle_bytes("", [](std::string p) -> asio::awaitable<std::string> { co_return "r:" + p; });
+    running_worker rw(ex, w);
+    auto f = q.submit("job");
+    BOOST_TEST(co_await aft::eventually([&] { return w.completed() == 1 && px.held() == 1; }));
+    BOOST_TEST(!f.done()); // announced to nobody
+    px.release_held();
+    BOOST_TEST(co_await f.async_wait(asio::use_awaitable) == "r:job");
+    co_await rw.finish();
+  });
+}
+
+BOOST_AUTO_TEST_CASE(silent_subscriber_is_replaced_and_the_result_recovered) {
+  aft::redis_server srv;
+  co_run([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    aft::tcp_proxy px(ex, srv.port());
+    afr::queue_options qo;
+    qo.connection.health_check_interval = 20ms;
+    qo.connection.health_check_timeout = 500ms;
+    afr::job_queue q(ex, px.endpoint(), "q", qo);
+    afr::worker w(ex, srv.endpoint(), "q");
+    af::event started(ex), gate(ex);
+    w.handle_bytes("", [&](std::string p) -> asio::awaitable<std::string> {
+      started.set();
+      co_await gate.async_wait(asio::use_awaitable);
+      co_return "done:" + p;
+    });
+    running_worker rw(ex, w);
+    auto f = q.submit("job");
+    co_await started.async_wait(asio::use_awaitable);
+    // The caller's subscriber becomes a half-open connection: no RST, no FIN, no answer.
+    BOOST_TEST(px.blackhole(":sub") == 1);
+    gate.set(); // its result is published into the black hole
+    BOOST_TEST_REQUIRE(co_await aft::eventually([&] { return f.done(); }));
     BOOST_TEST(co_await f.async_wait(asio::use_awaitable) == "done:job");
     co_await rw.finish();
   });
@@ -321,11 +375,15 @@ BOOST_AUTO_TEST_CASE(redis_restart_with_futures_pending) {
       fs.push_back(q.call<int>("square", i));
     BOOST_TEST(co_await aft::eventually([&] { return started == 2; })); // 2 running, 2 queued
     BOOST_TEST(co_await aft::eventually([&] { return srv.cli({"XLEN", "q:jobs"}) == "4"; }));
-    srv.stop(); // SIGTERM: the append-only file is flushed
+    // The restart runs on another thread while this one goes on serving the connections
+    // (which notice the loss and retry).
+    co_await af::to_thread([&] { srv.stop(); }) // SIGTERM: the append-only file is flushed
+        .async_wait(asio::use_awaitable);
     for (int i = 4; i < 6; ++i)
       fs.push_back(q.call<int>("square", i)); // submitted while Redis is down
-    srv.start();
+    auto restarted = af::to_thread([&] { srv.start(); });
     gate.set();
+    co_await restarted.async_wait(asio::use_awaitable);
     auto all = co_await af::gather(fs).async_wait(asio::use_awaitable);
     for (int i = 0; i < 6; ++i) {
       BOOST_TEST(all[static_cast<std::size_t>(i)] == i * i);
@@ -333,6 +391,46 @@ BOOST_AUTO_TEST_CASE(redis_restart_with_futures_pending) {
     }
     co_await rw.finish();
   });
+}
+
+BOOST_AUTO_TEST_CASE(destroyed_and_its_context_not_run_again_closes_everything) {
+  aft::redis_server srv;
+  auto ours = [&] {
+    auto list = srv.cli({"CLIENT", "LIST"});
+    return list.find("name=q:caller:") != std::string::npos ||
+           list.find("name=lifetime:") != std::string::npos;
+  };
+  {
+    asio::io_context ioc;
+    afr::worker_options wo;
+    wo.consumer = "lifetime";
+    auto q = std::make_unique<afr::job_queue>(ioc.get_executor(), srv.endpoint(), "q");
+    auto w = std::make_unique<afr::worker>(ioc.get_executor(), srv.endpoint(), "q", wo);
+    w->handle_bytes("", [](std::string) -> asio::awaitable<std::string> {
+      asio::steady_timer t(co_await asio::this_coro::executor);
+      t.expires_at(asio::steady_timer::time_point::max());
+      co_await t.async_wait(asio::use_awaitable);
+      co_return "";
+    });
+    auto run = af::create_task(ioc, w->async_run());
+    auto f = q->submit("job");
+    BOOST_TEST_REQUIRE(aft::run_until(
+        ioc, [&] { return w->running() == 1; }, aft::redis_timeout));
+    BOOST_TEST(ours());
+    // Destroyed mid-job, then the context, which never runs again: the closes they post
+    // never run. Nothing may leak (the sockets would stay open) or be used after its end
+    // (the sanitizer builds run this too).
+    w.reset();
+    q.reset();
+  }
+  // Bounded poll of the server (another process): every connection of ours is gone.
+  bool gone = false;
+  for (int i = 0; i < 1000 && !gone; ++i) {
+    gone = !ours();
+    if (!gone)
+      std::this_thread::sleep_for(10ms); // poll interval
+  }
+  BOOST_TEST(gone, "connections left open:\n" << srv.cli({"CLIENT", "LIST"}));
 }
 
 BOOST_AUTO_TEST_CASE(first_stored_result_wins) {
@@ -388,6 +486,43 @@ BOOST_AUTO_TEST_CASE(malformed_stored_result_fails_with_protocol_error) {
     afr::remote_error re("", "");
     BOOST_TEST_REQUIRE(get_if(co_await outcome_of(f), re));
     BOOST_TEST(re.type() == "asio_futures::redis::protocol_error");
+  });
+}
+
+BOOST_AUTO_TEST_CASE(refused_cancel_is_reported) {
+  aft::redis_server srv;
+  // The queue may not write cancel markers (an ACL without q:cancel:*).
+  srv.cli({"ACL", "SETUSER", "default", "resetkeys", "~q:jobs", "~q:result:*", "~q:attempts:*"});
+  co_run([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    std::vector<std::exception_ptr> errors;
+    afr::queue_options qo;
+    qo.on_error = [&](std::exception_ptr e) { errors.push_back(e); };
+    afr::job_queue q(ex, srv.endpoint(), "q", qo);
+    auto f = q.submit("x");
+    BOOST_TEST(co_await aft::eventually([&] { return srv.cli({"XLEN", "q:jobs"}) == "1"; }));
+    f.cancel();
+    BOOST_TEST_REQUIRE(co_await aft::eventually([&] { return !errors.empty(); }));
+    BOOST_TEST(holds<afr::server_error>(errors.at(0)));
+    BOOST_TEST(aft::describe(errors.at(0)).find("NOPERM") != std::string::npos);
+  });
+}
+
+BOOST_AUTO_TEST_CASE(refused_subscription_fails_the_queue) {
+  aft::redis_server srv;
+  srv.cli({"ACL", "SETUSER", "default", "resetchannels"}); // no Pub/Sub channel at all
+  co_run([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    std::vector<std::exception_ptr> errors;
+    afr::queue_options qo;
+    qo.on_error = [&](std::exception_ptr e) { errors.push_back(e); };
+    afr::job_queue q(ex, srv.endpoint(), "q", qo);
+    auto e = co_await outcome_of(q.submit("x"));
+    BOOST_TEST(holds<afr::server_error>(e), aft::describe(e));
+    BOOST_TEST(aft::describe(e).find("NOPERM") != std::string::npos);
+    BOOST_TEST(errors.size() == 1u);
+    BOOST_TEST(holds<afr::server_error>(co_await outcome_of(q.submit("y"))));
+    BOOST_TEST(q.pending() == 0u);
   });
 }
 

@@ -34,13 +34,42 @@ struct endpoint {
   int db = 0;
 };
 
-/// How a connection retries: after a failed attempt or a lost connection it waits
-/// `initial_backoff`, doubling after each further failure up to `max_backoff`.
+/// How a connection retries and how it notices a dead peer.
+///
+/// Retrying: after a failed attempt or a lost connection it waits `initial_backoff`,
+/// doubling after each further failure up to `max_backoff`.
+///
+/// Dead peers: a Redis host that vanishes without closing its connections (power loss, a
+/// network partition, a firewall dropping the flow) leaves a half-open TCP connection that
+/// would otherwise wait forever — fatal for a subscriber, which only ever receives.
+///   - TCP keepalive on every socket: `SO_KEEPALIVE` with `TCP_KEEPIDLE = keepalive_idle`,
+///     `TCP_KEEPINTVL = keepalive_interval`, `TCP_KEEPCNT = keepalive_count`, and
+///     `TCP_USER_TIMEOUT` = idle + interval × count (so unacknowledged data is bounded the
+///     same way). The kernel drops a silent connection after about that long (25 s by
+///     default). `keepalive_idle` of zero leaves the socket as the system makes it.
+///   - A health check of a subscribed connection (TCP keepalive cannot see a server that is
+///     up but stuck): `health_check_interval` after the server last answered a check (or
+///     after subscribing) it asks the server to confirm one of its subscriptions again (a
+///     `SUBSCRIBE` of an already subscribed channel: no message is lost or duplicated); without an
+///     answer within `health_check_timeout` the connection is declared dead, dropped and
+///     reconnected (and resubscribed). Zero interval: off.
+///   - `connect_timeout` bounds connecting plus the handshake (`AUTH`, `SELECT`,
+///     `CLIENT SETNAME`, `PING`) of every connection; on expiry it is retried with backoff.
+/// Throws `std::invalid_argument` from the connection's constructor for negative values,
+/// a zero `connect_timeout`, a zero `health_check_timeout` with health checks on, a
+/// keepalive with a zero interval or count, or keepalive values above Linux's limits
+/// (`keepalive_idle`/`keepalive_interval` 32767 s, `keepalive_count` 127).
 struct connection_options {
   std::chrono::milliseconds initial_backoff{20};
   std::chrono::milliseconds max_backoff{1000};
   /// Sent as `CLIENT SETNAME` on every connection when not empty (visible in `CLIENT LIST`).
   std::string client_name;
+  std::chrono::seconds keepalive_idle{10};
+  std::chrono::seconds keepalive_interval{5};
+  int keepalive_count = 3;
+  std::chrono::milliseconds health_check_interval{5000};
+  std::chrono::milliseconds health_check_timeout{5000};
+  std::chrono::milliseconds connect_timeout{10000};
 };
 
 /// The connection to the server was lost, refused or closed while a command was pending.
@@ -124,6 +153,14 @@ public:
 
   /// Whether a connection is up and ready now (it may drop the next moment).
   bool connected() const;
+
+  /// How many times a connection became ready (the first one included), how many
+  /// established connections were declared dead by the health check or `connect_timeout`,
+  /// and how many health checks the server answered: counters for monitoring and tests.
+  /// Any thread.
+  std::uint64_t connections() const;
+  std::uint64_t health_failures() const;
+  std::uint64_t health_checks() const;
 
   /// Stops reconnecting and disconnects; pending and waiting commands fail with
   /// `connection_error`. Idempotent.

@@ -61,6 +61,12 @@ struct queue_options {
   /// on the workers: a caller away for longer than that loses the results of its jobs.
   std::chrono::seconds result_ttl{24 * 3600};
   connection_options connection;
+  /// Told, on the queue's strand, what failed in the background where no future can carry
+  /// it: a cancel of a job that Redis refused (`server_error`; the job may still run), or the
+  /// queue's subscription refused (`server_error`, e.g. an ACL without its channel; the
+  /// pending futures fail with it too, and later submissions at once). Empty: not reported.
+  /// Lost connections are not errors here: the commands are repeated after reconnecting.
+  std::function<void(std::exception_ptr)> on_error;
 };
 
 namespace detail {
@@ -82,7 +88,8 @@ class job_queue_impl;
 ///
 /// **Cancellation.** `cancel()` on the returned future cancels the job: a worker that has
 /// not started it never runs it (`Q:cancel:<id>` is checked before the start); a running
-/// handler's task is cancelled on its worker (announced on `Q:cancel`).
+/// handler's task is cancelled on its worker (announced on `Q:cancel`). A cancel that Redis
+/// refuses is reported to `queue_options::on_error`.
 ///
 /// **Thread safety:** every member may be called from any thread; the futures complete on
 /// the executor given to the constructor. Destroy the queue before its execution context.

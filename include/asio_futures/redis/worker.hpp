@@ -37,7 +37,11 @@ struct worker_options {
   /// taken over by another worker. A live worker renews its running jobs every third of it.
   std::chrono::milliseconds visibility_timeout{30000};
   /// Deliveries of one job before it fails with `remote_error`
-  /// (`asio_futures::redis::max_attempts_exceeded`) instead of running again.
+  /// (`asio_futures::redis::max_attempts_exceeded`) instead of running again. A delivery
+  /// counts once (also when the worker re-sends its begin script after a lost connection);
+  /// a delivery whose worker was stopped (`stop()`, cancellation) is given back and does
+  /// not count; each stream entry counts apart (a job submitted twice by a repeated
+  /// `XADD` is not failed earlier).
   int max_attempts = 3;
   /// The consumer name in the group; empty: made unique from host, process and a random
   /// number. Two live workers must never share one.
@@ -98,7 +102,8 @@ asio::awaitable<std::string> invoke_json(std::shared_ptr<F> f, std::string paylo
 /// **Delivery.** A job is read with `XREADGROUP`, run, its result stored with
 /// `SET … NX` (the first result wins), announced to its caller, then acknowledged
 /// (`XACK`) and deleted. A job whose worker died is taken over after
-/// `visibility_timeout` (`XAUTOCLAIM`); after `max_attempts` deliveries it fails instead.
+/// `visibility_timeout` (`XAUTOCLAIM`); after `max_attempts` deliveries it fails instead
+/// (a stopped worker gives its deliveries back: a stop is not a failed attempt).
 /// Execution is at-least-once: handlers should be idempotent.
 ///
 /// **Cancellation.** A job cancelled by its caller before it starts is acknowledged
@@ -114,6 +119,9 @@ public:
   using bytes_handler = std::function<asio::awaitable<std::string>(std::string)>;
 
   // No default arguments of class type (see connection's constructor: a g++ 12 workaround).
+  /// Throws `std::invalid_argument` for an empty queue name, a zero `concurrency`,
+  /// `max_attempts`, `visibility_timeout` or `result_ttl`, or `connection` options that a
+  /// `connection` refuses.
   worker(executor_type ex, endpoint ep, std::string queue);
   worker(executor_type ex, endpoint ep, std::string queue, worker_options opts);
   ~worker();
@@ -136,7 +144,9 @@ public:
 
   /// Runs the worker until the awaiting coroutine is cancelled (or `stop()`): jobs running
   /// then are cancelled and left unacknowledged, so another worker takes them over after
-  /// the visibility timeout. Throws `invalid_state_error` if already running.
+  /// the visibility timeout, and their deliveries are given back (not counted against
+  /// `max_attempts`; best effort, waiting at most min(visibility_timeout, 2 s) for Redis).
+  /// Throws `invalid_state_error` if already running.
   ///
   /// **Per-operation cancellation:** terminal cancellation stops the worker.
   asio::awaitable<void> async_run();

@@ -133,6 +133,16 @@ public:
     start();
   }
   bool running() const { return pid_ > 0; }
+  /// SIGSTOP / SIGCONT: a server that keeps its sockets open but answers nothing (as a
+  /// stuck or unreachable host) until resumed. The destructor's SIGKILL ends it either way.
+  void pause() const {
+    if (pid_ > 0)
+      ::kill(pid_, SIGSTOP);
+  }
+  void resume() const {
+    if (pid_ > 0)
+      ::kill(pid_, SIGCONT);
+  }
 
   /// A blocking command on a fresh connection; the reply flattened to text: strings,
   /// status and errors as they are, integers in decimal, nil as "(nil)", arrays as their
