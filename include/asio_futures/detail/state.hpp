@@ -340,15 +340,18 @@ public:
 
   /// At destruction (no other reference exists): destroy the nodes still linked (callbacks).
   void destroy_nodes() noexcept {
-    // relaxed: we hold the only reference (see drop_ref); nobody can push or complete.
-    std::uintptr_t cur = list_.load(std::memory_order_relaxed);
+    // Nobody can push or complete (we hold the only reference), but a context's shutdown on
+    // another thread may have just removed a registered callback (below). acquire: pairs with
+    // its unlocking release store, so that its last write happens before we free the state.
+    std::uintptr_t cur = list_.load(std::memory_order_acquire);
     if ((cur & done_bit) || (cur & ptr_mask) == 0)
       return;
     // A linked done-callback is registered with the waiter service of the context it runs
     // on, whose shutdown (on another thread) may be removing it right now: take the list
-    // with the lock protocol, leaving it done, so that such a removal either finished before
-    // or finds nothing. (The shutdown touches the state only while the node is registered,
-    // and the node is unregistered below, before the state is freed.)
+    // with the lock protocol, leaving it empty (not done: a task's gate may still read
+    // done() of a dying task), so that such a removal either finished before or finds
+    // nothing. (The shutdown touches the state only while the node is registered, and the
+    // node is unregistered below, before the state is freed.)
     unsigned spins = 0;
     for (;;) {
       if (cur & lock_bit) {
@@ -357,8 +360,7 @@ public:
         continue;
       }
       // acquire: a remover's unlinking (released with its unlock) is visible.
-      if (list_.compare_exchange_weak(cur, done_bit, std::memory_order_acquire,
-                                      std::memory_order_acquire))
+      if (list_.compare_exchange_weak(cur, 0, std::memory_order_acquire, std::memory_order_acquire))
         break;
     }
     complete_nodes(reinterpret_cast<node*>(cur & ptr_mask), node_action::destroy);
