@@ -9,6 +9,7 @@
 //                        pipelined 1000 jobs at a time: what the broker can do at best.
 //                        Counter jobs_per_s.
 //   floor_latency        one job's commands in the round trips our path needs, synchronous.
+// The worker's scripts go as EVALSHA in both (loaded once with SCRIPT LOAD).
 // Each benchmark starts its own redis-server (test/redis/support/redis_server.hpp) on a free
 // loopback port; the server's path comes from ASIO_FUTURES_REDIS_SERVER or PATH.
 #include <asio_futures/asio_futures.hpp>
@@ -25,7 +26,9 @@
 #include <hiredis/hiredis.h>
 
 #include <memory>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -155,8 +158,28 @@ std::vector<std::string> ids_of(const redisReply* r) {
   return ids;
 }
 
-void run_floor_jobs(sync_redis& caller, sync_redis& worker, int n, const std::string& payload,
-                    std::int64_t& counter) {
+/// The worker's scripts' SHA1s, loaded once (SCRIPT LOAD), as the worker does.
+struct floor_scripts {
+  std::string begin, finish;
+};
+
+std::string load_script(sync_redis& r, std::string_view body) {
+  r.append({"SCRIPT", "LOAD", std::string(body)});
+  redisReply* rep = r.drain();
+  if (!rep || rep->type != REDIS_REPLY_STRING)
+    throw std::runtime_error("floor: SCRIPT LOAD failed");
+  std::string sha(rep->str, rep->len);
+  freeReplyObject(rep);
+  return sha;
+}
+
+floor_scripts load_scripts(sync_redis& r) {
+  return {load_script(r, asio_futures::redis::detail::begin_script),
+          load_script(r, asio_futures::redis::detail::finish_script)};
+}
+
+void run_floor_jobs(sync_redis& caller, sync_redis& worker, const floor_scripts& sc, int n,
+                    const std::string& payload, std::int64_t& counter) {
   for (int i = 0; i < n; ++i) {
     auto id = std::to_string(counter + i);
     caller.append(
@@ -169,14 +192,13 @@ void run_floor_jobs(sync_redis& caller, sync_redis& worker, int n, const std::st
   redisReply* read = worker.drain();
   auto ids = ids_of(read);
   freeReplyObject(read);
-  // The worker's two scripts per job (see src/redis/protocol.hpp), as the worker sends them.
-  using asio_futures::redis::detail::begin_script;
-  using asio_futures::redis::detail::finish_script;
+  // The worker's two scripts per job (see src/redis/protocol.hpp), as the worker sends them
+  // (EVALSHA of the scripts loaded beforehand).
   for (std::size_t k = 0; k < ids.size(); ++k) {
     auto id = std::to_string(counter + static_cast<std::int64_t>(k));
-    worker.append({"EVAL", std::string(begin_script), "3", "floor:attempts:" + id,
-                   "floor:cancel:" + id, "floor:result:" + id, "86400", ids[k], "w." + id});
-    worker.append({"EVAL", std::string(finish_script), "3", "floor:result:" + id, "floor:jobs",
+    worker.append({"EVALSHA", sc.begin, "3", "floor:attempts:" + id, "floor:cancel:" + id,
+                   "floor:result:" + id, "86400", ids[k], "w." + id});
+    worker.append({"EVALSHA", sc.finish, "3", "floor:result:" + id, "floor:jobs",
                    "floor:attempts:" + id, "1", "v" + payload, "86400", "floor:done", id,
                    "floor:workers", ids[k]});
   }
@@ -194,10 +216,11 @@ void floor_throughput(benchmark::State& state) {
   asio_futures_test::redis_server srv;
   srv.cli({"XGROUP", "CREATE", "floor:jobs", "floor:workers", "0", "MKSTREAM"});
   sync_redis caller(srv.port()), worker(srv.port());
+  const floor_scripts sc = load_scripts(worker);
   const std::string payload(64, 'x');
   std::int64_t counter = 0;
   for (auto _ : state)
-    run_floor_jobs(caller, worker, batch, payload, counter);
+    run_floor_jobs(caller, worker, sc, batch, payload, counter);
   state.counters["jobs_per_s"] =
       benchmark::Counter(static_cast<double>(counter), benchmark::Counter::kIsRate);
 }
@@ -207,9 +230,10 @@ void floor_latency(benchmark::State& state) {
   asio_futures_test::redis_server srv;
   srv.cli({"XGROUP", "CREATE", "floor:jobs", "floor:workers", "0", "MKSTREAM"});
   sync_redis caller(srv.port()), worker(srv.port());
+  const floor_scripts sc = load_scripts(worker);
   std::int64_t counter = 0;
   for (auto _ : state)
-    run_floor_jobs(caller, worker, 1, "x", counter);
+    run_floor_jobs(caller, worker, sc, 1, "x", counter);
 }
 BENCHMARK(floor_latency)->Unit(benchmark::kMicrosecond)->UseRealTime();
 

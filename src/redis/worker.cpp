@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <map>
 #include <optional>
@@ -171,6 +172,7 @@ private:
     });
     co_await await(s.sub_->subscribe(s.keys_.cancel_channel()));
     co_await s.create_group();
+    co_await s.load_scripts();
 
     auto maintenance =
         create_task(s.strand_, run_maintenance(self), "redis-worker maintenance " + s.consumer_);
@@ -210,6 +212,65 @@ private:
     } catch (...) {
       // not given back: the delivery stays counted
     }
+  }
+
+  /// A Lua script of the worker and its SHA1 as the server reported it (empty: not known).
+  struct lua {
+    std::string_view body;
+    std::string sha;
+  };
+
+  /// Asks the server for the scripts' SHA1s (SCRIPT LOAD), so that each job sends
+  /// `EVALSHA <sha>` instead of the scripts' bodies (about 1 KB per job: formatting, network
+  /// and the server's parsing and hashing). A server that refuses (an ACL without SCRIPT)
+  /// leaves them unknown: EVAL then, as before.
+  asio::awaitable<void> load_scripts() {
+    const std::array<lua*, 2> scripts{&begin_, &finish_};
+    for (lua* sc : scripts) {
+      for (;;) {
+        try {
+          std::vector<std::string> args{"SCRIPT", "LOAD", std::string(sc->body)};
+          auto f = cmd_->command(std::move(args));
+          const reply r = co_await await(std::move(f));
+          if (r.type == reply::kind::string)
+            sc->sha = r.str;
+          break;
+        } catch (const server_error&) {
+          break; // refused: EVAL
+        } catch (const connection_error&) {
+          // retried once reconnected
+        }
+      }
+    }
+  }
+
+  /// Runs `sc` with `args` (numkeys, keys, arguments): EVALSHA when its SHA1 is known, EVAL
+  /// when not, or when the server answers NOSCRIPT (it restarted without its script cache,
+  /// or the cache was flushed; EVAL caches it again). Errors propagate as for any command.
+  /// (`args` by reference: g++ 12 destroys a by-value class argument of a co_await
+  /// expression twice when the frame dies suspended.)
+  asio::awaitable<reply> eval(const lua& sc, const std::vector<std::string>& args) {
+    if (!sc.sha.empty()) {
+      std::vector<std::string> cmd;
+      cmd.reserve(args.size() + 2);
+      cmd.emplace_back("EVALSHA");
+      cmd.push_back(sc.sha);
+      cmd.insert(cmd.end(), args.begin(), args.end());
+      auto f = cmd_->command(std::move(cmd));
+      try {
+        co_return co_await await(std::move(f));
+      } catch (const server_error& e) {
+        if (!std::string_view(e.what()).starts_with("NOSCRIPT"))
+          throw;
+      }
+    }
+    std::vector<std::string> cmd;
+    cmd.reserve(args.size() + 2);
+    cmd.emplace_back("EVAL");
+    cmd.emplace_back(sc.body);
+    cmd.insert(cmd.end(), args.begin(), args.end());
+    auto f = cmd_->command(std::move(cmd));
+    co_return co_await await(std::move(f));
   }
 
   asio::awaitable<void> create_group() {
@@ -364,18 +425,6 @@ private:
     return it->second;
   }
 
-  /// Retries `make()` on connection errors (commands wait for the reconnection).
-  template <class Make> asio::awaitable<reply> retrying(Make make) {
-    for (;;) {
-      if (stopping_)
-        throw cancelled_error("asio_futures::redis::worker stopped");
-      try {
-        co_return co_await await(make());
-      } catch (const connection_error&) {
-      }
-    }
-  }
-
   static asio::awaitable<void> run_job(std::shared_ptr<worker_impl> self, std::string sid) {
     auto& s = *self;
     struct release {
@@ -397,9 +446,9 @@ private:
         s.slots_.at(sid).counted = true;
         // The same token on a retry: a delivery counts once even if the script ran before
         // its connection was lost.
-        auto f = s.cmd_->command({"EVAL", std::string(begin_script), "3", attempts_key,
-                                  s.keys_.cancel(job.id), s.keys_.result(job.id), ttl, sid, token});
-        reply r = co_await await(std::move(f));
+        const std::vector<std::string> args{
+            "3", attempts_key, s.keys_.cancel(job.id), s.keys_.result(job.id), ttl, sid, token};
+        const reply r = co_await s.eval(s.begin_, args);
         if (r.elements.size() != 3)
           throw server_error("asio_futures::redis: unexpected reply to the begin script");
         attempts = r.elements[0].as_integer();
@@ -474,13 +523,26 @@ private:
   /// The finish script: with an outcome, SET NX EX it and PUBLISH the job id; in any case
   /// XACK and XDEL the entry and DEL the attempts counter. Idempotent, so retried as a whole.
   asio::awaitable<void> finish_job(const job_entry& job, const std::string* outcome) {
-    const auto ttl = std::to_string(opts_.result_ttl.count());
-    co_await retrying([&] {
-      return cmd_->command({"EVAL", std::string(finish_script), "3", keys_.result(job.id),
-                            keys_.stream(), keys_.attempts(job.id), outcome ? "1" : "0",
-                            outcome ? *outcome : std::string(), ttl, job.reply, job.id,
-                            keys_.group(), job.stream_id});
-    });
+    const std::vector<std::string> args{"3",
+                                        keys_.result(job.id),
+                                        keys_.stream(),
+                                        keys_.attempts(job.id),
+                                        outcome ? "1" : "0",
+                                        outcome ? *outcome : std::string(),
+                                        std::to_string(opts_.result_ttl.count()),
+                                        job.reply,
+                                        job.id,
+                                        keys_.group(),
+                                        job.stream_id};
+    for (;;) { // retried on connection errors (commands wait for the reconnection)
+      if (stopping_)
+        throw cancelled_error("asio_futures::redis::worker stopped");
+      try {
+        co_await eval(finish_, args);
+        co_return;
+      } catch (const connection_error&) {
+      }
+    }
   }
 
   // --- cancellation -----------------------------------------------------------------------
@@ -516,7 +578,9 @@ private:
   worker_options opts_;
   std::string consumer_;
   const std::string instance_ = random_hex(8); // in the delivery tokens
-  std::string autoclaim_cursor_ = "0-0";       // XAUTOCLAIM's scan position (keep_alive loop only)
+  lua begin_{begin_script, {}};                // strand only (SHA1s set by load_scripts)
+  lua finish_{finish_script, {}};
+  std::string autoclaim_cursor_ = "0-0"; // XAUTOCLAIM's scan position (keep_alive loop only)
 
   std::mutex handlers_mutex_;
   std::map<std::string, worker::bytes_handler> handlers_;

@@ -71,6 +71,36 @@ BOOST_AUTO_TEST_CASE(dead_consumers_job_is_reclaimed_after_visibility_timeout) {
   });
 }
 
+BOOST_AUTO_TEST_CASE(scripts_go_by_sha1_and_survive_a_flushed_script_cache) {
+  aft::redis_server srv;
+  // calls=<n> of a command in INFO commandstats (0 if never called).
+  const auto calls = [&](const std::string& command) {
+    const std::string info = srv.cli({"INFO", "commandstats"});
+    const std::string key = "cmdstat_" + command + ":calls=";
+    const auto at = info.find(key);
+    return at == std::string::npos ? 0L : std::stol(info.substr(at + key.size()));
+  };
+  co_run([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    afr::job_queue q(ex, srv.endpoint(), "q");
+    afr::worker w(ex, srv.endpoint(), "q", quick(3));
+    w.handle_bytes("", [](std::string p) -> asio::awaitable<std::string> { co_return "ran " + p; });
+    auto t = af::create_task(ex, w.async_run());
+    BOOST_TEST(co_await q.submit("one").async_wait(asio::use_awaitable) == "ran one");
+    // The begin and finish scripts went as EVALSHA (their bodies were loaded once).
+    BOOST_TEST(calls("evalsha") >= 2);
+    BOOST_TEST(calls("eval") == 0);
+    // The server forgets its scripts (as after a restart): NOSCRIPT, then EVAL, and the job
+    // completes all the same.
+    srv.cli({"SCRIPT", "FLUSH"});
+    BOOST_TEST(co_await q.submit("two").async_wait(asio::use_awaitable) == "ran two");
+    BOOST_TEST(calls("eval") >= 2);
+    BOOST_TEST(w.completed() == 2u);
+    w.stop();
+    co_await t.async_wait(asio::use_awaitable);
+  });
+}
+
 BOOST_AUTO_TEST_CASE(stopped_workers_job_runs_on_another_worker) {
   aft::redis_server srv;
   co_run([&]() -> asio::awaitable<void> {
