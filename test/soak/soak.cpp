@@ -792,9 +792,13 @@ public:
       r_.first_use_arrivals.fetch_add(1);
       while (r_.first_use_arrivals.load() < r_.workers)
         std::this_thread::yield();
+      // Worker 0 may destroy the doomed context as soon as its own first use is done: that
+      // one is touched under the doom lock, and only while it lives.
       for (int k = 0; k < r_.workers + 2; ++k) {
         const int c = (k + index_) % (r_.workers + 2);
-        if (r_.ctxs[static_cast<std::size_t>(c)])
+        const bool doomed = c == r_.doom_index();
+        doom_lock lock(r_, doomed);
+        if (doomed ? r_.doom_alive.load() : r_.ctxs[static_cast<std::size_t>(c)] != nullptr)
           (void)af::future<int>(r_.ctx(c).get_executor());
       }
     }
