@@ -25,6 +25,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <deque>
 #include <map>
 #include <optional>
@@ -80,6 +81,48 @@ reply convert(const redisReply* r) {
   return out;
 }
 
+/// The strand the connection's work runs on: the given executor itself when it already is a
+/// strand (a job_queue's or worker's: their connections then share it, and a command issued
+/// from it is sent at once instead of through a second strand), a new strand of it otherwise.
+asio::strand<asio::any_io_executor> serialized(const asio::any_io_executor& ex) {
+  if (const auto* s = ex.target<asio::strand<asio::any_io_executor>>())
+    return *s;
+  return asio::make_strand(ex);
+}
+
+void append_header(std::string& out, char kind, std::size_t n) {
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
+  out += kind;
+  out.append(digits, end);
+  out += "\r\n";
+}
+
+} // namespace
+
+/// A command in RESP, the form hiredis sends: `*<argc>\r\n`, then `$<len>\r\n<bytes>\r\n`
+/// per argument. Formatting once, on the caller's thread, spares the strand a copy of the
+/// arguments and hiredis its own (printf-style) formatting.
+template <class Range> std::string format_command(const Range& args) {
+  std::size_t size = 16;
+  std::size_t argc = 0;
+  for (const auto& a : args) {
+    size += a.size() + 16;
+    ++argc;
+  }
+  std::string out;
+  out.reserve(size);
+  append_header(out, '*', argc);
+  for (const auto& a : args) {
+    append_header(out, '$', a.size());
+    out.append(a.data(), a.size());
+    out += "\r\n";
+  }
+  return out;
+}
+
+namespace {
+
 std::exception_ptr lost_error() {
   return std::make_exception_ptr(
       connection_error("asio_futures::redis: connection lost with the command pending"));
@@ -94,7 +137,7 @@ std::exception_ptr closed_error() {
 class connection_impl : public std::enable_shared_from_this<connection_impl> {
 public:
   connection_impl(asio::any_io_executor ex, endpoint ep, connection_options opts)
-      : user_ex_(ex), strand_(asio::make_strand(ex)), ep_(std::move(ep)), opts_(std::move(opts)),
+      : user_ex_(ex), strand_(serialized(ex)), ep_(std::move(ep)), opts_(std::move(opts)),
         sd_(strand_), retry_(strand_), health_(strand_), backoff_(opts_.initial_backoff) {}
 
   ~connection_impl() {
@@ -108,9 +151,8 @@ public:
     asio::dispatch(strand_, [self = shared_from_this()] { self->connect(); });
   }
 
-  future<reply> command(std::vector<std::string> args) {
-    if (args.empty())
-      throw std::invalid_argument("asio_futures::redis::connection::command: empty command");
+  /// `cmd` formatted by format_command (not empty).
+  future<reply> command(std::string cmd) {
     if (closed_.load(std::memory_order_acquire))
       ::asio_futures::detail::throw_invalid_state(
           "asio_futures::redis::connection::command: connection closed");
@@ -118,13 +160,13 @@ public:
       ::asio_futures::detail::throw_invalid_state(
           "asio_futures::redis::connection::command: a subscribed connection takes no commands");
     future<reply> f(user_ex_);
-    asio::dispatch(strand_, [self = shared_from_this(), args = std::move(args), f]() mutable {
+    asio::dispatch(strand_, [self = shared_from_this(), cmd = std::move(cmd), f]() mutable {
       if (self->closed_.load(std::memory_order_relaxed))
         f.try_set_exception(closed_error());
       else if (self->ready_)
-        self->send(args, f);
+        self->send(cmd, f);
       else
-        self->waiting_.emplace_back(std::move(args), f);
+        self->waiting_.emplace_back(std::move(cmd), f);
     });
     return f;
   }
@@ -259,7 +301,7 @@ private:
                             {},
                             this,
                             generation_};
-      if (!send_raw(steps[i], p))
+      if (!send_raw(format_command(steps[i]), p))
         return; // the context failed: cleanup() schedules the retry
     }
   }
@@ -356,12 +398,12 @@ private:
     }
     auto waiting = std::move(waiting_);
     waiting_.clear();
-    for (auto& [args, f] : waiting) {
+    for (auto& [cmd, f] : waiting) {
       if (!ready_) { // the connect handler closed us, or the context failed meanwhile
-        waiting_.emplace_back(std::move(args), f);
+        waiting_.emplace_back(std::move(cmd), f);
         continue;
       }
-      send(args, f);
+      send(cmd, f);
     }
     if (closed_.load(std::memory_order_relaxed))
       fail_waiting(closed_error());
@@ -376,17 +418,8 @@ private:
   }
 
   // --- commands ---------------------------------------------------------------------------
-  bool send_raw(const std::vector<std::string>& args, pending* p) {
-    std::vector<const char*> argv;
-    std::vector<std::size_t> lens;
-    argv.reserve(args.size());
-    lens.reserve(args.size());
-    for (const auto& a : args) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    if (!ac_ || redisAsyncCommandArgv(ac_, &on_reply, p, static_cast<int>(args.size()), argv.data(),
-                                      lens.data()) != REDIS_OK) {
+  bool send_raw(const std::string& cmd, pending* p) {
+    if (!ac_ || redisAsyncFormattedCommand(ac_, &on_reply, p, cmd.data(), cmd.size()) != REDIS_OK) {
       if (p->type == pending::kind::user)
         p->f.try_set_exception(lost_error());
       delete p;
@@ -395,8 +428,8 @@ private:
     return true;
   }
 
-  void send(const std::vector<std::string>& args, const future<reply>& f) {
-    send_raw(args, new pending{pending::kind::user, f, this, generation_});
+  void send(const std::string& cmd, const future<reply>& f) {
+    send_raw(cmd, new pending{pending::kind::user, f, this, generation_});
   }
 
   void send_subscribe(const std::string& channel) {
@@ -609,7 +642,7 @@ private:
   bool destroying_ = false;
   bool resubscribing_ = false;
   bool probe_outstanding_ = false; // a health-check SUBSCRIBE sent, nothing heard since
-  std::deque<std::pair<std::vector<std::string>, future<reply>>> waiting_;
+  std::deque<std::pair<std::string, future<reply>>> waiting_; // formatted commands
   std::vector<std::string> channels_;
   std::set<std::string> unconfirmed_;
   std::map<std::string, std::vector<future<void>>> sub_waiters_;
@@ -664,16 +697,28 @@ connection::~connection() {
   impl_->close();
 }
 
-future<reply> connection::command(std::vector<std::string> args) {
-  return impl_->command(std::move(args));
+namespace {
+
+void check_not_empty(std::size_t n) {
+  if (n == 0)
+    throw std::invalid_argument("asio_futures::redis::connection::command: empty command");
+}
+
+} // namespace
+
+future<reply> connection::command(const std::vector<std::string>& args) {
+  check_not_empty(args.size());
+  return impl_->command(detail::format_command(args));
 }
 
 future<reply> connection::command(std::initializer_list<std::string_view> args) {
-  std::vector<std::string> v;
-  v.reserve(args.size());
-  for (auto a : args)
-    v.emplace_back(a);
-  return impl_->command(std::move(v));
+  check_not_empty(args.size());
+  return impl_->command(detail::format_command(args));
+}
+
+future<reply> connection::command(std::span<const std::string_view> args) {
+  check_not_empty(args.size());
+  return impl_->command(detail::format_command(args));
 }
 
 future<void> connection::subscribe(std::string channel) {

@@ -159,8 +159,8 @@ private:
                 std::shared_ptr<const std::string> payload) {
     if (closed_.load(std::memory_order_relaxed) || !is_pending(id))
       return;
-    auto c = cmd_.command({"XADD", keys_.stream(), "*", "id", id, "fn", *fn, "payload", *payload,
-                           "reply", keys_.done_channel(client_)});
+    auto c = cmd_.command({"XADD", stream_key_, "*", "id", id, "fn", *fn, "payload", *payload,
+                           "reply", done_channel_});
     std::weak_ptr<job_queue_impl> w = shared_from_this();
     c.add_done_callback([w, id, fn, payload](future<reply> r) {
       auto e = r.exception();
@@ -286,6 +286,8 @@ private:
   keys keys_;
   queue_options opts_;
   std::string client_;
+  const std::string stream_key_ = keys_.stream();
+  const std::string done_channel_ = keys_.done_channel(client_);
   connection cmd_;
   connection sub_;
   std::unordered_map<std::string, future<std::string>> pending_; // strand only

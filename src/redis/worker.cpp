@@ -27,6 +27,7 @@
 #include <atomic>
 #include <map>
 #include <optional>
+#include <span>
 #include <typeinfo>
 
 namespace asio_futures::redis {
@@ -44,25 +45,25 @@ struct job_entry {
 };
 
 /// The entries of an XREADGROUP reply ([[stream, [[id, [k, v, ...]], ...]]]) or of the
-/// second element of an XAUTOCLAIM reply ([[id, [k, v, ...]], ...]).
-void parse_entries(const reply& list, std::vector<job_entry>& out) {
-  for (const auto& e : list.elements) {
+/// second element of an XAUTOCLAIM reply ([[id, [k, v, ...]], ...]), moved out of `list`.
+void parse_entries(reply& list, std::vector<job_entry>& out) {
+  for (auto& e : list.elements) {
     if (e.type != reply::kind::array || e.elements.size() < 2 ||
         e.elements[1].type != reply::kind::array)
       continue; // an entry deleted meanwhile
     job_entry j;
-    j.stream_id = e.elements[0].str;
-    const auto& kv = e.elements[1].elements;
+    j.stream_id = std::move(e.elements[0].str);
+    auto& kv = e.elements[1].elements;
     for (std::size_t i = 0; i + 1 < kv.size(); i += 2) {
       const auto& k = kv[i].str;
       if (k == "id")
-        j.id = kv[i + 1].str;
+        j.id = std::move(kv[i + 1].str);
       else if (k == "fn")
-        j.fn = kv[i + 1].str;
+        j.fn = std::move(kv[i + 1].str);
       else if (k == "payload")
-        j.payload = kv[i + 1].str;
+        j.payload = std::move(kv[i + 1].str);
       else if (k == "reply")
-        j.reply = kv[i + 1].str;
+        j.reply = std::move(kv[i + 1].str);
     }
     out.push_back(std::move(j));
   }
@@ -103,7 +104,7 @@ public:
     if (!h)
       throw std::invalid_argument("asio_futures::redis::worker::handle_bytes: empty handler");
     std::lock_guard lock(handlers_mutex_);
-    handlers_[std::move(name)] = std::move(h);
+    handlers_[std::move(name)] = std::make_shared<const worker::bytes_handler>(std::move(h));
   }
 
   static asio::awaitable<void> run(std::shared_ptr<worker_impl> self) {
@@ -231,7 +232,7 @@ private:
         try {
           std::vector<std::string> args{"SCRIPT", "LOAD", std::string(sc->body)};
           auto f = cmd_->command(std::move(args));
-          const reply r = co_await await(std::move(f));
+          const reply r = co_await f.async_wait(asio::use_awaitable);
           if (r.type == reply::kind::string)
             sc->sha = r.str;
           break;
@@ -249,28 +250,36 @@ private:
   /// or the cache was flushed; EVAL caches it again). Errors propagate as for any command.
   /// (`args` by reference: g++ 12 destroys a by-value class argument of a co_await
   /// expression twice when the frame dies suspended.)
-  asio::awaitable<reply> eval(const lua& sc, const std::vector<std::string>& args) {
+  asio::awaitable<reply> eval(const lua& sc, std::span<const std::string_view> args) {
     if (!sc.sha.empty()) {
-      std::vector<std::string> cmd;
-      cmd.reserve(args.size() + 2);
-      cmd.emplace_back("EVALSHA");
-      cmd.push_back(sc.sha);
-      cmd.insert(cmd.end(), args.begin(), args.end());
-      auto f = cmd_->command(std::move(cmd));
+      auto f = cmd_->command(script_command("EVALSHA", sc.sha, args));
       try {
-        co_return co_await await(std::move(f));
+        co_return co_await f.async_wait(asio::use_awaitable);
       } catch (const server_error& e) {
         if (!std::string_view(e.what()).starts_with("NOSCRIPT"))
           throw;
       }
     }
-    std::vector<std::string> cmd;
-    cmd.reserve(args.size() + 2);
-    cmd.emplace_back("EVAL");
-    cmd.emplace_back(sc.body);
-    cmd.insert(cmd.end(), args.begin(), args.end());
-    auto f = cmd_->command(std::move(cmd));
-    co_return co_await await(std::move(f));
+    auto f = cmd_->command(script_command("EVAL", sc.body, args));
+    co_return co_await f.async_wait(asio::use_awaitable);
+  }
+
+  /// `verb script args...` as views (the scripts take at most 11 arguments).
+  struct script_args {
+    std::array<std::string_view, 16> v;
+    std::size_t n = 0;
+    operator std::span<const std::string_view>() const { return {v.data(), n}; }
+  };
+  static script_args script_command(std::string_view verb, std::string_view script,
+                                    std::span<const std::string_view> args) {
+    script_args c;
+    if (args.size() + 2 > c.v.size())
+      throw std::logic_error("asio_futures::redis::worker: too many script arguments");
+    c.v[c.n++] = verb;
+    c.v[c.n++] = script;
+    for (auto a : args)
+      c.v[c.n++] = a;
+    return c;
   }
 
   asio::awaitable<void> create_group() {
@@ -280,7 +289,7 @@ private:
         // co_await fails to compile ("array used as initializer"): command first, then await.
         auto f =
             cmd_->command({"XGROUP", "CREATE", keys_.stream(), keys_.group(), "0", "MKSTREAM"});
-        co_await await(std::move(f));
+        co_await f.async_wait(asio::use_awaitable);
         co_return;
       } catch (const server_error& e) {
         if (std::string_view(e.what()).starts_with("BUSYGROUP"))
@@ -305,7 +314,7 @@ private:
         auto f = reader_->command({"XREADGROUP", "GROUP", keys_.group(), consumer_, "COUNT",
                                    std::to_string(free), "BLOCK", "1000", "STREAMS", keys_.stream(),
                                    ">"});
-        r = co_await await(std::move(f));
+        r = co_await f.async_wait(asio::use_awaitable);
       } catch (const connection_error&) {
         continue; // the next command waits for the reconnection
       } catch (const server_error& e) {
@@ -318,7 +327,7 @@ private:
         continue;
       }
       std::vector<job_entry> jobs;
-      for (const auto& stream : r.elements)
+      for (auto& stream : r.elements)
         if (stream.elements.size() >= 2)
           parse_entries(stream.elements[1], jobs);
       for (auto& j : jobs)
@@ -352,7 +361,7 @@ private:
           auto f = s.cmd_->command({"XAUTOCLAIM", s.keys_.stream(), s.keys_.group(), s.consumer_,
                                     std::to_string(s.opts_.visibility_timeout.count()),
                                     s.autoclaim_cursor_, "COUNT", std::to_string(free)});
-          reply r = co_await await(std::move(f));
+          reply r = co_await f.async_wait(asio::use_awaitable);
           std::vector<job_entry> jobs;
           if (!r.elements.empty() && r.elements[0].type == reply::kind::string)
             s.autoclaim_cursor_ = r.elements[0].str;
@@ -406,9 +415,11 @@ private:
       if (!f.cancelled())
         (void)f.exception();
     });
+    // Forget finished job tasks (the list only serves shutdown), in sweeps that keep the
+    // cost per job constant.
+    if (job_tasks_.size() >= 2 * slots_.size() + 16)
+      std::erase_if(job_tasks_, [](const task<void>& x) { return x.done(); });
     job_tasks_.push_back(t);
-    // Forget finished job tasks (the list only serves shutdown).
-    std::erase_if(job_tasks_, [](const task<void>& x) { return x.done(); });
   }
 
   void finish(const std::string& sid) {
@@ -417,11 +428,11 @@ private:
     slot_freed_.set();
   }
 
-  std::optional<worker::bytes_handler> handler_for(const std::string& fn) {
+  std::shared_ptr<const worker::bytes_handler> handler_for(const std::string& fn) {
     std::lock_guard lock(handlers_mutex_);
     auto it = handlers_.find(fn);
     if (it == handlers_.end())
-      return std::nullopt;
+      return nullptr;
     return it->second;
   }
 
@@ -432,8 +443,9 @@ private:
       std::string sid;
       ~release() { s.finish(sid); }
     } release{s, sid};
-    const job_entry job = s.slots_.at(sid).job;
-    const std::string token = s.slots_.at(sid).token;
+    // The slot lives until `release` ends this coroutine (only finish() erases it).
+    const job_entry& job = s.slots_.at(sid).job;
+    const std::string& token = s.slots_.at(sid).token;
 
     // Before running: count the delivery; skip a cancelled or already completed job.
     auto attempts_key = s.keys_.attempts(job.id);
@@ -446,8 +458,10 @@ private:
         s.slots_.at(sid).counted = true;
         // The same token on a retry: a delivery counts once even if the script ran before
         // its connection was lost.
-        const std::vector<std::string> args{
-            "3", attempts_key, s.keys_.cancel(job.id), s.keys_.result(job.id), ttl, sid, token};
+        const std::string cancel_key = s.keys_.cancel(job.id);
+        const std::string result_key = s.keys_.result(job.id);
+        const std::array<std::string_view, 7> args{"3", attempts_key, cancel_key, result_key,
+                                                   ttl, sid,          token};
         const reply r = co_await s.eval(s.begin_, args);
         if (r.elements.size() != 3)
           throw server_error("asio_futures::redis: unexpected reply to the begin script");
@@ -479,9 +493,9 @@ private:
       try {
         // The handler object stays alive until its task is done, even if this job's
         // coroutine ends first (worker stopping): a lambda coroutine refers to it.
-        auto hp = std::make_shared<worker::bytes_handler>(std::move(*h));
-        auto t = create_task(s.strand_, (*hp)(job.payload), "redis-handler " + job.id);
-        t.add_done_callback([hp](future<std::string>) {});
+        // (A handler replaced meanwhile stays alive through `h` as well.)
+        auto t = create_task(s.strand_, (*h)(job.payload), "redis-handler " + job.id);
+        t.add_done_callback([h](future<std::string>) {});
         auto& sl = s.slots_.at(sid);
         sl.handler = t;
         if (sl.cancel_requested)
@@ -523,17 +537,21 @@ private:
   /// The finish script: with an outcome, SET NX EX it and PUBLISH the job id; in any case
   /// XACK and XDEL the entry and DEL the attempts counter. Idempotent, so retried as a whole.
   asio::awaitable<void> finish_job(const job_entry& job, const std::string* outcome) {
-    const std::vector<std::string> args{"3",
-                                        keys_.result(job.id),
-                                        keys_.stream(),
-                                        keys_.attempts(job.id),
-                                        outcome ? "1" : "0",
-                                        outcome ? *outcome : std::string(),
-                                        std::to_string(opts_.result_ttl.count()),
-                                        job.reply,
-                                        job.id,
-                                        keys_.group(),
-                                        job.stream_id};
+    const std::string result_key = keys_.result(job.id);
+    const std::string attempts_key = keys_.attempts(job.id);
+    const std::string ttl = std::to_string(opts_.result_ttl.count());
+    const std::array<std::string_view, 11> args{
+        "3",
+        result_key,
+        stream_key_,
+        attempts_key,
+        outcome ? "1" : "0",
+        outcome ? std::string_view(*outcome) : std::string_view(),
+        ttl,
+        job.reply,
+        job.id,
+        group_key_,
+        job.stream_id};
     for (;;) { // retried on connection errors (commands wait for the reconnection)
       if (stopping_)
         throw cancelled_error("asio_futures::redis::worker stopped");
@@ -578,12 +596,14 @@ private:
   worker_options opts_;
   std::string consumer_;
   const std::string instance_ = random_hex(8); // in the delivery tokens
-  lua begin_{begin_script, {}};                // strand only (SHA1s set by load_scripts)
+  const std::string stream_key_ = keys_.stream();
+  const std::string group_key_ = keys_.group();
+  lua begin_{begin_script, {}}; // strand only (SHA1s set by load_scripts)
   lua finish_{finish_script, {}};
   std::string autoclaim_cursor_ = "0-0"; // XAUTOCLAIM's scan position (keep_alive loop only)
 
   std::mutex handlers_mutex_;
-  std::map<std::string, worker::bytes_handler> handlers_;
+  std::map<std::string, std::shared_ptr<const worker::bytes_handler>> handlers_;
 
   // Strand only.
   std::optional<connection> reader_, cmd_, sub_;

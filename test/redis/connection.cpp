@@ -7,7 +7,10 @@
 
 #include <boost/asio/this_coro.hpp>
 
+#include <array>
+#include <span>
 #include <string>
+#include <string_view>
 
 namespace af = asio_futures;
 namespace afr = asio_futures::redis;
@@ -48,6 +51,19 @@ BOOST_AUTO_TEST_CASE(command_round_trip) {
     const std::string bin("a\0b\r\nc", 6);
     co_await cmd(c, "SET", "bin", bin);
     BOOST_TEST((co_await cmd(c, "GET", "bin")).str == bin);
+    // Arguments as views: read during the call only (the command is formatted at once), so
+    // the caller may change or free them before the reply.
+    {
+      std::string big(100000, 'z');
+      const std::array<std::string_view, 3> set{"SET", "big", big};
+      auto f = c.command(std::span<const std::string_view>(set));
+      big.assign(100000, 'q');
+      co_await f.async_wait(asio::use_awaitable);
+    }
+    BOOST_TEST((co_await cmd(c, "GET", "big")).str == std::string(100000, 'z'));
+    const std::array<std::string_view, 2> get{"GET", "bin"};
+    auto g = c.command(get);
+    BOOST_TEST((co_await g.async_wait(asio::use_awaitable)).str == bin);
     // Arrays, and replies in command order when pipelined.
     auto a = c.command({"RPUSH", "l", "x", "y"});
     auto b = c.command({"LRANGE", "l", "0", "-1"});
@@ -68,6 +84,7 @@ BOOST_AUTO_TEST_CASE(misuse_throws) {
   co_run([&]() -> asio::awaitable<void> {
     afr::connection c(co_await asio::this_coro::executor, srv.endpoint());
     BOOST_CHECK_THROW(c.command(std::vector<std::string>{}), std::invalid_argument);
+    BOOST_CHECK_THROW(c.command(std::span<const std::string_view>{}), std::invalid_argument);
     BOOST_CHECK_THROW(c.subscribe(""), std::invalid_argument);
     afr::connection s(co_await asio::this_coro::executor, srv.endpoint());
     co_await s.subscribe("ch").async_wait(asio::use_awaitable);

@@ -16,6 +16,7 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -133,11 +134,13 @@ public:
   connection& operator=(const connection&) = delete;
 
   /// Sends one command, for example `command({"SET", "k", "v"})`. Arguments are binary
-  /// safe. The future holds the reply; an error reply fails it with `server_error`, a lost
-  /// connection with `connection_error`. Throws `std::invalid_argument` for an empty
-  /// command and `invalid_state_error` after `close()` or in subscriber mode.
-  future<reply> command(std::vector<std::string> args);
+  /// safe and only read during the call (the command is formatted at once). The future holds
+  /// the reply; an error reply fails it with `server_error`, a lost connection with
+  /// `connection_error`. Throws `std::invalid_argument` for an empty command and
+  /// `invalid_state_error` after `close()` or in subscriber mode.
+  future<reply> command(const std::vector<std::string>& args);
   future<reply> command(std::initializer_list<std::string_view> args);
+  future<reply> command(std::span<const std::string_view> args);
 
   /// Subscriber mode: `SUBSCRIBE channel`, now and after every reconnection. The future is
   /// done when the server confirmed this subscription. From then on `command()` throws

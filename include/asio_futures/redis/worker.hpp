@@ -31,7 +31,10 @@ namespace asio_futures::redis {
 
 /// Options of a worker.
 struct worker_options {
-  /// Jobs run at once by this worker.
+  /// Jobs run at once by this worker. It is also how many jobs the worker reads ahead and
+  /// has in flight with Redis: for short jobs (well under a millisecond) it sets the
+  /// throughput — each job costs Redis round trips, and only `concurrency` of them overlap.
+  /// Hundreds are fine: a job waiting for Redis costs a coroutine frame, not a thread.
   std::size_t concurrency = 1;
   /// A job whose worker has not shown life for this long (a crashed or stuck process) is
   /// taken over by another worker. A live worker renews its running jobs every third of it.
