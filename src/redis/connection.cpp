@@ -25,6 +25,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <charconv>
 #include <deque>
 #include <map>
@@ -98,8 +99,6 @@ void append_header(std::string& out, char kind, std::size_t n) {
   out += "\r\n";
 }
 
-} // namespace
-
 /// A command in RESP, the form hiredis sends: `*<argc>\r\n`, then `$<len>\r\n<bytes>\r\n`
 /// per argument. Formatting once, on the caller's thread, spares the strand a copy of the
 /// arguments and hiredis its own (printf-style) formatting.
@@ -120,8 +119,6 @@ template <class Range> std::string format_command(const Range& args) {
   }
   return out;
 }
-
-namespace {
 
 std::exception_ptr lost_error() {
   return std::make_exception_ptr(
@@ -151,7 +148,8 @@ public:
     asio::dispatch(strand_, [self = shared_from_this()] { self->connect(); });
   }
 
-  /// `cmd` formatted by format_command (not empty).
+  /// `cmd` formatted by format_command (not empty). hiredis reads the byte after the last
+  /// argument while it looks at the command's name: std::string's terminating NUL.
   future<reply> command(std::string cmd) {
     if (closed_.load(std::memory_order_acquire))
       ::asio_futures::detail::throw_invalid_state(
@@ -699,25 +697,38 @@ connection::~connection() {
 
 namespace {
 
-void check_not_empty(std::size_t n) {
-  if (n == 0)
+/// Throws for an empty command, and for those that put a connection in a mode where one
+/// command gets many replies (hiredis would call a one-shot callback again and again):
+/// subscribe() is the way to subscribe.
+template <class Range> void check_command(const Range& args) {
+  if (std::size(args) == 0)
     throw std::invalid_argument("asio_futures::redis::connection::command: empty command");
+  const std::string_view name(std::data(*std::begin(args)), std::size(*std::begin(args)));
+  static constexpr std::string_view refused[] = {"SUBSCRIBE",   "PSUBSCRIBE",   "SSUBSCRIBE",
+                                                 "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE",
+                                                 "MONITOR"};
+  for (std::string_view r : refused)
+    if (name.size() == r.size() &&
+        std::equal(name.begin(), name.end(), r.begin(),
+                   [](char a, char b) { return std::toupper(static_cast<unsigned char>(a)) == b; }))
+      throw std::invalid_argument("asio_futures::redis::connection::command: " + std::string(r) +
+                                  " is not a command here (use subscribe())");
 }
 
 } // namespace
 
 future<reply> connection::command(const std::vector<std::string>& args) {
-  check_not_empty(args.size());
+  check_command(args);
   return impl_->command(detail::format_command(args));
 }
 
 future<reply> connection::command(std::initializer_list<std::string_view> args) {
-  check_not_empty(args.size());
+  check_command(args);
   return impl_->command(detail::format_command(args));
 }
 
 future<reply> connection::command(std::span<const std::string_view> args) {
-  check_not_empty(args.size());
+  check_command(args);
   return impl_->command(detail::format_command(args));
 }
 

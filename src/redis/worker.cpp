@@ -230,8 +230,8 @@ private:
     for (lua* sc : scripts) {
       for (;;) {
         try {
-          std::vector<std::string> args{"SCRIPT", "LOAD", std::string(sc->body)};
-          auto f = cmd_->command(std::move(args));
+          const std::array<std::string_view, 3> args{"SCRIPT", "LOAD", sc->body};
+          auto f = cmd_->command(args);
           const reply r = co_await f.async_wait(asio::use_awaitable);
           if (r.type == reply::kind::string)
             sc->sha = r.str;
@@ -248,8 +248,8 @@ private:
   /// Runs `sc` with `args` (numkeys, keys, arguments): EVALSHA when its SHA1 is known, EVAL
   /// when not, or when the server answers NOSCRIPT (it restarted without its script cache,
   /// or the cache was flushed; EVAL caches it again). Errors propagate as for any command.
-  /// (`args` by reference: g++ 12 destroys a by-value class argument of a co_await
-  /// expression twice when the frame dies suspended.)
+  /// (`args` is a span: g++ 12 destroys a by-value argument of class type with a destructor
+  /// twice when the frame dies suspended; a span has none.)
   asio::awaitable<reply> eval(const lua& sc, std::span<const std::string_view> args) {
     if (!sc.sha.empty()) {
       auto f = cmd_->command(script_command("EVALSHA", sc.sha, args));

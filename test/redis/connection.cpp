@@ -5,12 +5,14 @@
 
 #include "support/checks.hpp"
 
+#include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 
 #include <array>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace af = asio_futures;
 namespace afr = asio_futures::redis;
@@ -85,6 +87,13 @@ BOOST_AUTO_TEST_CASE(misuse_throws) {
     afr::connection c(co_await asio::this_coro::executor, srv.endpoint());
     BOOST_CHECK_THROW(c.command(std::vector<std::string>{}), std::invalid_argument);
     BOOST_CHECK_THROW(c.command(std::span<const std::string_view>{}), std::invalid_argument);
+    // Commands with many replies (hiredis would call the one-shot completion again).
+    BOOST_CHECK_THROW(c.command({"subscribe", "ch"}), std::invalid_argument);
+    BOOST_CHECK_THROW(c.command({"PSUBSCRIBE", "c*"}), std::invalid_argument);
+    BOOST_CHECK_THROW(c.command(std::vector<std::string>{"Monitor"}), std::invalid_argument);
+    const std::array<std::string_view, 2> unsub{"UNSUBSCRIBE", "ch"};
+    BOOST_CHECK_THROW(c.command(unsub), std::invalid_argument);
+    BOOST_TEST((co_await cmd(c, "PUBLISH", "ch", "m")).as_integer() == 0); // still usable
     BOOST_CHECK_THROW(c.subscribe(""), std::invalid_argument);
     afr::connection s(co_await asio::this_coro::executor, srv.endpoint());
     co_await s.subscribe("ch").async_wait(asio::use_awaitable);
@@ -286,6 +295,59 @@ BOOST_AUTO_TEST_CASE(commands_from_another_thread) {
       co_await f.async_wait(asio::use_awaitable);
     BOOST_TEST(srv.cli({"GET", "counter"}) == "50");
   });
+}
+
+BOOST_AUTO_TEST_CASE(connections_sharing_the_callers_strand) {
+  // Connections given a strand (as a job_queue's and a worker's are) run on it rather than
+  // on a second strand: commands issued on it go out at once, replies come back in order,
+  // and a subscriber on the same strand receives what the other connection publishes.
+  aft::redis_server srv;
+  asio::io_context ioc;
+  const auto strand = asio::make_strand(asio::any_io_executor(ioc.get_executor()));
+  std::vector<std::string> messages; // the strand's
+  std::vector<std::string> list;
+  bool done = false;
+  std::exception_ptr error;
+  {
+    afr::connection c(strand, srv.endpoint());
+    afr::connection sub(strand, srv.endpoint());
+    sub.set_message_handler(
+        [&](std::string_view, std::string_view m) { messages.emplace_back(m); });
+    asio::co_spawn(
+        strand,
+        [&]() -> asio::awaitable<void> {
+          co_await sub.subscribe("ch").async_wait(asio::use_awaitable);
+          std::vector<af::future<afr::reply>> fs;
+          for (int i = 0; i < 20; ++i) {
+            const std::string v = std::to_string(i);
+            const std::array<std::string_view, 3> push{"RPUSH", "l", v};
+            fs.push_back(c.command(push));
+          }
+          for (auto& f : fs)
+            co_await f.async_wait(asio::use_awaitable);
+          const std::array<std::string_view, 3> published{"m1", "m2", "m3"};
+          for (const auto m : published) {
+            const std::array<std::string_view, 3> pub{"PUBLISH", "ch", m};
+            auto f = c.command(pub);
+            co_await f.async_wait(asio::use_awaitable);
+          }
+          auto range = c.command({"LRANGE", "l", "0", "-1"});
+          for (const auto& e : (co_await range.async_wait(asio::use_awaitable)).elements)
+            list.push_back(e.str);
+        },
+        [&](std::exception_ptr e) {
+          done = true;
+          error = e;
+        });
+    BOOST_TEST(aft::run_until(
+        ioc, [&] { return done && messages.size() == 3; }, aft::redis_timeout));
+  }
+  aft::poll(ioc);
+  BOOST_TEST(!error);
+  BOOST_TEST(list.size() == 20u);
+  for (std::size_t i = 0; i < list.size(); ++i)
+    BOOST_TEST(list[i] == std::to_string(i));
+  BOOST_TEST((messages == std::vector<std::string>{"m1", "m2", "m3"}));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -136,8 +136,10 @@ public:
   /// Sends one command, for example `command({"SET", "k", "v"})`. Arguments are binary
   /// safe and only read during the call (the command is formatted at once). The future holds
   /// the reply; an error reply fails it with `server_error`, a lost connection with
-  /// `connection_error`. Throws `std::invalid_argument` for an empty command and
-  /// `invalid_state_error` after `close()` or in subscriber mode.
+  /// `connection_error`. Throws `std::invalid_argument` for an empty command and for the
+  /// commands that change the connection's mode (`SUBSCRIBE`, `PSUBSCRIBE`, `SSUBSCRIBE`, their
+  /// `UNSUBSCRIBE`s, `MONITOR`: use `subscribe()`), and `invalid_state_error` after `close()`
+  /// or in subscriber mode.
   future<reply> command(const std::vector<std::string>& args);
   future<reply> command(std::initializer_list<std::string_view> args);
   future<reply> command(std::span<const std::string_view> args);

@@ -131,7 +131,9 @@ public:
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
 
-  /// Registers the handler of `job_queue::submit(payload, {.function = name})`.
+  /// Registers the handler of `job_queue::submit(payload, {.function = name})`. One handler
+  /// object serves every job of that name, and up to `concurrency` of its calls may be
+  /// suspended at once: keep per-job state in the coroutine, not in a `mutable` capture.
   /// Throws `std::invalid_argument` for an empty handler.
   void handle_bytes(std::string name, bytes_handler h);
 
