@@ -266,8 +266,16 @@ std::uint32_t next_service_serial() noexcept {
 // lock), and Asio keeps one and destroys the other. The service Asio kept enters the registry
 // in lookup(), before anyone learns its serial; the other one never does, so its destructor
 // cannot erase the kept one's entry.
+//
+// A context shuts its services down newest first, and this one's shutdown waits for the
+// completions being submitted on other threads. The strands' service must shut down after
+// it (a strand's shutdown destroys the functions queued in it, and a completion queued there
+// a moment ago may still be submitting the strand's second record from its waiter's memory):
+// it is made first, so that it is the older one.
 waiter_service::waiter_service(asio::execution_context& ctx)
-    : asio::execution_context::service(ctx), serial_(next_service_serial()) {}
+    : asio::execution_context::service(ctx), serial_(next_service_serial()) {
+  (void)asio::use_service<asio::detail::strand_executor_service>(ctx);
+}
 
 waiter_service::~waiter_service() {
   {

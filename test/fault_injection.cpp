@@ -34,6 +34,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
@@ -605,13 +606,17 @@ BOOST_AUTO_TEST_CASE(sync_waits) {
 }
 
 // ---- The completing side -------------------------------------------------------------------
-// A future with waiters of every kind whose executors are io_contexts or thread_pools (a
-// handler on the future's executor, a coroutine, a handler bound to a thread_pool, a
-// done-callback, a `then` step, a combinator's waiter) is completed on a fresh thread whose
-// k-th allocation fails, for every k. Each waiter's completion was reserved when its wait
-// started: completing allocates nothing (no fault fires), and every waiter receives the
-// outcome exactly once. Before completions were reserved, the first fault here ended the
-// program in std::terminate (the submission failed inside the noexcept completion path).
+// A future with waiters of every kind whose executors are io_contexts, thread_pools or
+// strands of them (a handler on the future's executor, a coroutine, a handler bound to a
+// thread_pool, a done-callback, a `then` step, a combinator's waiter; a handler bound to a
+// strand, a coroutine on a strand, a done-callback bound to a strand of the pool, a handler
+// bound to that strand inside an any_io_executor) is completed on a fresh thread whose k-th
+// allocation fails, for every k. Each waiter's completion was reserved when its wait
+// started (for a strand: its record and the strand's own): completing allocates nothing (no
+// fault fires), and every waiter receives the outcome exactly once. Before completions were
+// reserved, the first fault here ended the program in std::terminate (the submission failed
+// inside the noexcept completion path); before strands had their second record reserved,
+// the strand waiters did the same.
 
 namespace {
 
@@ -632,7 +637,7 @@ void record(received& r, const std::exception_ptr& e, int v, int expected) {
     ++r.wrong;
 }
 
-/// Attaches six waiters of different kinds to `f`; returns the `then` step's future.
+/// Attaches ten waiters of different kinds to `f`; returns the `then` step's future.
 af::future<int> attach_waiters(asio::io_context& ioc, asio::thread_pool& pool,
                                const af::future<int>& f, received& r, int expected) {
   f.async_wait([&r, expected](std::exception_ptr e, int v) { record(r, e, v, expected); });
@@ -663,9 +668,34 @@ af::future<int> attach_waiters(asio::io_context& ioc, asio::thread_pool& pool,
   // A waiter through a combinator: the inner bookkeeping runs on the completing thread.
   af::shield(f).async_wait(
       [&r, expected](std::exception_ptr e, int v) { record(r, e, v, expected); });
+  // On strands: a concrete strand, and strands inside an any_io_executor.
+  const auto io_strand = asio::make_strand(ioc);
+  const auto pool_strand = asio::make_strand(pool);
+  f.async_wait(asio::bind_executor(
+      io_strand, [&r, expected](std::exception_ptr e, int v) { record(r, e, v, expected); }));
+  asio::co_spawn(
+      io_strand,
+      [f, &r, expected]() -> asio::awaitable<void> {
+        try {
+          const int v = co_await f.async_wait();
+          record(r, nullptr, v, expected);
+        } catch (...) {
+          record(r, std::current_exception(), 0, expected);
+        }
+      },
+      asio::detached);
+  f.add_done_callback(asio::bind_executor(pool_strand, [&r, expected](const af::future<int>& g) {
+    if (g.cancelled())
+      ++r.failures;
+    else
+      record(r, g.exception(), g.exception() ? 0 : g.result(), expected);
+  }));
+  f.async_wait(asio::bind_executor(
+      asio::any_io_executor(pool_strand),
+      [&r, expected](std::exception_ptr e, int v) { record(r, e, v, expected); }));
   return step;
 }
-constexpr int waiters_attached = 6;
+constexpr int waiters_attached = 10;
 
 /// Completes a future with waiters of every kind by `complete` on a faulted thread, for every
 /// k (if the completing call throws bad_alloc instead, nothing may have changed, and it is
@@ -761,25 +791,34 @@ BOOST_AUTO_TEST_CASE(completing_a_combinators_input_allocates_nothing) {
 }
 
 BOOST_AUTO_TEST_CASE(releasing_a_lock_to_a_waiter_allocates_nothing) {
-  const std::size_t faults = sweep([&](std::size_t k) {
-    asio::io_context ioc;
-    af::lock l(ioc.get_executor());
-    bool first = false;
-    l.async_acquire([&](std::exception_ptr e) { first = !e; });
-    BOOST_TEST_REQUIRE(aft::run_until(ioc, [&] { return first; }));
-    std::atomic<int> got{0};
-    l.async_acquire([&](std::exception_ptr e) {
-      if (!e)
-        ++got;
-    });
-    aft::poll(ioc);
-    const fault_result fr = under_fault(k, [&] { l.release(); });
-    BOOST_TEST(!fr.threw);
-    BOOST_TEST(aft::run_until(ioc, [&] { return got == 1; }));
-    BOOST_TEST(l.locked());
-    return fr;
-  });
-  BOOST_TEST(faults == 0u);
+  // The waiter on the io_context, then bound to a strand of it.
+  for (const bool on_strand : {false, true}) {
+    BOOST_TEST_CONTEXT("on a strand: " << on_strand) {
+      const std::size_t faults = sweep([&](std::size_t k) {
+        asio::io_context ioc;
+        af::lock l(ioc.get_executor());
+        bool first = false;
+        l.async_acquire([&](std::exception_ptr e) { first = !e; });
+        BOOST_TEST_REQUIRE(aft::run_until(ioc, [&] { return first; }));
+        std::atomic<int> got{0};
+        auto waiter = [&](std::exception_ptr e) {
+          if (!e)
+            ++got;
+        };
+        if (on_strand)
+          l.async_acquire(asio::bind_executor(asio::make_strand(ioc), waiter));
+        else
+          l.async_acquire(waiter);
+        aft::poll(ioc);
+        const fault_result fr = under_fault(k, [&] { l.release(); });
+        BOOST_TEST(!fr.threw);
+        BOOST_TEST(aft::run_until(ioc, [&] { return got == 1; }));
+        BOOST_TEST(l.locked());
+        return fr;
+      });
+      BOOST_TEST(faults == 0u);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -2407,6 +2407,52 @@ BOOST_AUTO_TEST_CASE(resolving_on_another_thread_while_the_waiters_context_is_de
   }
 }
 
+BOOST_AUTO_TEST_CASE(resolving_on_another_thread_while_the_strand_waiters_context_is_destroyed) {
+  // Waiters on strands made after the context's first future (so the strands' service is
+  // the newer one, shut down first unless the library orders it): coroutines on their own
+  // strands and handlers bound to strands. Each completion finds its strand idle, so it
+  // queues the function and then schedules the strand, the second record in the spare the
+  // wait set aside. The shutdown must wait for those submissions before the strands' service
+  // destroys what they queued (before, that could free the waiter, spare included, under the
+  // completer, which went on to use the freed spare). ASan/TSan check the race.
+  constexpr int rounds = 300;
+  constexpr int waiters = 8;
+  aft::instance_counters counters;
+  for (int r = 0; r < rounds; ++r) {
+    std::vector<af::future<int>> fs;
+    auto ioc = std::make_unique<asio::io_context>();
+    for (int i = 0; i < waiters; ++i)
+      fs.emplace_back(*ioc);
+    for (int i = 0; i < waiters; ++i) {
+      const auto strand = asio::make_strand(*ioc);
+      if (i % 2 == 0) {
+        asio::co_spawn(
+            strand,
+            [f = fs[static_cast<std::size_t>(i)], &counters]() -> asio::awaitable<void> {
+              aft::counted in_frame(counters, 1);
+              (void)co_await f.async_wait();
+            },
+            asio::detached);
+      } else {
+        fs[static_cast<std::size_t>(i)].async_wait(asio::bind_executor(
+            strand, [c = aft::counted(counters, 1)](std::exception_ptr, int) {}));
+      }
+    }
+    aft::poll(*ioc);
+    BOOST_TEST_REQUIRE(counters.live.load() == waiters);
+    std::latch go(2);
+    aft::bounded_thread setter([&] {
+      go.arrive_and_wait();
+      for (const af::future<int>& f : fs)
+        f.set_result(r);
+    });
+    go.arrive_and_wait();
+    ioc.reset(); // races with the setter
+    BOOST_TEST_REQUIRE(setter.join_for());
+    BOOST_TEST_REQUIRE(counters.live.load() == 0);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(
     resolving_or_dropping_on_another_thread_while_the_callbacks_context_is_destroyed) {
   // Done-callbacks and then steps are registered with the context they run on, as waiters

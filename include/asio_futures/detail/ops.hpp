@@ -23,8 +23,10 @@
 #include <boost/asio/execution/relationship.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/prefer.hpp>
+#include <boost/asio/query.hpp>
 #include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/require.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/version.hpp>
 #if BOOST_ASIO_VERSION >= 102800
@@ -90,11 +92,37 @@ struct no_associated_executor {};
 /// the operation's memory).
 template <std::size_t N, std::size_t Align> struct completion_reserve {
   alignas(Align) unsigned char bytes[N];
-  bool used = false;
+  unsigned char used = 0; // reserve_allocator's bits: reserve_used, spare_used
 };
 
-/// An allocator that hands out its completion_reserve once (for a request that fits) and
-/// allocates everything else with `Under`. Copies and rebinds share the reserve.
+inline constexpr unsigned char reserve_used = 1;
+inline constexpr unsigned char spare_used = 2;
+
+/// A spare block for a second record (see spare_block), in units of max_align_t.
+inline std::size_t spare_units(std::size_t bytes) noexcept {
+  return (bytes + sizeof(std::max_align_t) - 1) / sizeof(std::max_align_t);
+}
+
+template <class Under> void* allocate_spare(const Under& under, std::size_t bytes) {
+  using a_type = typename std::allocator_traits<Under>::template rebind_alloc<std::max_align_t>;
+  a_type a(under);
+  return std::allocator_traits<a_type>::allocate(a, spare_units(bytes));
+}
+
+template <class Under>
+void deallocate_spare(const Under& under, void* p, std::size_t bytes) noexcept {
+  using a_type = typename std::allocator_traits<Under>::template rebind_alloc<std::max_align_t>;
+  a_type a(under);
+  std::allocator_traits<a_type>::deallocate(a, static_cast<std::max_align_t*>(p),
+                                            spare_units(bytes));
+}
+
+/// An allocator that hands out its completion_reserve once (for a request that fits), then
+/// its spare block once if it has one (a strand's second record), and allocates everything
+/// else with `Under`. Copies and rebinds share the reserve. The spare, once handed out,
+/// belongs to the record built in it: deallocating it frees it (with `Under`), and the
+/// owner of the reserve no longer does. Small (three words with an empty `Under`): every
+/// record queued with it stores a copy.
 template <class T, class Under> class reserve_allocator {
   template <class U>
   using under_for = typename std::allocator_traits<Under>::template rebind_alloc<U>;
@@ -104,23 +132,45 @@ public:
   template <class U> struct rebind { using other = reserve_allocator<U, Under>; };
 
   template <std::size_t N, std::size_t Align>
-  reserve_allocator(completion_reserve<N, Align>& r, const Under& under) noexcept
-      : data_(r.bytes), used_(&r.used), size_(N), align_(Align), under_(under) {}
+  reserve_allocator(completion_reserve<N, Align>& r, const Under& under, void* spare = nullptr,
+                    std::size_t spare_bytes = 0) noexcept
+      : data_(r.bytes), spare_(static_cast<unsigned char*>(spare)),
+        size_(static_cast<std::uint32_t>(N)), spare_size_(static_cast<std::uint16_t>(spare_bytes)),
+        align_(static_cast<std::uint16_t>(Align)), under_(under) {
+    // The bits live right after the bytes (found from data_ and size_, not stored).
+    using reserve_type = completion_reserve<N, Align>;
+    static_assert(offsetof(reserve_type, used) == N);
+    static_assert(N <= UINT32_MAX && Align <= UINT16_MAX);
+  }
   template <class U>
   reserve_allocator(const reserve_allocator<U, Under>& o) noexcept
-      : data_(o.data_), used_(o.used_), size_(o.size_), align_(o.align_), under_(o.under_) {}
+      : data_(o.data_), spare_(o.spare_), size_(o.size_), spare_size_(o.spare_size_),
+        align_(o.align_), under_(o.under_) {}
 
+  /// Only called while the reserve's owner is alive: it is submitting its completion.
   T* allocate(std::size_t n) {
-    if (!*used_ && n <= size_ / sizeof(T) && alignof(T) <= align_) {
-      *used_ = true; // never handed out again: a wait submits its completion once
+    unsigned char& used = data_[size_];
+    if (!(used & reserve_used) && n <= size_ / sizeof(T) && alignof(T) <= align_) {
+      used |= reserve_used; // never handed out again: a wait submits its completion once
       return reinterpret_cast<T*>(data_);
+    }
+    if (spare_ && !(used & spare_used) && n <= spare_size_ / sizeof(T) &&
+        alignof(T) <= alignof(std::max_align_t)) {
+      used |= spare_used;
+      return reinterpret_cast<T*>(spare_);
     }
     under_for<T> a(under_);
     return std::allocator_traits<under_for<T>>::allocate(a, n);
   }
+  /// May be called after the reserve's owner is gone (a queued record destroyed by its
+  /// context's shutdown): compares with the owner's memory, never dereferences it.
   void deallocate(T* p, std::size_t n) noexcept {
     if (static_cast<void*>(p) == static_cast<void*>(data_))
-      return; // the reserve: part of its owner, freed with it (compared, never dereferenced)
+      return; // the reserve: part of its owner, freed with it
+    if (spare_ && static_cast<void*>(p) == static_cast<void*>(spare_)) {
+      deallocate_spare(under_, spare_, spare_size_);
+      return;
+    }
     under_for<T> a(under_);
     std::allocator_traits<under_for<T>>::deallocate(a, p, n);
   }
@@ -135,10 +185,50 @@ public:
 private:
   template <class, class> friend class reserve_allocator;
   unsigned char* data_;
-  bool* used_;
-  std::size_t size_;
-  std::size_t align_;
-  Under under_;
+  unsigned char* spare_;
+  std::uint32_t size_;
+  std::uint16_t spare_size_;
+  std::uint16_t align_;
+  [[no_unique_address]] Under under_;
+};
+
+/// What a strand's service queues on the strand's inner executor when the strand has work
+/// and is not yet scheduled: an invoker holding the strand's implementation and that
+/// executor (Asio 1.81 to 1.89). Only its size matters (a spare too small is not used).
+template <class Inner> struct strand_invoker_shape {
+  std::shared_ptr<void> impl;
+  Inner ex;
+};
+
+/// Whether `E` is an `asio::strand<...>`.
+template <class E> struct is_strand : std::false_type {};
+template <class Inner> struct is_strand<asio::strand<Inner>> : std::true_type {};
+
+/// A block set aside when a wait on a strand starts, for the second record submitting its
+/// completion makes (the strand queues the completion in one record, then, if it was idle,
+/// schedules itself on its inner executor in another). Freed here unless handed out.
+template <class Alloc, std::size_t Bytes> class spare_block {
+public:
+  spare_block(const Alloc& a, const unsigned char& used)
+      : alloc_(a), used_(&used), p_(allocate_spare(alloc_, Bytes)) {}
+  spare_block(const spare_block&) = delete;
+  spare_block& operator=(const spare_block&) = delete;
+  ~spare_block() {
+    if (!(*used_ & spare_used))
+      deallocate_spare(alloc_, p_, Bytes);
+  }
+  void* get() const noexcept { return p_; }
+  const Alloc& allocator() const noexcept { return alloc_; }
+
+private:
+  Alloc alloc_;
+  const unsigned char* used_;
+  void* p_;
+};
+template <class Alloc> class spare_block<Alloc, 0> {
+public:
+  spare_block(const Alloc&, const unsigned char&) noexcept {}
+  void* get() const noexcept { return nullptr; }
 };
 
 /// The record an io_context's or thread_pool's executor allocates for a submitted `F` when
@@ -151,6 +241,54 @@ using executor_record = asio::detail::executor_op<F, A, asio::detail::operation>
 template <class F, class Under>
 using reserve_for = completion_reserve<sizeof(executor_record<F, reserve_allocator<void, Under>>),
                                        alignof(executor_record<F, reserve_allocator<void, Under>>)>;
+
+/// The spare a prepared executor `E` needs: the strand's invoker record for a strand, none
+/// for anything else.
+template <class E, class Under> constexpr std::size_t spare_bytes_for() {
+  if constexpr (is_strand<E>::value) {
+    using inner = typename E::inner_executor_type;
+    if constexpr (asio::can_query<const inner&, asio::execution::allocator_t<void>>::value) {
+      // Only a strand whose inner executor took the reserve's allocator allocates with it
+      // (a type-erased inner executor takes none).
+      using inner_alloc = std::decay_t<decltype(asio::query(std::declval<const inner&>(),
+                                                            asio::execution::allocator))>;
+      if constexpr (std::is_same_v<inner_alloc, reserve_allocator<void, Under>>) {
+        // The invoker keeps the inner executor with outstanding work tracked.
+        using tracked = std::decay_t<decltype(asio::prefer(
+            std::declval<const inner&>(), asio::execution::outstanding_work.tracked))>;
+        constexpr std::size_t bytes =
+            sizeof(executor_record<strand_invoker_shape<tracked>, reserve_allocator<void, Under>>);
+        static_assert(bytes <= UINT16_MAX);
+        return bytes;
+      }
+    }
+  }
+  return 0;
+}
+
+/// `E` as post_to submits to it with a reserve_allocator over `Under`.
+template <class E, class Under>
+using post_prepared = std::decay_t<decltype(asio::prefer(
+    asio::require(std::declval<const E&>(), asio::execution::blocking.never),
+    asio::execution::relationship.continuation,
+    asio::execution::allocator(std::declval<const reserve_allocator<void, Under>&>())))>;
+
+/// The spare (bytes) a completion post_to submits to `ex` needs: a strand's invoker record
+/// for a strand of an io_context or thread_pool, concrete or inside an any_io_executor; none
+/// for anything else (0).
+template <class Under, class Executor> std::size_t post_spare_bytes(const Executor& ex) {
+  if constexpr (std::is_same_v<Executor, asio::any_io_executor>) {
+    using strand_io = asio::strand<asio::io_context::executor_type>;
+    using strand_pool = asio::strand<asio::thread_pool::executor_type>;
+    if (target_fast<strand_io>(ex))
+      return spare_bytes_for<post_prepared<strand_io, Under>, Under>();
+    if (target_fast<strand_pool>(ex))
+      return spare_bytes_for<post_prepared<strand_pool, Under>, Under>();
+    return 0;
+  } else {
+    return spare_bytes_for<post_prepared<Executor, Under>, Under>();
+  }
+}
 
 /// Submit `f` to `ex` for later execution: never inline (blocking.never), using `alloc` for the
 /// executor's own bookkeeping. This is `asio::post` without the handler-executor indirection.
@@ -170,6 +308,20 @@ void post_to(const Executor& ex, const Alloc& alloc, F&& f) {
     }
     if (const auto* pool = target_fast<asio::thread_pool::executor_type>(ex)) {
       asio::prefer(asio::require(*pool, asio::execution::blocking.never),
+                   asio::execution::relationship.continuation, asio::execution::allocator(alloc))
+          .execute(std::forward<F>(f));
+      return;
+    }
+    // Strands of those too: the allocator reaches their records (an any_io_executor has no
+    // allocator property).
+    if (const auto* s = target_fast<asio::strand<asio::io_context::executor_type>>(ex)) {
+      asio::prefer(asio::require(*s, asio::execution::blocking.never),
+                   asio::execution::relationship.continuation, asio::execution::allocator(alloc))
+          .execute(std::forward<F>(f));
+      return;
+    }
+    if (const auto* s = target_fast<asio::strand<asio::thread_pool::executor_type>>(ex)) {
+      asio::prefer(asio::require(*s, asio::execution::blocking.never),
                    asio::execution::relationship.continuation, asio::execution::allocator(alloc))
           .execute(std::forward<F>(f));
       return;
@@ -311,10 +463,12 @@ template <class Executor, class Alloc, class F> class completion_executor {
 
 public:
   completion_executor(const Executor& ex, const Alloc& alloc)
-      : ex_(asio::prefer(asio::require(ex, asio::execution::blocking.never),
-                         asio::execution::relationship.continuation,
-                         asio::execution::allocator(alloc_type(reserve_, alloc)),
-                         asio::execution::outstanding_work.tracked)) {}
+      : spare_(alloc, reserve_.used),
+        ex_(asio::prefer(
+            asio::require(ex, asio::execution::blocking.never),
+            asio::execution::relationship.continuation,
+            asio::execution::allocator(alloc_type(reserve_, alloc, spare_.get(), spare)),
+            asio::execution::outstanding_work.tracked)) {}
   completion_executor(const completion_executor&) = delete;
   completion_executor& operator=(const completion_executor&) = delete;
 
@@ -333,7 +487,9 @@ private:
       asio::execution::relationship.continuation,
       asio::execution::allocator(std::declval<const alloc_type&>()),
       asio::execution::outstanding_work.tracked))>;
+  static constexpr std::size_t spare = spare_bytes_for<type, Alloc>();
   reserve_for<F, Alloc> reserve_;
+  [[no_unique_address]] spare_block<Alloc, spare> spare_;
   type ex_;
 };
 
@@ -352,14 +508,29 @@ template <class Alloc, class F> class completion_executor<asio::any_io_executor,
       asio::execution::outstanding_work.tracked))>;
   using io_type = prepared<asio::io_context::executor_type>;
   using pool_type = prepared<asio::thread_pool::executor_type>;
-  enum class kind : unsigned char { io, pool, any };
+  enum class kind : unsigned char { io, pool, strand_io, strand_pool, any };
 
-  template <class Ex> auto prepare(const Ex& ex, const Alloc& alloc) {
+  template <class Ex>
+  auto prepare(const Ex& ex, const Alloc& alloc, void* spare = nullptr, std::size_t bytes = 0) {
     return asio::prefer(asio::require(ex, asio::execution::blocking.never),
                         asio::execution::relationship.continuation,
-                        asio::execution::allocator(alloc_type(reserve_, alloc)),
+                        asio::execution::allocator(alloc_type(reserve_, alloc, spare, bytes)),
                         asio::execution::outstanding_work.tracked);
   }
+
+  /// A strand of an io_context or thread_pool, prepared, with the spare for its second
+  /// record; allocated apart (with the handler's allocator), so that waiters on anything
+  /// else do not grow.
+  template <class Strand> struct on_strand {
+    using type = prepared<Strand>;
+    static constexpr std::size_t spare_size = spare_bytes_for<type, Alloc>();
+    on_strand(completion_executor& owner, const Strand& s, const Alloc& alloc)
+        : spare(alloc, owner.reserve_.used), ex(owner.prepare(s, alloc, spare.get(), spare_size)) {}
+    spare_block<Alloc, spare_size> spare;
+    type ex;
+  };
+  using strand_io_type = on_strand<asio::strand<asio::io_context::executor_type>>;
+  using strand_pool_type = on_strand<asio::strand<asio::thread_pool::executor_type>>;
 
 public:
   completion_executor(const asio::any_io_executor& ex, const Alloc& alloc) {
@@ -369,6 +540,13 @@ public:
     } else if (const auto* pool = target_fast<asio::thread_pool::executor_type>(ex)) {
       std::construct_at(&pool_, prepare(*pool, alloc));
       kind_ = kind::pool;
+    } else if (const auto* sio = target_fast<asio::strand<asio::io_context::executor_type>>(ex)) {
+      strand_io_ = allocate_node<strand_io_type>(alloc, *this, *sio, alloc);
+      kind_ = kind::strand_io;
+    } else if (const auto* spool =
+                   target_fast<asio::strand<asio::thread_pool::executor_type>>(ex)) {
+      strand_pool_ = allocate_node<strand_pool_type>(alloc, *this, *spool, alloc);
+      kind_ = kind::strand_pool;
     } else {
       std::construct_at(&any_, asio::prefer(asio::require(ex, asio::execution::blocking.never),
                                             asio::execution::relationship.continuation,
@@ -384,6 +562,12 @@ public:
       break;
     case kind::pool:
       std::destroy_at(&pool_);
+      break;
+    case kind::strand_io:
+      deallocate_node(Alloc(strand_io_->spare.allocator()), strand_io_);
+      break;
+    case kind::strand_pool:
+      deallocate_node(Alloc(strand_pool_->spare.allocator()), strand_pool_);
       break;
     case kind::any:
       std::destroy_at(&any_);
@@ -403,6 +587,16 @@ public:
       ex.execute(std::move(f));
       break;
     }
+    case kind::strand_io: {
+      typename strand_io_type::type ex(std::move(strand_io_->ex));
+      ex.execute(std::move(f));
+      break;
+    }
+    case kind::strand_pool: {
+      typename strand_pool_type::type ex(std::move(strand_pool_->ex));
+      ex.execute(std::move(f));
+      break;
+    }
     case kind::any: {
       asio::any_io_executor ex(std::move(any_));
       ex.execute(std::move(f));
@@ -416,6 +610,8 @@ private:
   union {
     io_type io_;
     pool_type pool_;
+    strand_io_type* strand_io_;
+    strand_pool_type* strand_pool_;
     asio::any_io_executor any_;
   };
   kind kind_ = kind::any;
@@ -673,7 +869,20 @@ public:
       // schedule() destroys it uninvoked.)
       svc = service_for(s.executor());
     }
-    callback_op* op = allocate_node<callback_op>(alloc, std::move(f), serial, target);
+    // A strand's completion makes two records: the second one's memory is set aside now.
+    const std::size_t spare =
+        post_spare_bytes<allocator_type>(asio::get_associated_executor(f, s.executor()));
+    void* spare_block = spare ? allocate_spare(alloc, spare) : nullptr;
+    callback_op* op;
+    try {
+      op = allocate_node<callback_op>(alloc, std::move(f), serial, target);
+    } catch (...) {
+      if (spare_block)
+        deallocate_spare(alloc, spare_block, spare);
+      throw;
+    }
+    op->spare_ = spare_block;
+    op->spare_size_ = spare;
     op->owner_ = const_cast<state_base*>(&s);
     // A context already shut down takes no registration; it will not run the callback
     // either (its scheduler destroys what is posted to it).
@@ -687,13 +896,14 @@ public:
     F f(std::move(f_));
     state_ptr<T> st(std::move(state_));
     guard.dismiss();
-    allocator_type alloc(alloc_);
-    deallocate_node(alloc, this);
+    destroy();
     std::move(f)(Future(std::move(st)));
   }
 
   void destroy() noexcept {
     allocator_type alloc(alloc_);
+    if (spare_ && !(reserve_.used & spare_used)) // not handed out: still ours
+      deallocate_spare(alloc, spare_, spare_size_);
     deallocate_node(alloc, this);
   }
 
@@ -719,7 +929,8 @@ public:
       return;
     state_ = state_ptr<T>::share(s);
     // Into the reserve (io_context and thread_pool executors): scheduling allocates nothing.
-    post_to(ex, reserve_allocator<void, allocator_type>(reserve_, alloc_), std::move(self));
+    post_to(ex, reserve_allocator<void, allocator_type>(reserve_, alloc_, spare_, spare_size_),
+            std::move(self));
   }
 
 private:
@@ -738,6 +949,8 @@ private:
   std::uint32_t target_; // the serial of the context it runs on (0: unknown)
   state_ptr<T> state_;   // set once scheduled
   reserve_for<posted<callback_op>, allocator_type> reserve_;
+  void* spare_ = nullptr; // a strand's second record (see create)
+  std::size_t spare_size_ = 0;
 };
 
 /// A thread blocked in wait()/wait_for()/get(). Lives on that thread's stack; completed

@@ -527,6 +527,9 @@ private:
       // taking it: the `posted` wrapper destroyed the op uninvoked on the way out, and its
       // destroy() passed the grant on (abandon), as a context shutdown does. The waker's
       // own operation (a release, a put) has taken effect, so nothing is reported to it.
+      // (Not so if a strand took the function and then failed to schedule itself — its
+      // second record is reserved for strands of io_context and thread_pool executors, so
+      // that takes a strand of another executor, or a user's that allocates, failing.)
     }
   }
   static void destroy_fn(sync_waiter* w) noexcept {
