@@ -637,12 +637,11 @@ void record(received& r, const std::exception_ptr& e, int v, int expected) {
     ++r.wrong;
 }
 
-/// Attaches ten waiters of different kinds to `f`; returns the `then` step's future.
-af::future<int> attach_waiters(asio::io_context& ioc, asio::thread_pool& pool,
-                               const af::future<int>& f, received& r, int expected) {
-  f.async_wait([&r, expected](std::exception_ptr e, int v) { record(r, e, v, expected); });
+/// A coroutine on `ex` that awaits `f` and records what it got.
+template <class Executor>
+void spawn_recorder(const Executor& ex, const af::future<int>& f, received& r, int expected) {
   asio::co_spawn(
-      ioc,
+      ex,
       [f, &r, expected]() -> asio::awaitable<void> {
         try {
           const int v = co_await f.async_wait();
@@ -652,47 +651,41 @@ af::future<int> attach_waiters(asio::io_context& ioc, asio::thread_pool& pool,
         }
       },
       asio::detached);
-  f.async_wait(
-      asio::bind_executor(pool.get_executor(), [&r, expected](std::exception_ptr e, int v) {
-        record(r, e, v, expected);
-      }));
-  f.add_done_callback([&r, expected](const af::future<int>& g) {
+}
+
+/// A handler and a done-callback that record what they got.
+auto recording_handler(received& r, int expected) {
+  return [&r, expected](std::exception_ptr e, int v) { record(r, e, v, expected); };
+}
+auto recording_callback(received& r, int expected) {
+  return [&r, expected](const af::future<int>& g) {
     // (exception() of a cancelled future throws its cancelled_error, as in asyncio)
     if (g.cancelled())
       ++r.failures;
     else
       record(r, g.exception(), g.exception() ? 0 : g.result(), expected);
-  });
+  };
+}
+
+/// Attaches ten waiters of different kinds to `f`; returns the `then` step's future.
+af::future<int> attach_waiters(asio::io_context& ioc, asio::thread_pool& pool,
+                               const af::future<int>& f, received& r, int expected) {
+  f.async_wait(recording_handler(r, expected));
+  spawn_recorder(ioc.get_executor(), f, r, expected);
+  f.async_wait(asio::bind_executor(pool.get_executor(), recording_handler(r, expected)));
+  f.add_done_callback(recording_callback(r, expected));
   auto step = f.then([](int v) { return v; }); // skipped (failing alike) if `f` fails
-  step.async_wait([&r, expected](std::exception_ptr e, int v) { record(r, e, v, expected); });
+  step.async_wait(recording_handler(r, expected));
   // A waiter through a combinator: the inner bookkeeping runs on the completing thread.
-  af::shield(f).async_wait(
-      [&r, expected](std::exception_ptr e, int v) { record(r, e, v, expected); });
+  af::shield(f).async_wait(recording_handler(r, expected));
   // On strands: a concrete strand, and strands inside an any_io_executor.
   const auto io_strand = asio::make_strand(ioc);
   const auto pool_strand = asio::make_strand(pool);
-  f.async_wait(asio::bind_executor(
-      io_strand, [&r, expected](std::exception_ptr e, int v) { record(r, e, v, expected); }));
-  asio::co_spawn(
-      io_strand,
-      [f, &r, expected]() -> asio::awaitable<void> {
-        try {
-          const int v = co_await f.async_wait();
-          record(r, nullptr, v, expected);
-        } catch (...) {
-          record(r, std::current_exception(), 0, expected);
-        }
-      },
-      asio::detached);
-  f.add_done_callback(asio::bind_executor(pool_strand, [&r, expected](const af::future<int>& g) {
-    if (g.cancelled())
-      ++r.failures;
-    else
-      record(r, g.exception(), g.exception() ? 0 : g.result(), expected);
-  }));
-  f.async_wait(asio::bind_executor(
-      asio::any_io_executor(pool_strand),
-      [&r, expected](std::exception_ptr e, int v) { record(r, e, v, expected); }));
+  f.async_wait(asio::bind_executor(io_strand, recording_handler(r, expected)));
+  spawn_recorder(io_strand, f, r, expected);
+  f.add_done_callback(asio::bind_executor(pool_strand, recording_callback(r, expected)));
+  f.async_wait(
+      asio::bind_executor(asio::any_io_executor(pool_strand), recording_handler(r, expected)));
   return step;
 }
 constexpr int waiters_attached = 10;

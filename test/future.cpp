@@ -2371,27 +2371,22 @@ BOOST_AUTO_TEST_SUITE_END() // lost_exceptions
 // =======================================================================================
 BOOST_AUTO_TEST_SUITE(shutdown)
 
-BOOST_AUTO_TEST_CASE(resolving_on_another_thread_while_the_waiters_context_is_destroyed) {
-  // The completer takes a waiter out of the future's list, so the context's shutdown cannot
-  // take it; the shutdown must wait for the completer's submission to end instead of letting
-  // the waiter service and the scheduler be destroyed under it (ASan/TSan check the race;
-  // every frame must be gone once the context is).
+namespace {
+
+/// 300 rounds: 8 futures of a fresh context, each given a waiter by `attach(ioc, f, i)`
+/// (counted in `counters`); another thread resolves them while this one destroys the
+/// context. ASan/TSan check the race; every waiter must be gone once both are over.
+template <class Attach>
+void race_resolving_with_destruction(aft::instance_counters& counters, Attach attach) {
   constexpr int rounds = 300;
   constexpr int waiters = 8;
-  aft::instance_counters counters;
   for (int r = 0; r < rounds; ++r) {
     std::vector<af::future<int>> fs;
     auto ioc = std::make_unique<asio::io_context>();
-    for (int i = 0; i < waiters; ++i) {
+    for (int i = 0; i < waiters; ++i)
       fs.emplace_back(*ioc);
-      asio::co_spawn(
-          *ioc,
-          [f = fs.back(), &counters]() -> asio::awaitable<void> {
-            aft::counted in_frame(counters, 1);
-            (void)co_await f.async_wait();
-          },
-          asio::detached);
-    }
+    for (int i = 0; i < waiters; ++i)
+      attach(*ioc, fs[static_cast<std::size_t>(i)], i);
     aft::poll(*ioc);
     BOOST_TEST_REQUIRE(counters.live.load() == waiters);
     std::latch go(2);
@@ -2407,6 +2402,32 @@ BOOST_AUTO_TEST_CASE(resolving_on_another_thread_while_the_waiters_context_is_de
   }
 }
 
+/// A coroutine on `ex` awaiting `f`, its frame counted.
+template <class Executor>
+void spawn_counted_waiter(const Executor& ex, const af::future<int>& f,
+                          aft::instance_counters& counters) {
+  asio::co_spawn(
+      ex,
+      [f, &counters]() -> asio::awaitable<void> {
+        aft::counted in_frame(counters, 1);
+        (void)co_await f.async_wait();
+      },
+      asio::detached);
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(resolving_on_another_thread_while_the_waiters_context_is_destroyed) {
+  // The completer takes a waiter out of the future's list, so the context's shutdown cannot
+  // take it; the shutdown must wait for the completer's submission to end instead of letting
+  // the waiter service and the scheduler be destroyed under it.
+  aft::instance_counters counters;
+  race_resolving_with_destruction(counters,
+                                  [&](asio::io_context& ioc, const af::future<int>& f, int) {
+                                    spawn_counted_waiter(ioc.get_executor(), f, counters);
+                                  });
+}
+
 BOOST_AUTO_TEST_CASE(resolving_on_another_thread_while_the_strand_waiters_context_is_destroyed) {
   // Waiters on strands made after the context's first future (so the strands' service is
   // the newer one, shut down first unless the library orders it): coroutines on their own
@@ -2414,43 +2435,17 @@ BOOST_AUTO_TEST_CASE(resolving_on_another_thread_while_the_strand_waiters_contex
   // queues the function and then schedules the strand, the second record in the spare the
   // wait set aside. The shutdown must wait for those submissions before the strands' service
   // destroys what they queued (before, that could free the waiter, spare included, under the
-  // completer, which went on to use the freed spare). ASan/TSan check the race.
-  constexpr int rounds = 300;
-  constexpr int waiters = 8;
+  // completer, which went on to use the freed spare).
   aft::instance_counters counters;
-  for (int r = 0; r < rounds; ++r) {
-    std::vector<af::future<int>> fs;
-    auto ioc = std::make_unique<asio::io_context>();
-    for (int i = 0; i < waiters; ++i)
-      fs.emplace_back(*ioc);
-    for (int i = 0; i < waiters; ++i) {
-      const auto strand = asio::make_strand(*ioc);
-      if (i % 2 == 0) {
-        asio::co_spawn(
-            strand,
-            [f = fs[static_cast<std::size_t>(i)], &counters]() -> asio::awaitable<void> {
-              aft::counted in_frame(counters, 1);
-              (void)co_await f.async_wait();
-            },
-            asio::detached);
-      } else {
-        fs[static_cast<std::size_t>(i)].async_wait(asio::bind_executor(
-            strand, [c = aft::counted(counters, 1)](std::exception_ptr, int) {}));
-      }
-    }
-    aft::poll(*ioc);
-    BOOST_TEST_REQUIRE(counters.live.load() == waiters);
-    std::latch go(2);
-    aft::bounded_thread setter([&] {
-      go.arrive_and_wait();
-      for (const af::future<int>& f : fs)
-        f.set_result(r);
-    });
-    go.arrive_and_wait();
-    ioc.reset(); // races with the setter
-    BOOST_TEST_REQUIRE(setter.join_for());
-    BOOST_TEST_REQUIRE(counters.live.load() == 0);
-  }
+  race_resolving_with_destruction(counters, [&](asio::io_context& ioc, const af::future<int>& f,
+                                                int i) {
+    const auto strand = asio::make_strand(ioc);
+    if (i % 2 == 0)
+      spawn_counted_waiter(strand, f, counters);
+    else
+      f.async_wait(
+          asio::bind_executor(strand, [c = aft::counted(counters, 1)](std::exception_ptr, int) {}));
+  });
 }
 
 BOOST_AUTO_TEST_CASE(
