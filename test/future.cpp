@@ -2669,13 +2669,7 @@ BOOST_AUTO_TEST_CASE(fresh_contexts_at_the_same_address_work) {
       asio::io_context ioc;
       const af::future<int> f(ioc);
       const af::future<int> never(ioc);
-      asio::co_spawn(
-          ioc,
-          [never, &counters]() -> asio::awaitable<void> {
-            aft::counted in_frame(counters, 1);
-            (void)co_await never.async_wait();
-          },
-          asio::detached);
+      spawn_counted_waiter(ioc.get_executor(), never, counters);
       f.async_wait([&](std::exception_ptr e, int v) {
         if (!e)
           value = v;
